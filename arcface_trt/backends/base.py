@@ -1,0 +1,121 @@
+"""The embedder interface every backend shares, and the batching/normalisation they have in common."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from arcface_trt.model.inspect import ModelInfo
+from arcface_trt.preprocess import Crops, as_crop_list, l2_normalize, preprocess
+
+
+@dataclass
+class BackendInfo:
+    """What is really running: the record ``info()`` returns and ``diagnose`` prints."""
+
+    backend: str
+    requested_backend: str
+    device: str
+    model_path: str
+    precision: str = "fp32"
+    providers: list[str] = field(default_factory=list)
+    engine_path: str | None = None
+    fallback_reason: str | None = None
+    embedding_dim: int | None = None
+    batch_size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly record."""
+        return asdict(self)
+
+
+class Embedder(abc.ABC):
+    """Common shape of the backends: ``ensure_ready``, ``encode``, ``info``.
+
+    Subclasses load their runtime in :meth:`_load` and run one preprocessed NCHW
+    batch in :meth:`forward`; batching and L2 normalisation live here once.
+    """
+
+    #: Name reported in ``info().backend``.
+    name: str = ""
+
+    def __init__(
+        self,
+        model: ModelInfo,
+        device: str = "auto",
+        allow_cpu_fallback: bool = False,
+        batch_size: int = 32,
+        requested_backend: str | None = None,
+        precision: str = "fp32",
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.allow_cpu_fallback = allow_cpu_fallback
+        self.batch_size = batch_size
+        self.requested_backend = requested_backend or self.name
+        self.precision = precision
+        self.fallback_reason: str | None = None
+        self.providers: list[str] = []
+        self._ready = False
+
+    def ensure_ready(self) -> None:
+        """Load the model/runtime once; cheap when already loaded."""
+        if not self._ready:
+            self._load()
+            self._ready = True
+
+    @abc.abstractmethod
+    def _load(self) -> None:
+        """Create the runtime session or engine."""
+
+    @abc.abstractmethod
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """Run one preprocessed float32 NCHW batch (at most ``batch_size``); raw outputs ``(n, D)``."""
+
+    def _open_onnxruntime(self, create: Callable[[list[str]], Any]) -> Any:
+        """Choose providers for ``self.device``, create the session, check what ORT applied."""
+        from arcface_trt.backends.providers import check_applied, choose_providers
+        from arcface_trt.lazy import require
+
+        ort = require("onnxruntime")
+        choice = choose_providers(self.device, ort.get_available_providers(), self.allow_cpu_fallback)
+        session = create(choice.providers)
+        self.providers = list(session.get_providers())
+        self.fallback_reason = check_applied(choice, self.providers, self.allow_cpu_fallback)
+        return session
+
+    def info(self) -> BackendInfo:
+        """Record of what is running: providers really applied, precision, fallback reason."""
+        on_cpu = self.providers[:1] == ["CPUExecutionProvider"]
+        return BackendInfo(
+            backend=self.name,
+            requested_backend=self.requested_backend,
+            device="cpu" if on_cpu else self.device,
+            model_path=self.model.path,
+            precision=self.precision,
+            providers=list(self.providers),
+            fallback_reason=self.fallback_reason,
+            embedding_dim=self.model.embedding_dim,
+            batch_size=self.batch_size,
+        )
+
+    def preprocess(self, crops: Crops) -> np.ndarray:
+        """The shared preprocessing with this model's input size, mean and std."""
+        return preprocess(crops, self.model.input_size, self.model.input_mean, self.model.input_std)
+
+    def _embed_chunk(self, crops: list[np.ndarray]) -> np.ndarray:
+        return self.forward(self.preprocess(crops))
+
+    def encode(self, face_crops: Crops) -> np.ndarray:
+        """Embed BGR uint8 crops: ``(N, D)`` float32, each row L2-normalised."""
+        self.ensure_ready()
+        items = as_crop_list(face_crops)
+        chunks = [
+            self._embed_chunk(items[start : start + self.batch_size])
+            for start in range(0, len(items), self.batch_size)
+        ]
+        return l2_normalize(np.concatenate(chunks, axis=0))

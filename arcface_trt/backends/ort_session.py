@@ -1,0 +1,23 @@
+"""Creating ONNX Runtime sessions the one way this project does it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from arcface_trt.errors import InputError
+from arcface_trt.lazy import require
+
+
+def make_session(model_path: str, providers: list[str], threads: int | None = None) -> Any:
+    """An ``InferenceSession`` with full graph optimisation and one intra-op thread per core."""
+    ort = require("onnxruntime")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(model_path, options, providers=providers)
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types for bad models
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"ONNX Runtime cannot load {model_path}: {first}") from None

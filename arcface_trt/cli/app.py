@@ -1,0 +1,95 @@
+"""The ``arcface-trt`` Typer app: registers the commands and maps user errors to exit codes.
+
+Only typer, rich and the project's light modules are imported here; every command
+imports its heavy work inside its function, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from arcface_trt import __version__
+from arcface_trt.cli import compare, make_model
+from arcface_trt.errors import ArcFaceTrtError
+
+_state = {"debug": False}
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+class _Group(TyperGroup):
+    """Catches the library's user errors once: one line on stderr, the error's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ArcFaceTrtError as exc:
+            if _state["debug"]:
+                raise
+            typer.echo(f"error: {_one_line(str(exc))}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    name="arcface-trt",
+    cls=_Group,
+    help="Build, verify, benchmark and share TensorRT engines for ArcFace face-recognition ONNX models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+class _StderrFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {_one_line(record.getMessage())}"
+
+
+def _configure_logging(debug: bool) -> None:
+    logger = logging.getLogger("arcface_trt")
+    if not any(getattr(h, "_arcface_trt", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_StderrFormatter())
+        handler._arcface_trt = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"arcface-trt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Build, verify, benchmark and share TensorRT engines for ArcFace face-recognition ONNX models."""
+    _state["debug"] = debug
+    _configure_logging(debug)
+
+
+app.command("compare")(compare.compare)
+app.command("make-model")(make_model.make_model)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="arcface-trt")

@@ -1,0 +1,94 @@
+"""``arcface-trt compare``: score backend B against backend A on the same face crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from arcface_trt.cli.common import ConfigOption, DeviceOption, JsonOption, OnnxPathOption, emit_json, progress
+
+
+def _table(result: Any) -> Any:
+    from rich.table import Table
+
+    a, b = result.backend_a, result.backend_b
+    verdict = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
+    table = Table(title=f"Parity: {b['backend']} vs {a['backend']} on {result.n_samples} crops  {verdict}")
+    table.add_column("statistic")
+    for column in ("mean", "min", "p01", "p50", "max"):
+        table.add_column(column, justify="right")
+    table.add_row("cosine", *(f"{result.cosine[k]:.6f}" for k in ("mean", "min", "p01", "p50", "max")))
+    table.add_row("L2 distance", *(f"{result.l2[k]:.6f}" for k in ("mean", "min", "p01", "p50", "max")))
+    nn = "n/a (fewer than 3 crops)" if result.nn_agreement is None else f"{result.nn_agreement:.1%}"
+    table.caption = (
+        f"nearest-neighbour agreement {nn} | worst drift (1 - min cosine) {result.max_drift:.2e} "
+        f"vs tolerance {result.max_drift_cosine:.2e}\n"
+        f"A {a['backend']} [{', '.join(a['providers'])}] {result.throughput_a:.1f} img/s | "
+        f"B {b['backend']} [{', '.join(b['providers'])}] {result.throughput_b:.1f} img/s"
+    )
+    return table
+
+
+def compare(
+    backend_a: Annotated[str, typer.Option("--backend-a", help="Reference backend: pytorch|insightface|onnxruntime|tensorrt.")] = "insightface",
+    backend_b: Annotated[str, typer.Option("--backend-b", help="Backend under test.")] = "onnxruntime",
+    onnx_path: OnnxPathOption = None,
+    onnx_path_b: Annotated[
+        Path | None, typer.Option("--onnx-path-b", help="Run backend B on this model instead of --onnx-path.", show_default=False)
+    ] = None,
+    n_samples: Annotated[
+        int | None, typer.Option("--n-samples", help="Seeded face-like crops to use (default: validation.n_samples).", show_default=False)
+    ] = None,
+    images: Annotated[Path | None, typer.Option("--images", help="Folder of face crops (jpg/png, recursive).", show_default=False)] = None,
+    npy: Annotated[Path | None, typer.Option("--npy", help=".npy array of crops, shape (N, H, W, 3).", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the generated crops.", show_default=False)] = None,
+    device: DeviceOption = None,
+    max_drift_cosine: Annotated[
+        float | None,
+        typer.Option("--max-drift-cosine", help="Tolerance on the worst sample's 1 - cosine (default: validation.max_drift_cosine).", show_default=False),
+    ] = None,
+    allow_cpu_fallback: Annotated[
+        bool | None, typer.Option("--allow-cpu-fallback/--no-cpu-fallback", help="Fall back to the reference on the CPU (reported).", show_default=False)
+    ] = None,
+    config: ConfigOption = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Also write the JSON report (with per-sample cosines) here.", show_default=False)] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Score backend B against backend A by cosine similarity and L2 distance; exit 1 when drift is above tolerance.
+
+    The tolerance applies to the worst sample: the check passes when 1 - min(cosine) <= max_drift_cosine.
+    """
+    from arcface_trt.fileio import write_text_atomic
+    from arcface_trt.parity import CompareRequest, run_compare
+
+    request = CompareRequest(
+        backend_a=backend_a,
+        backend_b=backend_b,
+        onnx_path=str(onnx_path) if onnx_path else None,
+        onnx_path_b=str(onnx_path_b) if onnx_path_b else None,
+        n_samples=n_samples,
+        images=str(images) if images else None,
+        npy=str(npy) if npy else None,
+        seed=seed,
+        device=device,
+        max_drift_cosine=max_drift_cosine,
+        allow_cpu_fallback=allow_cpu_fallback,
+        config=str(config) if config else None,
+    )
+    total = 2 * (n_samples or 100)
+    with progress("comparing", total, enabled=not json_output) as advance:
+        result = run_compare(request, advance)
+    if output is not None:
+        import json
+
+        write_text_atomic(output, json.dumps(result.to_dict(per_sample=True), indent=2))
+    if json_output:
+        emit_json(result.to_dict())
+    else:
+        from arcface_trt.cli.common import stdout_console
+
+        stdout_console().print(_table(result))
+    if not result.passed:
+        raise typer.Exit(1)

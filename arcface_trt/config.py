@@ -1,0 +1,290 @@
+"""Pipeline configuration: two YAML files read into frozen dataclasses.
+
+``config/pipeline/embedding.yaml`` chooses the backend and the parity tolerance;
+``config/pipeline/arcface_tensorrt.yaml`` holds the TensorRT engine settings. The
+dataclass defaults below are the documented defaults and equal the shipped files
+(a test keeps them in step). Unknown keys, wrong types and out-of-range values are
+:class:`ConfigError` naming the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arcface_trt.errors import ConfigError
+
+EMBEDDING_CONFIG_ENV = "ARCFACE_TRT_CONFIG"
+DEFAULT_EMBEDDING_CONFIG = Path("config/pipeline/embedding.yaml")
+DEFAULT_TENSORRT_CONFIG = "config/pipeline/arcface_tensorrt.yaml"
+
+BACKENDS = ("pytorch", "insightface", "onnxruntime", "tensorrt")
+DEVICES = ("auto", "cpu", "cuda", "coreml")
+PRECISIONS = ("fp32", "fp16", "int8")
+HARDWARE_COMPATIBILITY = ("none", "ampere_plus", "same_cc")
+MODEL_ARCHS = ("r18", "r34", "r50", "r100")
+
+
+def _choice(*values: str) -> dict[str, Any]:
+    return {"choices": values}
+
+
+def _range(low: float | None = None, high: float | None = None) -> dict[str, Any]:
+    return {"min": low, "max": high}
+
+
+@dataclass(frozen=True)
+class EmbeddingSection:
+    """``embedding:`` in embedding.yaml."""
+
+    backend: str = field(default="pytorch", metadata=_choice(*BACKENDS))
+    device: str = field(default="auto", metadata=_choice(*DEVICES))
+    allow_cpu_fallback: bool = False
+    tensorrt_config: str = DEFAULT_TENSORRT_CONFIG
+    #: ONNX model; null means the built-in generated model (``model_arch``, ``model_seed``).
+    model_path: str | None = None
+    model_arch: str = field(default="r50", metadata=_choice(*MODEL_ARCHS))
+    model_seed: int = field(default=0, metadata=_range(0))
+    #: Largest batch one backend call receives; bigger inputs are split.
+    batch_size: int = field(default=32, metadata=_range(1, 4096))
+
+
+@dataclass(frozen=True)
+class ValidationSection:
+    """``validation:`` in embedding.yaml."""
+
+    #: Largest allowed drift (1 - cosine) of the worst sample against the reference.
+    max_drift_cosine: float = field(default=0.001, metadata=_range(0.0, 2.0))
+    n_samples: int = field(default=100, metadata=_range(1, 100_000))
+    seed: int = field(default=0, metadata=_range(0))
+
+
+@dataclass(frozen=True)
+class ArcfaceTensorrtSection:
+    """``arcface_tensorrt:`` in arcface_tensorrt.yaml."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class TensorrtSection:
+    """``tensorrt:`` in arcface_tensorrt.yaml."""
+
+    precision: str = field(default="fp16", metadata=_choice(*PRECISIONS))
+    min_batch_size: int = field(default=1, metadata=_range(1, 4096))
+    opt_batch_size: int = field(default=32, metadata=_range(1, 4096))
+    max_batch_size: int = field(default=32, metadata=_range(1, 4096))
+    workspace_size_mb: int = field(default=1024, metadata=_range(1, 1 << 20))
+    hardware_compatibility: str = field(default="none", metadata=_choice(*HARDWARE_COMPATIBILITY))
+    #: Reuse an on-disk timing cache across builds (keyed like the engines).
+    timing_cache: bool = True
+    #: fp16 on TensorRT 11: node names kept in fp32; null keeps the final FC and BN.
+    fp16_keep_fp32_nodes: tuple[str, ...] | None = None
+    #: Engine cache folder; null means ``<user cache>/arcface-trt/engines``.
+    cache_dir: str | None = None
+    engine_s3_bucket: str | None = None
+    engine_s3_prefix: str = "engines/"
+    #: S3-compatible endpoint (MinIO, ...); null uses AWS (or ``AWS_ENDPOINT_URL``).
+    engine_s3_endpoint_url: str | None = None
+    engine_s3_region: str | None = None
+
+
+@dataclass(frozen=True)
+class TensorrtConfig:
+    """arcface_tensorrt.yaml."""
+
+    arcface_tensorrt: ArcfaceTensorrtSection = ArcfaceTensorrtSection()
+    tensorrt: TensorrtSection = TensorrtSection()
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        t = self.tensorrt
+        if not t.min_batch_size <= t.opt_batch_size <= t.max_batch_size:
+            where = self.source or "tensorrt config"
+            raise ConfigError(
+                f"{where}: tensorrt.min_batch_size <= opt_batch_size <= max_batch_size does not hold "
+                f"({t.min_batch_size}, {t.opt_batch_size}, {t.max_batch_size})"
+            )
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    """embedding.yaml, with the TensorRT config it points to loaded beside it."""
+
+    embedding: EmbeddingSection = EmbeddingSection()
+    validation: ValidationSection = ValidationSection()
+    tensorrt: TensorrtConfig = TensorrtConfig()
+    source: str | None = None
+
+
+def _type_ok(value: Any, annotation: Any) -> tuple[bool, Any]:
+    """Check ``value`` against a field annotation; return (ok, value converted for storage)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if value is None:
+            return (type(None) in args), None
+        for arg in args:
+            if arg is type(None):
+                continue
+            ok, converted = _type_ok(value, arg)
+            if ok:
+                return True, converted
+        return False, value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            return False, value
+        item_type = typing.get_args(annotation)[0]
+        if not all(_type_ok(v, item_type)[0] for v in value):
+            return False, value
+        return True, tuple(value)
+    if annotation is bool:
+        return isinstance(value, bool), value
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if annotation is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if annotation is str:
+        return isinstance(value, str), value
+    return False, value
+
+
+def _type_name(annotation: Any) -> str:
+    return str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def build_section(cls: type, raw: Any, where: str, prefix: str) -> Any:
+    """Make section dataclass ``cls`` from a mapping, checking keys, types and ranges."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: '{prefix}' must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}.{key}"
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{where}: unknown key '{dotted}' (known keys: {known})")
+        ok, converted = _type_ok(value, hints[key])
+        if not ok:
+            raise ConfigError(
+                f"{where}: '{dotted}' must be {_type_name(hints[key])}, got {value!r}"
+            )
+        meta = fields[key].metadata
+        if "choices" in meta and converted not in meta["choices"]:
+            raise ConfigError(
+                f"{where}: '{dotted}' must be one of {', '.join(meta['choices'])}, got {value!r}"
+            )
+        low, high = meta.get("min"), meta.get("max")
+        if converted is not None and low is not None and converted < low:
+            raise ConfigError(f"{where}: '{dotted}' must be >= {low}, got {value!r}")
+        if converted is not None and high is not None and converted > high:
+            raise ConfigError(f"{where}: '{dotted}' must be <= {high}, got {value!r}")
+        values[key] = converted
+    return cls(**values)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML ({first})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _build_file(cls: type, data: dict[str, Any], where: str) -> Any:
+    sections = {
+        f.name: f
+        for f in dataclasses.fields(cls)
+        if f.name != "source" and dataclasses.is_dataclass(f.default)
+    }
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key not in sections:
+            known = ", ".join(sorted(sections))
+            raise ConfigError(f"{where}: unknown key '{key}' (known sections: {known})")
+        values[key] = build_section(hints[key], raw, where, key)
+    return values
+
+
+def load_tensorrt_config(path: str | Path) -> TensorrtConfig:
+    """Read an arcface_tensorrt.yaml file."""
+    path = Path(path)
+    values = _build_file(TensorrtConfig, _read_yaml(path), str(path))
+    return TensorrtConfig(**values, source=str(path))
+
+
+def _resolve_relative(value: str, config_file: Path) -> Path:
+    """Resolve a path written in a config file: as given, from the CWD, then from the project root."""
+    candidate = Path(value).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    # config/pipeline/embedding.yaml -> the project root two folders up
+    for base in (config_file.parent, config_file.parent.parent.parent):
+        if (base / candidate).exists():
+            return base / candidate
+    return candidate
+
+
+def default_config_path() -> Path | None:
+    """The embedding config used when none is given: ``$ARCFACE_TRT_CONFIG``, else ./config/pipeline/embedding.yaml if present."""
+    explicit = os.environ.get(EMBEDDING_CONFIG_ENV)
+    if explicit:
+        return Path(explicit)
+    return DEFAULT_EMBEDDING_CONFIG if DEFAULT_EMBEDDING_CONFIG.exists() else None
+
+
+def load_config(path: str | Path | None = None) -> EmbeddingConfig:
+    """Load embedding.yaml (``path``, else :func:`default_config_path`, else built-in defaults).
+
+    The TensorRT file named by ``embedding.tensorrt_config`` is loaded too; when the
+    embedding config is the built-in default and that file is absent, TensorRT
+    defaults are used.
+    """
+    chosen = Path(path) if path is not None else default_config_path()
+    if chosen is None:
+        trt_default = Path(DEFAULT_TENSORRT_CONFIG)
+        trt = load_tensorrt_config(trt_default) if trt_default.exists() else TensorrtConfig()
+        return EmbeddingConfig(tensorrt=trt)
+    values = _build_file(EmbeddingConfig, _read_yaml(chosen), str(chosen))
+    embedding = values.get("embedding", EmbeddingSection())
+    trt_path = _resolve_relative(embedding.tensorrt_config, chosen)
+    if not trt_path.exists():
+        raise ConfigError(
+            f"{chosen}: 'embedding.tensorrt_config' points to {embedding.tensorrt_config}, which does not exist"
+        )
+    return EmbeddingConfig(**values, tensorrt=load_tensorrt_config(trt_path), source=str(chosen))
+
+
+def with_overrides(section: Any, prefix: str, **overrides: Any) -> Any:
+    """Return ``section`` with the non-None ``overrides`` applied (command-line options win over the file).
+
+    Overrides get the same checks as file values; errors name the option as ``prefix.key``.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return section
+    merged = {**dataclasses.asdict(section), **given}
+    return build_section(type(section), merged, "command line", prefix)

@@ -1,0 +1,1 @@
+"""TensorRT engines: key and manifest, local cache, builder, runtime."""

@@ -1,0 +1,35 @@
+"""The one user-error exception family.
+
+Library code raises these; the CLI catches them once, prints the message as one
+line on stderr and exits with :attr:`ArcFaceTrtError.exit_code`.
+"""
+
+from __future__ import annotations
+
+
+class ArcFaceTrtError(Exception):
+    """Base of every error that is the user's to fix (bad input, bad config, missing tool)."""
+
+    exit_code = 2
+
+
+class ConfigError(ArcFaceTrtError):
+    """A configuration file or value is invalid."""
+
+
+class InputError(ArcFaceTrtError):
+    """An input file, model or option value is unusable."""
+
+
+class BackendUnavailableError(ArcFaceTrtError):
+    """A requested backend cannot run here (missing module, no GPU, no engine)."""
+
+
+class StoreError(ArcFaceTrtError):
+    """The engine store (S3) cannot be reached or does not hold what was asked for."""
+
+
+class CheckFailedError(ArcFaceTrtError):
+    """A check ran and failed (for example parity drift above the tolerance)."""
+
+    exit_code = 1

@@ -1,0 +1,91 @@
+"""Where face crops come from: seeded samples, a folder of images, or a ``.npy`` array."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from arcface_trt.errors import InputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted); InputError if none or not a folder."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"image folder not found: {folder}")
+    if not folder.is_dir():
+        raise InputError(f"not a folder: {folder}")
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return paths
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """Decode a BGR uint8 image, or None when the file is not a readable image."""
+    import cv2
+
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return image if image is not None and image.size else None
+
+
+def load_images(folder: str | Path) -> list[np.ndarray]:
+    """Every image of ``folder`` as BGR crops; an unreadable image is an InputError naming it."""
+    crops = []
+    for path in list_images(folder):
+        image = read_image(path)
+        if image is None:
+            raise InputError(f"not a readable image: {path}")
+        crops.append(image)
+    return crops
+
+
+def load_npy(path: str | Path) -> np.ndarray:
+    """Crops from a ``.npy`` file of shape ``(N, H, W, 3)`` (uint8, or float with values 0..255)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"npy file not found: {path}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"not a readable .npy array: {path} ({exc})") from None
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] < 1:
+        raise InputError(f"{path}: crops must have shape (N, H, W, 3), got {array.shape}")
+    if array.dtype != np.uint8:
+        if not np.issubdtype(array.dtype, np.number):
+            raise InputError(f"{path}: crops must be numeric, got dtype {array.dtype}")
+        if not np.isfinite(array).all():
+            raise InputError(f"{path}: crops contain NaN or infinite values")
+        if array.min() < 0 or array.max() > 255:
+            raise InputError(f"{path}: crop values must lie in 0..255")
+        array = np.rint(array).astype(np.uint8)
+    return array
+
+
+def load_crops(
+    n_samples: int | None = None,
+    images: str | Path | None = None,
+    npy: str | Path | None = None,
+    seed: int = 0,
+) -> np.ndarray | list[np.ndarray]:
+    """Crops from exactly one source: ``images`` folder, ``npy`` file, or ``n_samples`` seeded samples."""
+    if images is not None and npy is not None:
+        raise InputError("give either --images or --npy, not both")
+    if images is not None:
+        return load_images(images)
+    if npy is not None:
+        return load_npy(npy)
+    if n_samples is None or n_samples < 1:
+        raise InputError(f"--n-samples must be at least 1, got {n_samples}")
+    from arcface_trt.faces import sample_faces
+
+    return sample_faces(n_samples, seed)

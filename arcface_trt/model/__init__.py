@@ -1,0 +1,1 @@
+"""ONNX recognition models: the built-in generator and model inspection."""

@@ -1,0 +1,36 @@
+"""The built-in model: generated once into the user cache and reused."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from arcface_trt.filelock import file_lock
+from arcface_trt.paths import models_dir
+
+log = logging.getLogger(__name__)
+
+
+def default_model_path(arch: str = "r50", seed: int = 0) -> Path:
+    """Where the built-in model of ``arch`` and ``seed`` lives in the cache."""
+    return models_dir() / f"arcface_{arch}_seed{seed}.onnx"
+
+
+def ensure_default_model(arch: str = "r50", seed: int = 0) -> Path:
+    """Return the built-in model's path, generating it first if it is not cached yet."""
+    from arcface_trt.model.iresnet import write_model
+
+    path = default_model_path(arch, seed)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path.with_suffix(".lock")):
+        if not path.exists():
+            log.warning("generating the built-in %s model (random weights, seed %d) into %s", arch, seed, path)
+            write_model(path, arch, seed)
+    return path
+
+
+def resolve_model_path(onnx_path: str | Path | None, arch: str = "r50", seed: int = 0) -> Path:
+    """The model to use: ``onnx_path`` when given, else the built-in model."""
+    return Path(onnx_path) if onnx_path is not None else ensure_default_model(arch, seed)

@@ -1,0 +1,171 @@
+"""Compare two embedders on the same crops: cosine, L2, nearest-neighbour agreement, speed.
+
+The tolerance ``max_drift_cosine`` applies to the WORST sample: the check passes when
+``1 - min(cosine) <= max_drift_cosine``. Mean and percentiles are reported beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from arcface_trt.backends.base import Embedder
+from arcface_trt.errors import InputError
+
+
+def summarize(values: np.ndarray) -> dict[str, float]:
+    """mean, min, p01, p50, max of a 1-D array (float64 for JSON)."""
+    v = np.asarray(values, dtype=np.float64)
+    return {
+        "mean": float(v.mean()),
+        "min": float(v.min()),
+        "p01": float(np.percentile(v, 1)),
+        "p50": float(np.percentile(v, 50)),
+        "max": float(v.max()),
+    }
+
+
+def nearest_neighbours(embeddings: np.ndarray) -> np.ndarray:
+    """Index of each row's nearest other row by cosine (rows are L2-normalised)."""
+    sims = embeddings @ embeddings.T
+    np.fill_diagonal(sims, -np.inf)
+    return np.argmax(sims, axis=1)
+
+
+@dataclass
+class ParityResult:
+    """Outcome of a comparison; truthy when it passed, printable as a dict."""
+
+    backend_a: dict[str, Any]
+    backend_b: dict[str, Any]
+    n_samples: int
+    cosine: dict[str, float]
+    l2: dict[str, float]
+    nn_agreement: float | None
+    throughput_a: float
+    throughput_b: float
+    max_drift_cosine: float
+    max_drift: float
+    passed: bool
+    per_sample_cosine: list[float] = field(default_factory=list, repr=False)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def to_dict(self, per_sample: bool = False) -> dict[str, Any]:
+        """JSON-friendly record (per-sample cosines only on request)."""
+        data = asdict(self)
+        if not per_sample:
+            data.pop("per_sample_cosine")
+        data["tolerance_applies_to"] = "worst sample: 1 - min(cosine) <= max_drift_cosine"
+        return data
+
+
+def score(a: np.ndarray, b: np.ndarray, max_drift_cosine: float) -> dict[str, Any]:
+    """Statistics of embeddings ``b`` against reference ``a`` (both L2-normalised, same shape)."""
+    if a.shape != b.shape:
+        raise InputError(f"the backends give embeddings of different shapes: {a.shape} vs {b.shape}")
+    cosine = np.sum(a.astype(np.float64) * b.astype(np.float64), axis=1)
+    l2 = np.linalg.norm(a.astype(np.float64) - b.astype(np.float64), axis=1)
+    nn = None
+    if len(a) >= 3:
+        nn = float(np.mean(nearest_neighbours(a) == nearest_neighbours(b)))
+    max_drift = float(1.0 - cosine.min())
+    finite = bool(np.isfinite(cosine).all())
+    return {
+        "cosine": summarize(cosine),
+        "l2": summarize(l2),
+        "nn_agreement": nn,
+        "max_drift": max_drift,
+        "passed": finite and max_drift <= max_drift_cosine,
+        "per_sample_cosine": [float(c) for c in cosine],
+    }
+
+
+def timed_encode(
+    embedder: Embedder,
+    crops: Sequence[np.ndarray] | np.ndarray,
+    chunk: int,
+    advance: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, float]:
+    """Encode ``crops`` in chunks (so progress can move); return embeddings and images/s."""
+    embedder.ensure_ready()
+    parts = []
+    start = time.perf_counter()
+    for i in range(0, len(crops), chunk):
+        part = crops[i : i + chunk]
+        parts.append(embedder.encode(part))
+        if advance:
+            advance(len(part))
+    elapsed = time.perf_counter() - start
+    return np.concatenate(parts, axis=0), len(crops) / elapsed if elapsed > 0 else float("inf")
+
+
+def compare_embedders(
+    a: Embedder,
+    b: Embedder,
+    crops: Sequence[np.ndarray] | np.ndarray,
+    max_drift_cosine: float,
+    advance: Callable[[int], None] | None = None,
+) -> ParityResult:
+    """Run both embedders on ``crops`` and score B against A."""
+    if len(crops) == 0:
+        raise InputError("no face crops to compare")
+    chunk = max(a.batch_size, b.batch_size)
+    emb_a, fps_a = timed_encode(a, crops, chunk, advance)
+    emb_b, fps_b = timed_encode(b, crops, chunk, advance)
+    stats = score(emb_a, emb_b, max_drift_cosine)
+    return ParityResult(
+        backend_a=a.info().to_dict(),
+        backend_b=b.info().to_dict(),
+        n_samples=len(crops),
+        throughput_a=fps_a,
+        throughput_b=fps_b,
+        max_drift_cosine=max_drift_cosine,
+        **stats,
+    )
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    """Everything ``arcface-trt compare`` needs; None means "from the config"."""
+
+    backend_a: str = "insightface"
+    backend_b: str = "onnxruntime"
+    onnx_path: str | None = None
+    onnx_path_b: str | None = None
+    n_samples: int | None = None
+    images: str | None = None
+    npy: str | None = None
+    seed: int | None = None
+    device: str | None = None
+    max_drift_cosine: float | None = None
+    allow_cpu_fallback: bool | None = None
+    config: str | None = None
+
+
+def run_compare(request: CompareRequest, advance: Callable[[int], None] | None = None) -> ParityResult:
+    """Load config, both backends and the crops; compare B against A."""
+    from arcface_trt.backends import get_embedding_backend
+    from arcface_trt.config import load_config, with_overrides
+    from arcface_trt.inputs import load_crops
+
+    cfg = load_config(request.config)
+    validation = with_overrides(
+        cfg.validation,
+        "validation",
+        max_drift_cosine=request.max_drift_cosine,
+        n_samples=request.n_samples,
+        seed=request.seed,
+    )
+    if request.n_samples is not None and request.n_samples < 1:
+        raise InputError(f"--n-samples must be at least 1, got {request.n_samples}")
+    crops = load_crops(validation.n_samples, request.images, request.npy, validation.seed)
+    common = {"device": request.device, "allow_cpu_fallback": request.allow_cpu_fallback, "config": cfg}
+    a = get_embedding_backend(request.backend_a, onnx_path=request.onnx_path, **common)
+    b = get_embedding_backend(request.backend_b, onnx_path=request.onnx_path_b or request.onnx_path, **common)
+    return compare_embedders(a, b, crops, validation.max_drift_cosine, advance)
