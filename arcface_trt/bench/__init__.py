@@ -1,0 +1,7 @@
+"""Benchmarking: timing loops, latency statistics, memory, environment, report and chart.
+
+The pieces are separate so ``diagnose`` and the ``benchmark`` command share them:
+:mod:`.stats` (numbers from samples), :mod:`.timing` (the warm-up-excluded loop),
+:mod:`.memory`, :mod:`.environment`, :mod:`.runner` (backends x batch sizes),
+:mod:`.report` (JSON) and :mod:`.plot` (PNG chart).
+"""

@@ -1,0 +1,174 @@
+"""What this machine runs: CPU, GPU, driver, and the versions of every package that matters.
+
+Shared by ``benchmark`` (the report's ``environment``) and ``diagnose``. Each probe
+catches its own failure and records it as text, so one missing piece never hides
+the others. Versions of installed distributions come from package metadata (no
+import); ``onnxruntime`` and ``tensorrt`` are imported to read what they really
+offer (providers, the version that loads).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import platform
+from typing import Any
+
+from arcface_trt import __version__
+from arcface_trt.bench.memory import cuda_runtime
+
+#: Distributions whose installed versions are reported (metadata names).
+DISTRIBUTIONS = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "tensorrt",
+    "tensorrt-cu12",
+    "tensorrt-cu13",
+    "cuda-python",
+    "cuda-bindings",
+    "nvidia-ml-py",
+    "insightface",
+    "numpy",
+    "onnx",
+    "opencv-python",
+    "opencv-python-headless",
+)
+
+
+def distribution_version(name: str) -> str | None:
+    """Installed version of distribution ``name`` (from metadata, no import), or None."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def installed_versions() -> dict[str, str | None]:
+    """Version of each of :data:`DISTRIBUTIONS` (None when not installed)."""
+    return {name: distribution_version(name) for name in DISTRIBUTIONS}
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model and core counts (logical, and usable by this process)."""
+    model = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "model": model or platform.processor() or platform.machine(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "machine": platform.machine(),
+    }
+
+
+def _error(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def onnxruntime_info() -> dict[str, Any]:
+    """onnxruntime's version and available execution providers (or why it does not import)."""
+    try:
+        ort = importlib.import_module("onnxruntime")
+    except Exception as exc:  # ImportError, or a broken install raising anything at import
+        return {"importable": False, "error": _error(exc), "version": None, "providers_available": []}
+    return {
+        "importable": True,
+        "error": None,
+        "version": getattr(ort, "__version__", None),
+        "providers_available": list(ort.get_available_providers()),
+    }
+
+
+def tensorrt_info() -> dict[str, Any]:
+    """Whether ``import tensorrt`` works here, its version, or the error it raises."""
+    installed = distribution_version("tensorrt") or distribution_version("tensorrt-cu12") or distribution_version(
+        "tensorrt-cu13"
+    )
+    try:
+        trt = importlib.import_module("tensorrt")
+    except Exception as exc:  # the wheels raise ImportError, OSError (missing libnvinfer) and others
+        return {"installed": installed, "importable": False, "version": None, "error": _error(exc)}
+    return {"installed": installed, "importable": True, "version": getattr(trt, "__version__", None), "error": None}
+
+
+def _cuda_version(value: int) -> str:
+    # CUDA encodes versions as 1000 * major + 10 * minor.
+    return f"{value // 1000}.{(value % 1000) // 10}"
+
+
+def gpu_info() -> dict[str, Any]:
+    """CUDA runtime/driver versions and each GPU's name, compute capability and memory (cuda-python)."""
+    runtime = cuda_runtime()
+    out: dict[str, Any] = {"cuda_python": runtime is not None, "cuda_runtime": None, "cuda_driver": None, "gpus": []}
+    if runtime is None:
+        out["error"] = "cuda-python is not installed"
+        return out
+    try:
+        err, version = runtime.cudaRuntimeGetVersion()
+        if int(err) == 0:
+            out["cuda_runtime"] = _cuda_version(int(version))
+        err, version = runtime.cudaDriverGetVersion()
+        if int(err) == 0 and int(version) > 0:
+            out["cuda_driver"] = _cuda_version(int(version))
+        err, count = runtime.cudaGetDeviceCount()
+        if int(err) != 0:
+            out["error"] = f"cudaGetDeviceCount failed: {err}"
+            return out
+        for index in range(int(count)):
+            err, prop = runtime.cudaGetDeviceProperties(index)
+            if int(err) != 0:
+                continue
+            name = prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
+            out["gpus"].append(
+                {
+                    "index": index,
+                    "name": name.rstrip("\x00"),
+                    "sm_arch": f"sm{prop.major}{prop.minor}",
+                    "memory_mb": int(prop.totalGlobalMem) // (1024 * 1024),
+                }
+            )
+    except Exception as exc:  # no driver: some bindings raise instead of returning an error code
+        out["error"] = _error(exc)
+    return out
+
+
+def nvidia_driver_version() -> str | None:
+    """The NVIDIA driver version string from NVML, or None."""
+    try:
+        nvml = importlib.import_module("pynvml")
+        nvml.nvmlInit()
+        version = nvml.nvmlSystemGetDriverVersion()
+    except Exception:  # not installed, or no driver
+        return None
+    return version.decode() if isinstance(version, bytes) else str(version)
+
+
+def collect_environment() -> dict[str, Any]:
+    """One record of the machine and software stack (for reports and ``diagnose``)."""
+    gpu = gpu_info()
+    gpu["nvidia_driver"] = nvidia_driver_version()
+    return {
+        "tool_version": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_info(),
+        "gpu": gpu,
+        "onnxruntime": onnxruntime_info(),
+        "tensorrt": tensorrt_info(),
+        "packages": installed_versions(),
+    }
+
+
+def current_sm_arch(environment: dict[str, Any]) -> str | None:
+    """Compute capability of GPU 0 from a :func:`collect_environment` record, or None."""
+    gpus = environment.get("gpu", {}).get("gpus") or []
+    return gpus[0]["sm_arch"] if gpus else None

@@ -1,0 +1,171 @@
+"""fp32 ONNX -> mixed-precision fp16 ONNX with fp32 inputs and outputs.
+
+The converter is onnxconverter-common's ``convert_float_to_float16`` (maintained by
+the ONNX project); NVIDIA ModelOpt's AutoCast is used instead when asked for and
+importable. By default the final embedding layers (the last Gemm/MatMul and every
+node downstream of it, i.e. InsightFace's ``fc`` + ``features`` BatchNorm) stay in
+fp32: they are few, cheap, and where fp16 rounding would reach the embedding directly.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from arcface_trt.errors import InputError
+
+#: Ops that mark the start of the embedding head.
+_HEAD_OPS = ("Gemm", "MatMul")
+CONVERTERS = ("onnxconverter", "autocast")
+
+
+def name_unnamed_nodes(model: Any) -> None:
+    """Give every unnamed node a stable name (``{op}_{index}``), so nodes can be referred to.
+
+    Exported models (mxnet2onnx, some torch exports) leave node names empty, and the
+    converters select nodes by name.
+    """
+    taken = {node.name for node in model.graph.node if node.name}
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            candidate = f"{node.op_type}_{index}"
+            while candidate in taken:
+                candidate += "_"
+            node.name = candidate
+            taken.add(candidate)
+
+
+def default_fp32_nodes(model: Any) -> list[str]:
+    """Names of the last Gemm/MatMul node and every node downstream of it.
+
+    Found by graph structure, not by name, so it works on InsightFace models
+    (``fc`` Gemm -> ``features`` BatchNormalization) and on the built-in ones alike.
+    Returns an empty list for a graph without Gemm/MatMul.
+    """
+    nodes = list(model.graph.node)
+    head = next((i for i in range(len(nodes) - 1, -1, -1) if nodes[i].op_type in _HEAD_OPS), None)
+    if head is None:
+        return []
+    kept = [nodes[head].name]
+    live = set(nodes[head].output)
+    # ONNX requires topological order, so one forward pass finds all descendants.
+    for node in nodes[head + 1 :]:
+        if live.intersection(node.input):
+            kept.append(node.name)
+            live.update(node.output)
+    return kept
+
+
+def _check_nodes(model: Any, names: Sequence[str], src: Path) -> None:
+    known = {node.name for node in model.graph.node}
+    missing = [n for n in names if n not in known]
+    if missing:
+        names_text = ", ".join(repr(m) for m in missing)
+        raise InputError(f"{src}: no node named {names_text} to keep in fp32")
+
+
+def convert_to_fp16(
+    src: Path,
+    dst: Path,
+    keep_fp32_nodes: Sequence[str] | None = None,
+    *,
+    converter: str = "onnxconverter",
+) -> Path:
+    """Convert the fp32 ONNX ``src`` to mixed precision and write it atomically to ``dst``.
+
+    Inputs and outputs stay fp32 (Cast nodes are inserted), so callers feed and read
+    the same arrays as for the fp32 model. ``keep_fp32_nodes``: node names kept in
+    fp32; ``None`` keeps the embedding head (:func:`default_fp32_nodes`), ``[]`` keeps
+    none. ``converter``: ``"onnxconverter"`` (default) or ``"autocast"`` (NVIDIA
+    ModelOpt, only where installed). Returns ``dst``.
+    """
+    from arcface_trt.fileio import write_bytes_atomic
+    from arcface_trt.model.inspect import load_onnx
+
+    if converter not in CONVERTERS:
+        choices = ", ".join(CONVERTERS)
+        raise InputError(f"unknown fp16 converter '{converter}' (choose one of {choices})")
+    src, dst = Path(src), Path(dst)
+    model = load_onnx(src)
+    name_unnamed_nodes(model)
+    keep = default_fp32_nodes(model) if keep_fp32_nodes is None else list(keep_fp32_nodes)
+    _check_nodes(model, keep, src)
+    convert = _autocast if converter == "autocast" else _onnxconverter
+    converted = convert(model, keep)
+    write_bytes_atomic(dst, converted.SerializeToString())
+    return dst
+
+
+def _onnxconverter(model: Any, keep: list[str]) -> Any:
+    from arcface_trt.lazy import require
+
+    float16 = require("onnxconverter_common.float16")
+    graph = model.graph
+    io_types = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]}
+    with warnings.catch_warnings():
+        # It warns once per weight clamped to fp16's range (thousands of lines, no action possible).
+        warnings.simplefilter("ignore", UserWarning)
+        # keep_io_types: fp32 in, fp32 out; node_block_list: Cast nodes around the kept nodes.
+        converted = float16.convert_float_to_float16(
+            model, keep_io_types=True, node_block_list=keep or None
+        )
+    restore_io_types(converted, io_types)
+    return converted
+
+
+def restore_io_types(model: Any, io_types: dict[str, int]) -> None:
+    """Make graph outputs carry their original (fp32) type again.
+
+    onnxconverter-common 1.16 with ``keep_io_types=True`` still ends the graph with a
+    Cast to fp16 when the node that produces an output is in ``node_block_list`` (so
+    the embedding came out fp16). Such a trailing Cast is retargeted to the original
+    type (correct whatever its input type is); any other output whose type changed
+    gets a Cast back to its original type.
+    """
+    from onnx import helper
+
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    for value in graph.output:
+        original = io_types.get(value.name)
+        tensor_type = value.type.tensor_type
+        if original is None or tensor_type.elem_type == original:
+            continue
+        producer = producers.get(value.name)
+        if producer is not None and producer.op_type == "Cast":
+            for attribute in producer.attribute:
+                if attribute.name == "to":
+                    attribute.i = original
+        else:
+            renamed = f"{value.name}_lowp"
+            for node in graph.node:
+                node.output[:] = [renamed if o == value.name else o for o in node.output]
+            cast_name = f"{value.name}_restore_cast"
+            graph.node.append(
+                helper.make_node("Cast", [renamed], [value.name], name=cast_name, to=original)
+            )
+        tensor_type.elem_type = original
+
+
+def _autocast(model: Any, keep: list[str]) -> Any:
+    """ModelOpt AutoCast (untested here: modelopt is not installed on the build machine)."""
+    import tempfile
+
+    import onnx
+
+    from arcface_trt.lazy import require
+
+    autocast = require("modelopt.onnx.autocast")
+    # AutoCast takes name patterns (regular expressions); anchor them to match exact names.
+    patterns = [f"^{re.escape(name)}$" for name in keep]
+    with tempfile.TemporaryDirectory() as tmp:
+        # It reads a path; save the copy whose nodes now all have names.
+        named = Path(tmp) / "named.onnx"
+        onnx.save(model, str(named))
+        return autocast.convert_to_mixed_precision(
+            onnx_path=str(named), low_precision_type="fp16", nodes_to_exclude=patterns,
+            keep_io_types=True,
+        )
