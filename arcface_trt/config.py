@@ -175,14 +175,10 @@ def build_section(cls: type, raw: Any, where: str, prefix: str) -> Any:
             raise ConfigError(f"{where}: unknown key '{dotted}' (known keys: {known})")
         ok, converted = _type_ok(value, hints[key])
         if not ok:
-            raise ConfigError(
-                f"{where}: '{dotted}' must be {_type_name(hints[key])}, got {value!r}"
-            )
+            raise ConfigError(f"{where}: '{dotted}' must be {_type_name(hints[key])}, got {value!r}")
         meta = fields[key].metadata
         if "choices" in meta and converted not in meta["choices"]:
-            raise ConfigError(
-                f"{where}: '{dotted}' must be one of {', '.join(meta['choices'])}, got {value!r}"
-            )
+            raise ConfigError(f"{where}: '{dotted}' must be one of {', '.join(meta['choices'])}, got {value!r}")
         low, high = meta.get("min"), meta.get("max")
         if converted is not None and low is not None and converted < low:
             raise ConfigError(f"{where}: '{dotted}' must be >= {low}, got {value!r}")
@@ -215,9 +211,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def _build_file(cls: type, data: dict[str, Any], where: str) -> Any:
     sections = {
-        f.name: f
-        for f in dataclasses.fields(cls)
-        if f.name != "source" and dataclasses.is_dataclass(f.default)
+        f.name: f for f in dataclasses.fields(cls) if f.name != "source" and dataclasses.is_dataclass(f.default)
     }
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
@@ -249,7 +243,10 @@ def _resolve_relative(value: str, config_file: Path) -> Path:
 
 
 def default_config_path() -> Path | None:
-    """The embedding config used when none is given: ``$ARCFACE_TRT_CONFIG``, else ./config/pipeline/embedding.yaml if present."""
+    """The embedding config used when none is given.
+
+    ``$ARCFACE_TRT_CONFIG``, else ``./config/pipeline/embedding.yaml`` if present, else None (built-in defaults).
+    """
     explicit = os.environ.get(EMBEDDING_CONFIG_ENV)
     if explicit:
         return Path(explicit)

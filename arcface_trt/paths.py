@@ -9,7 +9,10 @@ CACHE_ENV = "ARCFACE_TRT_CACHE_DIR"
 
 
 def cache_root() -> Path:
-    """The cache folder: ``$ARCFACE_TRT_CACHE_DIR``, else ``$XDG_CACHE_HOME/arcface-trt``, else ``~/.cache/arcface-trt``."""
+    """The cache folder.
+
+    ``$ARCFACE_TRT_CACHE_DIR``, else ``$XDG_CACHE_HOME/arcface-trt``, else ``~/.cache/arcface-trt``.
+    """
     explicit = os.environ.get(CACHE_ENV)
     if explicit:
         return Path(explicit).expanduser()

@@ -15,13 +15,20 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="embedding.yaml to use (default: $ARCFACE_TRT_CONFIG, else ./config/pipeline/embedding.yaml if present, else built-in defaults).",
+        help=(
+            "embedding.yaml to use (default: $ARCFACE_TRT_CONFIG, else ./config/pipeline/embedding.yaml "
+            "if present, else built-in defaults)."
+        ),
         show_default=False,
     ),
 ]
 OnnxPathOption = Annotated[
     Path | None,
-    typer.Option("--onnx-path", help="ONNX recognition model (default: the configured model, else the built-in r50).", show_default=False),
+    typer.Option(
+        "--onnx-path",
+        help="ONNX recognition model (default: the configured model, else the built-in r50).",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
 DeviceOption = Annotated[

@@ -98,14 +98,16 @@ def inspect_model(path: str | Path) -> ModelInfo:
     )
     if not ok:
         raise InputError(
-            f"{path}: input '{inputs[0].name}' has shape {list(shape)}; a recognition model takes [N, 3, S, S] images with S >= 112"
+            f"{path}: input '{inputs[0].name}' has shape {list(shape)}; "
+            "a recognition model takes [N, 3, S, S] images with S >= 112"
         )
     if len(graph.output) != 1:
         raise InputError(f"{path}: a recognition model has one output, this one has {len(graph.output)}")
     out_shape = _dims(graph.output[0])
     if len(out_shape) != 2 or not isinstance(out_shape[1], int) or out_shape[1] < 1:
         raise InputError(
-            f"{path}: output '{graph.output[0].name}' has shape {list(out_shape)}; a recognition model returns [N, D] embeddings"
+            f"{path}: output '{graph.output[0].name}' has shape {list(out_shape)}; "
+            "a recognition model returns [N, D] embeddings"
         )
     mean, std = mean_std_from_graph(graph)
     return ModelInfo(

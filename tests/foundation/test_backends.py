@@ -92,6 +92,8 @@ def test_tensorrt_without_tensorrt_falls_back_to_the_reference(
 
 
 def test_config_supplies_defaults(r18_model: Path) -> None:
-    cfg = EmbeddingConfig(embedding=EmbeddingSection(backend="onnxruntime", device="cpu", model_path=str(r18_model), batch_size=7))
+    cfg = EmbeddingConfig(
+        embedding=EmbeddingSection(backend="onnxruntime", device="cpu", model_path=str(r18_model), batch_size=7)
+    )
     embedder = get_embedding_backend(config=cfg)
     assert embedder.info().backend == "onnxruntime" and embedder.batch_size == 7

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from arcface_trt.cli.app import app
@@ -47,7 +46,15 @@ def test_compare_table_output(r18_model: Path) -> None:
 def test_a_model_that_really_differs_fails_with_exit_1(r18_model: Path, r18_model_seed1: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     result = _compare(
-        "--onnx-path", str(r18_model), "--onnx-path-b", str(r18_model_seed1), "--n-samples", "6", "--json", "--output", str(report)
+        "--onnx-path",
+        str(r18_model),
+        "--onnx-path-b",
+        str(r18_model_seed1),
+        "--n-samples",
+        "6",
+        "--json",
+        "--output",
+        str(report),
     )
     assert result.exit_code == 1, result.output
     data = json.loads(result.stdout)
@@ -57,7 +64,17 @@ def test_a_model_that_really_differs_fails_with_exit_1(r18_model: Path, r18_mode
 
 def test_tolerance_applies_to_the_worst_sample(r18_model: Path, r18_model_seed1: Path) -> None:
     # a tolerance of 2 admits any cosine: the same pair now passes
-    result = _compare("--onnx-path", str(r18_model), "--onnx-path-b", str(r18_model_seed1), "--n-samples", "4", "--max-drift-cosine", "2", "--json")
+    result = _compare(
+        "--onnx-path",
+        str(r18_model),
+        "--onnx-path-b",
+        str(r18_model_seed1),
+        "--n-samples",
+        "4",
+        "--max-drift-cosine",
+        "2",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -152,7 +169,8 @@ BLOCKER = """
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in {'tensorrt', 'cuda', 'onnxruntime', 'insightface', 'boto3', 'cv2', 'onnx', 'ray', 'pyarrow', 'matplotlib'}:
+        heavy = {'tensorrt', 'cuda', 'onnxruntime', 'insightface', 'boto3', 'cv2', 'onnx', 'ray', 'pyarrow'}
+        if name.split('.')[0] in heavy | {'matplotlib', 'onnxconverter_common'}:
             raise ImportError('blocked ' + name)
 sys.meta_path.insert(0, Block())
 from arcface_trt.cli.app import app

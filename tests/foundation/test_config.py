@@ -71,7 +71,11 @@ def _write(tmp_path: Path, embedding: str, tensorrt: str | None = None) -> Path:
         ("  backend: tensorflow\n", None, "'embedding.backend' must be one of"),
         ("extra:\n  a: 1\n", None, "unknown key 'extra'"),
         ("", "tensorrt:\n  precision: fp8\n", "'tensorrt.precision' must be one of fp32, fp16, int8"),
-        ("", "tensorrt:\n  max_batch_size: 16\n  opt_batch_size: 32\n", "min_batch_size <= opt_batch_size <= max_batch_size"),
+        (
+            "",
+            "tensorrt:\n  max_batch_size: 16\n  opt_batch_size: 32\n",
+            "min_batch_size <= opt_batch_size <= max_batch_size",
+        ),
         ("", "tensorrt:\n  workspace_mb: 10\n", "unknown key 'tensorrt.workspace_mb'"),
         ("", "arcface_tensorrt:\n  enabled: 1\n", "'arcface_tensorrt.enabled' must be bool"),
     ],
@@ -96,7 +100,7 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
 def test_tensorrt_config_path_must_exist(tmp_path: Path) -> None:
     path = tmp_path / "embedding.yaml"
     path.write_text("embedding:\n  tensorrt_config: nowhere/arcface_tensorrt.yaml\n")
-    with pytest.raises(ConfigError, match="embedding.tensorrt_config"):
+    with pytest.raises(ConfigError, match=r"embedding\.tensorrt_config"):
         load_config(path)
 
 
@@ -109,7 +113,7 @@ def test_values_are_read_and_overrides_are_checked(tmp_path: Path) -> None:
     assert load_tensorrt_config(tmp_path / "trt.yaml").tensorrt.precision == "fp32"
     assert with_overrides(cfg.validation, "validation", max_drift_cosine=0.5).max_drift_cosine == 0.5
     assert with_overrides(cfg.validation, "validation", max_drift_cosine=None) is cfg.validation
-    with pytest.raises(ConfigError, match="command line: 'validation.n_samples' must be >= 1"):
+    with pytest.raises(ConfigError, match=r"command line: 'validation\.n_samples' must be >= 1"):
         with_overrides(cfg.validation, "validation", n_samples=0)
 
 

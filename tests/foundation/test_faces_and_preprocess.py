@@ -48,7 +48,9 @@ def test_preprocess_resizes_and_takes_arrays(faces: np.ndarray) -> None:
     big = cv2.resize(faces[0], (224, 200))
     out = preprocess([big, faces[1]], (112, 112), 0.0, 1.0)
     assert out.shape == (2, 3, 112, 112)
-    np.testing.assert_array_equal(preprocess(faces[:3], (112, 112), 0.0, 1.0), preprocess(list(faces[:3]), (112, 112), 0.0, 1.0))
+    np.testing.assert_array_equal(
+        preprocess(faces[:3], (112, 112), 0.0, 1.0), preprocess(list(faces[:3]), (112, 112), 0.0, 1.0)
+    )
 
 
 @pytest.mark.parametrize(
