@@ -25,4 +25,6 @@ def require(module: str) -> ModuleType:
     except ImportError as exc:
         top = module.split(".")[0]
         hint = _HINTS.get(top, f"pip install {top}")
-        raise BackendUnavailableError(f"Python module '{module}' is not importable ({exc}); install it with: {hint}") from exc
+        raise BackendUnavailableError(
+            f"Python module '{module}' is not importable ({exc}); install it with: {hint}"
+        ) from exc

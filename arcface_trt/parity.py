@@ -146,11 +146,14 @@ class CompareRequest:
     max_drift_cosine: float | None = None
     allow_cpu_fallback: bool | None = None
     config: str | None = None
+    #: Precision of backend B's CPU engine (onnxruntime only); None: the model as it is.
+    precision_b: str | None = None
+    #: Drift report: backend B at each of these precisions against A (see :func:`run_drift`).
+    precisions: tuple[str, ...] | None = None
 
 
-def run_compare(request: CompareRequest, advance: Callable[[int], None] | None = None) -> ParityResult:
-    """Load config, both backends and the crops; compare B against A."""
-    from arcface_trt.backends import get_embedding_backend
+def _prepare(request: CompareRequest) -> tuple[Any, Any, Any]:
+    """The loaded config, its validation section with the request's overrides, and the crops."""
     from arcface_trt.config import load_config, with_overrides
     from arcface_trt.inputs import load_crops
 
@@ -165,7 +168,120 @@ def run_compare(request: CompareRequest, advance: Callable[[int], None] | None =
     if request.n_samples is not None and request.n_samples < 1:
         raise InputError(f"--n-samples must be at least 1, got {request.n_samples}")
     crops = load_crops(validation.n_samples, request.images, request.npy, validation.seed)
+    return cfg, validation, crops
+
+
+def run_compare(request: CompareRequest, advance: Callable[[int], None] | None = None) -> ParityResult:
+    """Load config, both backends and the crops; compare B against A."""
+    from arcface_trt.backends import get_embedding_backend
+
+    cfg, validation, crops = _prepare(request)
     common = {"device": request.device, "allow_cpu_fallback": request.allow_cpu_fallback, "config": cfg}
     a = get_embedding_backend(request.backend_a, onnx_path=request.onnx_path, **common)
-    b = get_embedding_backend(request.backend_b, onnx_path=request.onnx_path_b or request.onnx_path, **common)
+    b = get_embedding_backend(
+        request.backend_b,
+        onnx_path=request.onnx_path_b or request.onnx_path,
+        precision=request.precision_b,
+        **common,
+    )
     return compare_embedders(a, b, crops, validation.max_drift_cosine, advance)
+
+
+def parse_precisions(text: str) -> tuple[str, ...]:
+    """``"fp32,fp16,int8"`` -> ``("fp32", "fp16", "int8")``; unknown or repeated names are an InputError."""
+    from arcface_trt.precision import PRECISIONS
+
+    names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    if not names:
+        raise InputError(f"--precisions needs at least one of {', '.join(PRECISIONS)}")
+    unknown = [n for n in names if n not in PRECISIONS]
+    if unknown:
+        raise InputError(f"unknown precision(s) {', '.join(unknown)} in --precisions (choose {', '.join(PRECISIONS)})")
+    if len(set(names)) != len(names):
+        raise InputError(f"--precisions names a precision twice: {text}")
+    return names
+
+
+@dataclass
+class DriftRow:
+    """One precision of the drift report: its statistics against the fp32 reference and its speed."""
+
+    precision: str
+    backend: dict[str, Any]
+    cosine: dict[str, float]
+    l2: dict[str, float]
+    nn_agreement: float | None
+    throughput: float
+    #: ``throughput / reference throughput``.
+    speedup: float
+    max_drift: float
+    passed: bool
+
+
+@dataclass
+class DriftReport:
+    """Backend B at several precisions, each scored against reference A; truthy when every row passed."""
+
+    reference: dict[str, Any]
+    n_samples: int
+    throughput_reference: float
+    max_drift_cosine: float
+    rows: list[DriftRow]
+    passed: bool
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly record."""
+        data = asdict(self)
+        data["tolerance_applies_to"] = "worst sample of each precision: 1 - min(cosine) <= max_drift_cosine"
+        return data
+
+
+def run_drift(request: CompareRequest, advance: Callable[[int], None] | None = None) -> DriftReport:
+    """Drift report: backend B's CPU engine at each of ``request.precisions`` against backend A.
+
+    A is the fp32 reference (by default the InsightFace backend on the fp32 model); the
+    embeddings of A are computed once. Each row holds cosine and L2 statistics, the
+    nearest-neighbour agreement and B's throughput at that precision.
+    """
+    from arcface_trt.backends import get_embedding_backend
+
+    if not request.precisions:
+        raise InputError("no precisions to report on")
+    cfg, validation, crops = _prepare(request)
+    if len(crops) == 0:
+        raise InputError("no face crops to compare")
+    common = {"device": request.device, "allow_cpu_fallback": request.allow_cpu_fallback, "config": cfg}
+    a = get_embedding_backend(request.backend_a, onnx_path=request.onnx_path, **common)
+    embedders = [
+        get_embedding_backend(
+            request.backend_b, onnx_path=request.onnx_path_b or request.onnx_path, precision=precision, **common
+        )
+        for precision in request.precisions
+    ]
+    chunk = max(a.batch_size, *(b.batch_size for b in embedders))
+    emb_a, fps_a = timed_encode(a, crops, chunk, advance)
+    rows = []
+    for precision, b in zip(request.precisions, embedders, strict=True):
+        emb_b, fps_b = timed_encode(b, crops, chunk, advance)
+        stats = score(emb_a, emb_b, validation.max_drift_cosine)
+        stats.pop("per_sample_cosine")
+        rows.append(
+            DriftRow(
+                precision=precision,
+                backend=b.info().to_dict(),
+                throughput=fps_b,
+                speedup=fps_b / fps_a if fps_a > 0 else float("nan"),
+                **stats,
+            )
+        )
+    return DriftReport(
+        reference=a.info().to_dict(),
+        n_samples=len(crops),
+        throughput_reference=fps_a,
+        max_drift_cosine=validation.max_drift_cosine,
+        rows=rows,
+        passed=all(row.passed for row in rows),
+    )

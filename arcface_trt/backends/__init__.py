@@ -10,6 +10,7 @@ from arcface_trt.config import EmbeddingConfig, TensorrtConfig, load_config, loa
 from arcface_trt.errors import BackendUnavailableError, ConfigError
 from arcface_trt.model.default import resolve_model_path
 from arcface_trt.model.inspect import ModelInfo, inspect_model
+from arcface_trt.precision import PRECISIONS
 
 __all__ = ["BackendInfo", "Embedder", "canonical_backend", "get_embedding_backend"]
 
@@ -43,7 +44,13 @@ def _create(
     allow_cpu_fallback: bool,
     batch_size: int,
     tensorrt: TensorrtConfig,
+    precision: str | None = None,
 ) -> Embedder:
+    if precision is not None and name != "onnxruntime":
+        raise ConfigError(
+            f"precision '{precision}' selects a CPU engine of the onnxruntime backend; "
+            f"the {name} backend takes none (TensorRT's comes from tensorrt.precision)"
+        )
     if name == "insightface":
         from arcface_trt.backends.insightface_backend import InsightFaceEmbedder
 
@@ -51,7 +58,15 @@ def _create(
     if name == "onnxruntime":
         from arcface_trt.backends.onnxruntime_backend import OnnxRuntimeEmbedder
 
-        return OnnxRuntimeEmbedder(model, device, allow_cpu_fallback, batch_size)
+        return OnnxRuntimeEmbedder(
+            model,
+            device,
+            allow_cpu_fallback,
+            batch_size,
+            cpu_engine=precision,
+            engine_cache_dir=tensorrt.tensorrt.cache_dir,
+            fp16_keep_fp32_nodes=tensorrt.tensorrt.fp16_keep_fp32_nodes,
+        )
     from arcface_trt.backends.tensorrt_backend import create_tensorrt_embedder
 
     return create_tensorrt_embedder(model, device, batch_size, tensorrt)
@@ -66,6 +81,7 @@ def get_embedding_backend(
     *,
     config: str | Path | EmbeddingConfig | None = None,
     batch_size: int | None = None,
+    precision: str | None = None,
 ) -> Embedder:
     """Return a ready embedder whose ``encode(crops)`` gives ``(N, D)`` L2-normalised float32.
 
@@ -77,6 +93,10 @@ def get_embedding_backend(
     InsightFace reference on the CPU is returned instead; a warning is logged and
     ``info().fallback_reason`` says why. Without fallback the cause is raised as
     :class:`~arcface_trt.errors.BackendUnavailableError`.
+
+    ``precision`` (fp32 | fp16 | int8; onnxruntime backend only) runs the cached CPU
+    engine of that precision (:mod:`arcface_trt.precision.cpu_engine`), building it when
+    absent; None runs the ONNX model as it is.
     """
     cfg = config if isinstance(config, EmbeddingConfig) else load_config(config)
     emb = cfg.embedding
@@ -87,7 +107,9 @@ def get_embedding_backend(
     model = inspect_model(resolve_model_path(onnx_path or emb.model_path, emb.model_arch, emb.model_seed))
     trt_cfg = _tensorrt_config(tensorrt_config, cfg)
     try:
-        embedder = _create(requested, model, device, allow, batch, trt_cfg)
+        if precision is not None and precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision '{precision}' (choose {', '.join(PRECISIONS)})")
+        embedder = _create(requested, model, device, allow, batch, trt_cfg, precision)
         embedder.ensure_ready()
         return embedder
     except BackendUnavailableError as exc:

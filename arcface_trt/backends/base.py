@@ -115,7 +115,6 @@ class Embedder(abc.ABC):
         self.ensure_ready()
         items = as_crop_list(face_crops)
         chunks = [
-            self._embed_chunk(items[start : start + self.batch_size])
-            for start in range(0, len(items), self.batch_size)
+            self._embed_chunk(items[start : start + self.batch_size]) for start in range(0, len(items), self.batch_size)
         ]
         return l2_normalize(np.concatenate(chunks, axis=0))

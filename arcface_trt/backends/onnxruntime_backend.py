@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from arcface_trt.backends.base import Embedder
+from arcface_trt.backends.base import BackendInfo, Embedder
 from arcface_trt.backends.ort_session import make_session
 
 
@@ -15,15 +15,57 @@ class OnnxRuntimeEmbedder(Embedder):
 
     name = "onnxruntime"
 
-    def __init__(self, *args: Any, threads: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        threads: int | None = None,
+        cpu_engine: str | None = None,
+        engine_cache_dir: str | None = None,
+        fp16_keep_fp32_nodes: tuple[str, ...] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.threads = threads
         self.session: Any = None
+        #: Precision of the cached CPU engine to run (None: the ONNX model as it is).
+        self.cpu_engine = cpu_engine
+        self.engine_cache_dir = engine_cache_dir
+        self.fp16_keep_fp32_nodes = fp16_keep_fp32_nodes
+        self.engine_path: str | None = None
+        if cpu_engine is not None:
+            self.precision = cpu_engine
 
     def _load(self) -> None:
-        self.session = self._open_onnxruntime(
-            lambda providers: make_session(self.model.path, providers, self.threads)
+        path = self.model.path
+        if self.cpu_engine is not None:
+            path = self.engine_path = self._cpu_engine_path()
+        self.session = self._open_onnxruntime(lambda providers: make_session(path, providers, self.threads))
+
+    def _cpu_engine_path(self) -> str:
+        """The cached CPU engine of this model at ``self.cpu_engine`` (built when absent or stale)."""
+        from arcface_trt.errors import BackendUnavailableError
+        from arcface_trt.precision.cpu_engine import ensure_cpu_engine
+
+        if self.device not in ("auto", "cpu"):
+            raise BackendUnavailableError(
+                f"the {self.cpu_engine} CPU engine runs on the CPU only, not on device '{self.device}' "
+                "(use --device cpu, or the tensorrt backend on a GPU)"
+            )
+        # The ORT-optimised engine holds CPU-only fused operators: never hand it to a GPU provider.
+        self.device = "cpu"
+        engine = ensure_cpu_engine(
+            self.model.path,
+            self.cpu_engine,
+            keep_fp32_nodes=self.fp16_keep_fp32_nodes,
+            cache_dir=self.engine_cache_dir,
         )
+        return str(engine.path)
+
+    def info(self) -> BackendInfo:
+        """The base record, plus the CPU engine's path when one runs."""
+        record = super().info()
+        record.engine_path = self.engine_path
+        return record
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """One ``session.run`` on a preprocessed batch."""

@@ -43,9 +43,8 @@ def choose_providers(device: str, available: list[str], allow_cpu_fallback: bool
         return ProviderChoice([CPU], CPU)
     if wanted in available:
         return ProviderChoice([wanted, CPU], wanted)
-    reason = (
-        f"{wanted} is not available in this onnxruntime (available: {', '.join(available)}); "
-        + ("install onnxruntime-gpu instead of onnxruntime" if wanted == CUDA else "use a build that has it")
+    reason = f"{wanted} is not available in this onnxruntime (available: {', '.join(available)}); " + (
+        "install onnxruntime-gpu instead of onnxruntime" if wanted == CUDA else "use a build that has it"
     )
     if not allow_cpu_fallback:
         raise BackendUnavailableError(f"device '{device}' requested but {reason}")

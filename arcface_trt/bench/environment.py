@@ -16,7 +16,7 @@ import platform
 from typing import Any
 
 from arcface_trt import __version__
-from arcface_trt.bench.memory import cuda_runtime
+from arcface_trt.bench.memory import MIB
 
 #: Distributions whose installed versions are reported (metadata names).
 DISTRIBUTIONS = (
@@ -90,14 +90,18 @@ def onnxruntime_info() -> dict[str, Any]:
 
 def tensorrt_info() -> dict[str, Any]:
     """Whether ``import tensorrt`` works here, its version, or the error it raises."""
-    installed = distribution_version("tensorrt") or distribution_version("tensorrt-cu12") or distribution_version(
-        "tensorrt-cu13"
+    installed = (
+        distribution_version("tensorrt")
+        or distribution_version("tensorrt-cu12")
+        or distribution_version("tensorrt-cu13")
     )
+    from arcface_trt.engine import trt_api
+
     try:
-        trt = importlib.import_module("tensorrt")
-    except Exception as exc:  # the wheels raise ImportError, OSError (missing libnvinfer) and others
+        version = trt_api.version(trt_api.load())
+    except Exception as exc:  # ImportError via require, OSError (missing libnvinfer) and others from the wheels
         return {"installed": installed, "importable": False, "version": None, "error": _error(exc)}
-    return {"installed": installed, "importable": True, "version": getattr(trt, "__version__", None), "error": None}
+    return {"installed": installed, "importable": True, "version": version, "error": None}
 
 
 def _cuda_version(value: int) -> str:
@@ -107,35 +111,29 @@ def _cuda_version(value: int) -> str:
 
 def gpu_info() -> dict[str, Any]:
     """CUDA runtime/driver versions and each GPU's name, compute capability and memory (cuda-python)."""
-    runtime = cuda_runtime()
-    out: dict[str, Any] = {"cuda_python": runtime is not None, "cuda_runtime": None, "cuda_driver": None, "gpus": []}
-    if runtime is None:
-        out["error"] = "cuda-python is not installed"
-        return out
+    from arcface_trt.engine import gpu
+    from arcface_trt.errors import BackendUnavailableError
+
+    out: dict[str, Any] = {"cuda_python": False, "cuda_runtime": None, "cuda_driver": None, "gpus": [], "error": None}
     try:
+        runtime = gpu.cuda_runtime()
+        out["cuda_python"] = True
         err, version = runtime.cudaRuntimeGetVersion()
         if int(err) == 0:
             out["cuda_runtime"] = _cuda_version(int(version))
         err, version = runtime.cudaDriverGetVersion()
         if int(err) == 0 and int(version) > 0:
             out["cuda_driver"] = _cuda_version(int(version))
-        err, count = runtime.cudaGetDeviceCount()
-        if int(err) != 0:
-            out["error"] = f"cudaGetDeviceCount failed: {err}"
-            return out
-        for index in range(int(count)):
-            err, prop = runtime.cudaGetDeviceProperties(index)
-            if int(err) != 0:
-                continue
-            name = prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
+        count = gpu.device_count(runtime)
+        for index in range(count):
+            info = gpu.gpu_info(index, runtime)
             out["gpus"].append(
-                {
-                    "index": index,
-                    "name": name.rstrip("\x00"),
-                    "sm_arch": f"sm{prop.major}{prop.minor}",
-                    "memory_mb": int(prop.totalGlobalMem) // (1024 * 1024),
-                }
+                {"index": index, "name": info.name, "sm_arch": info.sm_arch, "memory_mb": info.total_bytes // MIB}
             )
+        if count > 1:
+            runtime.cudaSetDevice(0)  # gpu_info selects each device in turn; leave the default one current
+    except BackendUnavailableError as exc:
+        out["error"] = str(exc)
     except Exception as exc:  # no driver: some bindings raise instead of returning an error code
         out["error"] = _error(exc)
     return out

@@ -38,14 +38,15 @@ def current_rss_mb() -> float | None:
     return pages * os.sysconf("SC_PAGE_SIZE") / MIB
 
 
-def cuda_runtime() -> Any | None:
-    """cuda-python's runtime module (13.x ``cuda.bindings.runtime``, 12.x ``cuda.cudart``), or None."""
-    for name in ("cuda.bindings.runtime", "cuda.cudart"):
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    return None
+def cuda_runtime_or_none() -> Any | None:
+    """cuda-python's runtime module, or None when cuda-python is not installed."""
+    from arcface_trt.engine.gpu import cuda_runtime
+    from arcface_trt.errors import BackendUnavailableError
+
+    try:
+        return cuda_runtime()
+    except BackendUnavailableError:
+        return None
 
 
 def _nvml() -> Any | None:
@@ -74,7 +75,7 @@ def nvml_process_memory_mb(device_index: int = 0) -> float | None:
 
 def cuda_device_used_mb() -> float | None:
     """Memory used on the current device by every process (MiB), via ``cudaMemGetInfo``."""
-    runtime = cuda_runtime()
+    runtime = cuda_runtime_or_none()
     if runtime is None:
         return None
     try:
@@ -107,7 +108,9 @@ class GpuMemoryTracker:
         return value
 
 
-def memory_record(gpu: bool, engine_device_bytes: int | None = None, tracker: GpuMemoryTracker | None = None) -> dict[str, Any]:
+def memory_record(
+    gpu: bool, engine_device_bytes: int | None = None, tracker: GpuMemoryTracker | None = None
+) -> dict[str, Any]:
     """The memory part of a benchmark row: RSS always, GPU figures for GPU backends."""
     record: dict[str, Any] = {"peak_rss_mb": peak_rss_mb(), "rss_mb": current_rss_mb()}
     if gpu:

@@ -10,8 +10,10 @@ Modes (each timed with warm-up excluded, see :mod:`arcface_trt.bench.timing`):
 - ``gpu_compute`` (TensorRT only): GPU compute alone, no data transfers, as
   trtexec reports it (``--noDataTransfers``).
 
-Batch sizes are the outer loop and backends the inner one, so the figures compared
-side by side are measured close together in time on a shared machine.
+Batch sizes are the outer loop; at one batch size, every mode of every backend is
+timed round-robin (one call each per round, :func:`~arcface_trt.bench.timing.run_interleaved`),
+so load that comes and goes on a shared machine hits the figures compared side by
+side alike.
 """
 
 from __future__ import annotations
@@ -26,13 +28,22 @@ import numpy as np
 from arcface_trt.backends.base import Embedder
 from arcface_trt.bench.memory import GpuMemoryTracker, memory_record
 from arcface_trt.bench.stats import latency_stats, speedup, throughput
-from arcface_trt.bench.timing import Samples, Timed, TimingPlan, run_timed
+from arcface_trt.bench.timing import Samples, Timed, TimingPlan, ignore_result, run_interleaved
 from arcface_trt.errors import InputError
 
 #: The reference backend the speedup column is computed against.
 REFERENCE = "insightface"
 CPU_MODES = ("end_to_end", "inference")
-TENSORRT_MODES = ("end_to_end", "inference", "gpu_compute")
+TRANSFER_PARTS = ("h2d_ms", "compute_ms", "d2h_ms")
+#: What the figures of a report mean (copied into every report).
+NOTES = {
+    "end_to_end": "encode(crops): preprocessing + inference (+ transfers on a GPU) + L2 normalisation, host time",
+    "inference": "forward(preprocessed batch), host time; TensorRT: H2D + compute + D2H, parts by CUDA events",
+    "gpu_compute": "TensorRT engine alone, no data transfers, CUDA events (trtexec --noDataTransfers)",
+    "latency_ms": "time of one batch; throughput_fps = images / total timed time; warm-up excluded",
+    "peak_rss_mb": "process peak since start (getrusage): includes every backend loaded before this row",
+    "speedup_vs_reference": "throughput over the reference backend's at the same batch size",
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,17 @@ class BenchmarkRequest:
     #: TensorRT: also time GPU compute replayed from a CUDA graph when the runner can.
     cuda_graph: bool = False
 
+    def __post_init__(self) -> None:
+        from arcface_trt.backends import canonical_backend
+
+        if not self.backends:
+            raise InputError("give at least one --backend")
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise InputError(f"batch sizes must be integers >= 1, got {self.batch_sizes}")
+        # Aliases resolve (pytorch -> insightface) and repeats go, so each backend is timed once.
+        names = tuple(dict.fromkeys(canonical_backend(b) for b in self.backends))
+        object.__setattr__(self, "backends", names)
+
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
     """``"1,8,32"`` -> ``(1, 8, 32)``; InputError for anything that is not positive integers."""
@@ -63,7 +85,11 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
 
 
 def mode_record(batch_size: int, samples: Samples, host: bool = True) -> dict[str, Any]:
-    """Throughput and latency statistics of one mode (plus per-part statistics, if any)."""
+    """Throughput and latency statistics of one mode (plus per-part statistics, if any).
+
+    ``host``: the latency is the host time of each call; otherwise it is the
+    ``compute_ms`` the function measured itself (CUDA events).
+    """
     series = samples.host_ms if host else samples.parts["compute_ms"]
     record: dict[str, Any] = {
         "throughput_fps": throughput(batch_size, series),
@@ -72,8 +98,12 @@ def mode_record(batch_size: int, samples: Samples, host: bool = True) -> dict[st
         "warmup_iterations": samples.warmup_iterations,
         "timed_by": "host perf_counter" if host else "CUDA events",
     }
-    if samples.parts:
+    if samples.parts and host:
         record["parts_ms"] = {name: latency_stats(values).to_dict() for name, values in samples.parts.items()}
+        if set(TRANSFER_PARTS) <= set(samples.parts):
+            # trtexec's "Latency": H2D + GPU compute + D2H of each iteration.
+            summed = np.sum([samples.parts[p] for p in TRANSFER_PARTS], axis=0)
+            record["gpu_latency_ms"] = latency_stats(summed).to_dict()
     return record
 
 
@@ -91,10 +121,10 @@ def _trt_runner(embedder: Embedder) -> Any | None:
 def timed_functions(embedder: Embedder, crops: np.ndarray, cuda_graph: bool = False) -> dict[str, tuple[Timed, bool]]:
     """The functions each mode times for ``embedder``: name -> (function, timed on the host)."""
     batch = embedder.preprocess(crops)
-    functions: dict[str, tuple[Timed, bool]] = {"end_to_end": (lambda: _discard(embedder.encode(crops)), True)}
+    functions: dict[str, tuple[Timed, bool]] = {"end_to_end": (ignore_result(lambda: embedder.encode(crops)), True)}
     runner = _trt_runner(embedder)
     if runner is None:
-        functions["inference"] = (lambda: _discard(embedder.forward(batch)), True)
+        functions["inference"] = (ignore_result(lambda: embedder.forward(batch)), True)
         return functions
     from arcface_trt.bench.trt_timing import trt_functions
 
@@ -102,33 +132,10 @@ def timed_functions(embedder: Embedder, crops: np.ndarray, cuda_graph: bool = Fa
     return functions
 
 
-def _discard(_: Any) -> None:
-    return None
-
-
-def benchmark_one(
-    embedder: Embedder,
-    batch_size: int,
-    plan: TimingPlan,
-    seed: int = 0,
-    cuda_graph: bool = False,
-    advance: Callable[[int], None] | None = None,
+def _row(
+    embedder: Embedder, batch_size: int, modes: dict[str, Any], tracker: GpuMemoryTracker | None
 ) -> dict[str, Any]:
-    """All modes of one backend at one batch size: one result row."""
-    from arcface_trt.faces import sample_faces
-
-    crops = sample_faces(batch_size, seed)
     info = embedder.info()
-    gpu = is_gpu_backend(embedder)
-    tracker = GpuMemoryTracker() if gpu else None
-    modes = {}
-    for mode, (fn, host) in timed_functions(embedder, crops, cuda_graph).items():
-        samples = run_timed(fn, plan)
-        modes[mode] = mode_record(batch_size, samples, host)
-        if tracker is not None:
-            tracker.sample()
-        if advance:
-            advance(1)
     runner = _trt_runner(embedder)
     engine_bytes = getattr(runner, "device_memory_bytes", None) if runner is not None else None
     return {
@@ -143,8 +150,53 @@ def benchmark_one(
         "throughput_fps": modes["end_to_end"]["throughput_fps"],
         "inference_throughput_fps": modes["inference"]["throughput_fps"],
         "modes": modes,
-        "memory": memory_record(gpu, engine_bytes, tracker),
+        "memory": memory_record(tracker is not None, engine_bytes, tracker),
     }
+
+
+def benchmark_batch(
+    embedders: Sequence[Embedder],
+    batch_size: int,
+    plan: TimingPlan,
+    seed: int = 0,
+    cuda_graph: bool = False,
+    advance: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Every mode of every backend at one batch size, timed round-robin; one result row per backend."""
+    from arcface_trt.faces import sample_faces
+
+    crops = sample_faces(batch_size, seed)
+    functions: dict[str, Timed] = {}
+    timed_on_host: dict[str, bool] = {}
+    for index, embedder in enumerate(embedders):
+        for mode, (fn, host) in timed_functions(embedder, crops, cuda_graph).items():
+            functions[f"{index}/{mode}"] = fn
+            timed_on_host[f"{index}/{mode}"] = host
+    samples = run_interleaved(functions, plan, on_done=(lambda _: advance(1)) if advance else None)
+    rows = []
+    for index, embedder in enumerate(embedders):
+        modes = {
+            key.split("/", 1)[1]: mode_record(batch_size, samples[key], timed_on_host[key])
+            for key in functions
+            if key.startswith(f"{index}/")
+        }
+        tracker = GpuMemoryTracker() if is_gpu_backend(embedder) else None
+        if tracker is not None:
+            tracker.sample()
+        rows.append(_row(embedder, batch_size, modes, tracker))
+    return rows
+
+
+def benchmark_one(
+    embedder: Embedder,
+    batch_size: int,
+    plan: TimingPlan,
+    seed: int = 0,
+    cuda_graph: bool = False,
+    advance: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """All modes of one backend at one batch size: one result row."""
+    return benchmark_batch([embedder], batch_size, plan, seed, cuda_graph, advance)[0]
 
 
 def add_speedups(rows: list[dict[str, Any]]) -> str | None:
@@ -159,21 +211,27 @@ def add_speedups(rows: list[dict[str, Any]]) -> str | None:
     return REFERENCE if reference else None
 
 
+def mode_names(embedder: Embedder, batch_size: int, cuda_graph: bool = False) -> list[str]:
+    """The modes timed for ``embedder`` at ``batch_size``, in order."""
+    runner = _trt_runner(embedder)
+    if runner is None:
+        return list(CPU_MODES)
+    from arcface_trt.bench.trt_timing import trt_mode_names
+
+    return ["end_to_end", *trt_mode_names(runner, batch_size, cuda_graph)]
+
+
 def steps(request: BenchmarkRequest, embedders: Sequence[Embedder]) -> int:
     """Number of timed modes the run will go through (for the progress bar)."""
-    per = sum(len(TENSORRT_MODES if _trt_runner(e) is not None else CPU_MODES) for e in embedders)
-    return per * len(request.batch_sizes)
+    return sum(len(mode_names(e, b, request.cuda_graph)) for e in embedders for b in request.batch_sizes)
 
 
 def load_backends(request: BenchmarkRequest) -> list[Embedder]:
     """Load every requested backend before anything is timed (fails fast, never falls back silently)."""
-    from arcface_trt.backends import canonical_backend, get_embedding_backend
+    from arcface_trt.backends import get_embedding_backend
     from arcface_trt.config import load_config
 
     cfg = load_config(request.config)
-    names = [canonical_backend(b) for b in request.backends]
-    if not names:
-        raise InputError("give at least one --backend")
     # A benchmark of a fallback would put reference figures under another backend's name.
     return [
         get_embedding_backend(
@@ -184,7 +242,7 @@ def load_backends(request: BenchmarkRequest) -> list[Embedder]:
             config=cfg,
             batch_size=max(request.batch_sizes),
         )
-        for name in dict.fromkeys(names)
+        for name in request.backends
     ]
 
 
@@ -196,13 +254,10 @@ def run_benchmark(
     """Benchmark every backend at every batch size; returns the JSON-friendly report."""
     from arcface_trt.bench.environment import collect_environment
 
-    if not request.batch_sizes:
-        raise InputError("give at least one batch size")
     embedders = list(embedders) if embedders is not None else load_backends(request)
     rows = []
     for batch_size in request.batch_sizes:
-        for embedder in embedders:
-            rows.append(benchmark_one(embedder, batch_size, request.plan, request.seed, request.cuda_graph, advance))
+        rows += benchmark_batch(embedders, batch_size, request.plan, request.seed, request.cuda_graph, advance)
     reference = add_speedups(rows)
     model = embedders[0].model
     return {
@@ -214,5 +269,6 @@ def run_benchmark(
         "backends": [e.info().backend for e in embedders],
         "reference": reference,
         "results": rows,
+        "notes": NOTES,
         "environment": collect_environment(),
     }

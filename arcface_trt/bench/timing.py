@@ -1,5 +1,7 @@
 """The timing loop: warm-up (excluded), then a fixed count or a fixed duration of timed calls.
 
+Several functions compared side by side are timed round-robin (:func:`run_interleaved`).
+
 Every call is timed on the host with ``time.perf_counter``. A function may also
 return named timings it measured itself (CUDA events: ``{"h2d_ms": ..,
 "compute_ms": .., "d2h_ms": ..}``); those are kept per iteration beside the host time.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from arcface_trt.errors import InputError
 
@@ -63,6 +66,15 @@ class Samples:
             self.parts.setdefault(name, []).append(float(value))
 
 
+def ignore_result(fn: Callable[[], Any]) -> Timed:
+    """Wrap ``fn`` so its result (embeddings) is dropped: only its time is of interest."""
+
+    def call() -> None:
+        fn()
+
+    return call
+
+
 def warm_up(fn: Timed, seconds: float, clock: Callable[[], float] = time.perf_counter) -> int:
     """Call ``fn`` at least once and until ``seconds`` have passed; returns the number of calls."""
     start = clock()
@@ -74,24 +86,39 @@ def warm_up(fn: Timed, seconds: float, clock: Callable[[], float] = time.perf_co
             return count
 
 
-def run_timed(
-    fn: Timed,
+def run_interleaved(
+    functions: Mapping[str, Timed],
     plan: TimingPlan,
     clock: Callable[[], float] = time.perf_counter,
-    on_iteration: Callable[[], None] | None = None,
-) -> Samples:
+    on_done: Callable[[str], None] | None = None,
+) -> dict[str, Samples]:
+    """Warm each function up (not recorded), then time them round-robin, one call each per round.
+
+    Interleaving makes load that comes and goes on a shared machine hit every function
+    alike, so figures compared side by side stay comparable. Each function stops on its
+    own when ``plan`` is met for it (its count, or its own timed seconds); ``on_done``
+    is told its name then.
+    """
+    samples = {name: Samples(warmup_iterations=warm_up(fn, plan.warmup_s, clock)) for name, fn in functions.items()}
+    timed_s = dict.fromkeys(functions, 0.0)
+    pending = list(functions)
+    while pending:
+        for name in list(pending):
+            before = clock()
+            parts = functions[name]()
+            after = clock()
+            samples[name].add((after - before) * 1000.0, parts)
+            timed_s[name] += after - before
+            if _done(plan, len(samples[name].host_ms), timed_s[name]):
+                pending.remove(name)
+                if on_done is not None:
+                    on_done(name)
+    return samples
+
+
+def run_timed(fn: Timed, plan: TimingPlan, clock: Callable[[], float] = time.perf_counter) -> Samples:
     """Warm up (not recorded), then time ``fn`` per ``plan``."""
-    samples = Samples(warmup_iterations=warm_up(fn, plan.warmup_s, clock))
-    start = clock()
-    while True:
-        before = clock()
-        parts = fn()
-        after = clock()
-        samples.add((after - before) * 1000.0, parts)
-        if on_iteration is not None:
-            on_iteration()
-        if _done(plan, len(samples.host_ms), after - start):
-            return samples
+    return run_interleaved({"fn": fn}, plan, clock)["fn"]
 
 
 def _done(plan: TimingPlan, count: int, elapsed_s: float) -> bool:

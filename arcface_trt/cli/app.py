@@ -10,12 +10,13 @@ import logging
 import sys
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from arcface_trt import __version__
-from arcface_trt.cli import compare, make_model
+from arcface_trt.cli import benchmark, compare, diagnose, fetch_engine, list_engines, make_model, push_engine
+from arcface_trt.cli import build as build_cmd
+from arcface_trt.cli import embed as embed_cmd
 from arcface_trt.errors import ArcFaceTrtError
 
 _state = {"debug": False}
@@ -28,7 +29,7 @@ def _one_line(message: str) -> str:
 class _Group(TyperGroup):
     """Catches the library's user errors once: one line on stderr, the error's exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ArcFaceTrtError as exc:
@@ -86,8 +87,15 @@ def _root(
     _configure_logging(debug)
 
 
+app.command("build")(build_cmd.build)
 app.command("compare")(compare.compare)
 app.command("make-model")(make_model.make_model)
+app.command("embed")(embed_cmd.embed)
+app.command("benchmark")(benchmark.benchmark)
+app.command("diagnose")(diagnose.diagnose)
+app.command("fetch-engine")(fetch_engine.fetch_engine)
+app.command("push-engine")(push_engine.push_engine)
+app.command("list-engines")(list_engines.list_engines)
 
 
 def main() -> None:

@@ -32,36 +32,81 @@ def _table(result: Any) -> Any:
 
 
 def compare(
-    backend_a: Annotated[str, typer.Option("--backend-a", help="Reference backend: pytorch|insightface|onnxruntime|tensorrt.")] = "insightface",
+    backend_a: Annotated[
+        str, typer.Option("--backend-a", help="Reference backend: pytorch|insightface|onnxruntime|tensorrt.")
+    ] = "insightface",
     backend_b: Annotated[str, typer.Option("--backend-b", help="Backend under test.")] = "onnxruntime",
     onnx_path: OnnxPathOption = None,
     onnx_path_b: Annotated[
-        Path | None, typer.Option("--onnx-path-b", help="Run backend B on this model instead of --onnx-path.", show_default=False)
+        Path | None,
+        typer.Option("--onnx-path-b", help="Run backend B on this model instead of --onnx-path.", show_default=False),
     ] = None,
     n_samples: Annotated[
-        int | None, typer.Option("--n-samples", help="Seeded face-like crops to use (default: validation.n_samples).", show_default=False)
+        int | None,
+        typer.Option(
+            "--n-samples", help="Seeded face-like crops to use (default: validation.n_samples).", show_default=False
+        ),
     ] = None,
-    images: Annotated[Path | None, typer.Option("--images", help="Folder of face crops (jpg/png, recursive).", show_default=False)] = None,
-    npy: Annotated[Path | None, typer.Option("--npy", help=".npy array of crops, shape (N, H, W, 3).", show_default=False)] = None,
+    images: Annotated[
+        Path | None, typer.Option("--images", help="Folder of face crops (jpg/png, recursive).", show_default=False)
+    ] = None,
+    npy: Annotated[
+        Path | None, typer.Option("--npy", help=".npy array of crops, shape (N, H, W, 3).", show_default=False)
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the generated crops.", show_default=False)] = None,
     device: DeviceOption = None,
     max_drift_cosine: Annotated[
         float | None,
-        typer.Option("--max-drift-cosine", help="Tolerance on the worst sample's 1 - cosine (default: validation.max_drift_cosine).", show_default=False),
+        typer.Option(
+            "--max-drift-cosine",
+            help="Tolerance on the worst sample's 1 - cosine (default: validation.max_drift_cosine).",
+            show_default=False,
+        ),
     ] = None,
     allow_cpu_fallback: Annotated[
-        bool | None, typer.Option("--allow-cpu-fallback/--no-cpu-fallback", help="Fall back to the reference on the CPU (reported).", show_default=False)
+        bool | None,
+        typer.Option(
+            "--allow-cpu-fallback/--no-cpu-fallback",
+            help="Fall back to the reference on the CPU (reported).",
+            show_default=False,
+        ),
     ] = None,
     config: ConfigOption = None,
-    output: Annotated[Path | None, typer.Option("--output", help="Also write the JSON report (with per-sample cosines) here.", show_default=False)] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Also write the JSON report (with per-sample cosines) here.", show_default=False),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision",
+            help="Run backend B (onnxruntime) on its cached CPU engine of this precision: fp32|fp16|int8.",
+            show_default=False,
+        ),
+    ] = None,
+    precisions: Annotated[
+        str | None,
+        typer.Option(
+            "--precisions",
+            help="Drift report: backend B at each precision (e.g. fp32,fp16,int8) against the fp32 reference A.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Score backend B against backend A by cosine similarity and L2 distance; exit 1 when drift is above tolerance.
 
     The tolerance applies to the worst sample: the check passes when 1 - min(cosine) <= max_drift_cosine.
+    With --precisions, one row per precision; the check applies to every row.
     """
+    from arcface_trt.errors import InputError
     from arcface_trt.fileio import write_text_atomic
-    from arcface_trt.parity import CompareRequest, run_compare
+    from arcface_trt.parity import CompareRequest, parse_precisions, run_compare
+
+    if precision is not None and precisions is not None:
+        raise InputError("give either --precision or --precisions, not both")
+    if precision is not None:
+        (precision,) = parse_precisions(precision)
 
     request = CompareRequest(
         backend_a=backend_a,
@@ -76,7 +121,12 @@ def compare(
         max_drift_cosine=max_drift_cosine,
         allow_cpu_fallback=allow_cpu_fallback,
         config=str(config) if config else None,
+        precision_b=precision,
+        precisions=parse_precisions(precisions) if precisions is not None else None,
     )
+    if request.precisions:
+        _drift(request, n_samples, output, json_output)
+        return
     total = 2 * (n_samples or 100)
     with progress("comparing", total, enabled=not json_output) as advance:
         result = run_compare(request, advance)
@@ -92,3 +142,62 @@ def compare(
         stdout_console().print(_table(result))
     if not result.passed:
         raise typer.Exit(1)
+
+
+def _drift(request: Any, n_samples: int | None, output: Path | None, json_output: bool) -> None:
+    """The --precisions path: run the drift report, render it, exit 1 when a row fails."""
+    from arcface_trt.fileio import write_text_atomic
+    from arcface_trt.parity import run_drift
+
+    total = (1 + len(request.precisions)) * (n_samples or 100)
+    with progress("drift report", total, enabled=not json_output) as advance:
+        report = run_drift(request, advance)
+    if output is not None:
+        import json
+
+        write_text_atomic(output, json.dumps(report.to_dict(), indent=2))
+    if json_output:
+        emit_json(report.to_dict())
+    else:
+        from arcface_trt.cli.common import stdout_console
+
+        stdout_console().print(_drift_table(report))
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _drift_table(report: Any) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    ref = report.reference
+    verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
+    # No vertical rules: ten columns must fit an 80-column terminal.
+    table = Table(
+        title=f"Precision drift against {ref['backend']} fp32 on {report.n_samples} crops  {verdict}",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    for column in ("precision", "cos mean", "cos min", "cos p01", "L2 mean", "NN", "img/s", "speed", "check"):
+        table.add_column(column, justify="left" if column in ("precision", "check") else "right")
+    for row in report.rows:
+        nn = "n/a" if row.nn_agreement is None else f"{row.nn_agreement:.1%}"
+        table.add_row(
+            # A fallback ran something else: say what.
+            row.precision if row.backend["precision"] == row.precision else f"{row.precision}*",
+            f"{row.cosine['mean']:.6f}",
+            f"{row.cosine['min']:.6f}",
+            f"{row.cosine['p01']:.6f}",
+            f"{row.l2['mean']:.5f}",
+            nn,
+            f"{row.throughput:.1f}",
+            f"{row.speedup:.2f}x",
+            "[green]pass[/green]" if row.passed else "[red]fail[/red]",
+        )
+    table.caption = (
+        f"B: {report.rows[0].backend['backend']} CPU engines | reference {ref['backend']} "
+        f"[{', '.join(ref['providers'])}] {report.throughput_reference:.1f} img/s\n"
+        f"check: 1 - min cosine <= {report.max_drift_cosine:.2e} per precision"
+    )
+    return table

@@ -109,9 +109,7 @@ def _onnxconverter(model: Any, keep: list[str]) -> Any:
         # It warns once per weight clamped to fp16's range (thousands of lines, no action possible).
         warnings.simplefilter("ignore", UserWarning)
         # keep_io_types: fp32 in, fp32 out; node_block_list: Cast nodes around the kept nodes.
-        converted = float16.convert_float_to_float16(
-            model, keep_io_types=True, node_block_list=keep or None
-        )
+        converted = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=keep or None)
     restore_io_types(converted, io_types)
     return converted
 
@@ -144,9 +142,7 @@ def restore_io_types(model: Any, io_types: dict[str, int]) -> None:
             for node in graph.node:
                 node.output[:] = [renamed if o == value.name else o for o in node.output]
             cast_name = f"{value.name}_restore_cast"
-            graph.node.append(
-                helper.make_node("Cast", [renamed], [value.name], name=cast_name, to=original)
-            )
+            graph.node.append(helper.make_node("Cast", [renamed], [value.name], name=cast_name, to=original))
         tensor_type.elem_type = original
 
 
@@ -166,6 +162,8 @@ def _autocast(model: Any, keep: list[str]) -> Any:
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named))
         return autocast.convert_to_mixed_precision(
-            onnx_path=str(named), low_precision_type="fp16", nodes_to_exclude=patterns,
+            onnx_path=str(named),
+            low_precision_type="fp16",
+            nodes_to_exclude=patterns,
             keep_io_types=True,
         )

@@ -1,0 +1,132 @@
+"""``arcface-trt benchmark``: throughput, latency and memory of backends side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from arcface_trt.cli.common import ConfigOption, DeviceOption, JsonOption, OnnxPathOption, emit_json, progress, status
+
+
+def _table(report: dict[str, Any]) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    from arcface_trt.bench.report import table_rows
+
+    columns, rows = table_rows(report)
+    plan = report["plan"]
+    amount = f"{plan['iterations']} iterations" if plan["iterations"] else f"{plan['duration_s']:g} s"
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        title=f"Benchmark: {report['model']['name']} ({amount} per mode, {plan['warmup_s']:g} s warm-up excluded)",
+    )
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for row in rows:
+        table.add_row(*row)
+    cpu = report["environment"]["cpu"]
+    gpus = report["environment"]["gpu"]["gpus"]
+    where = f"{cpu['model']} ({cpu['usable_cores']} cores)" + (
+        f" | {gpus[0]['name']} {gpus[0]['sm_arch']}" if gpus else ""
+    )
+    notes = [f"inputs: real-face sample crops | {where}"]
+    if report.get("reference"):
+        notes.append(f"x: speedup, throughput over {report['reference']} at the same batch size")
+    notes.append("e2e: preprocessing + inference + normalisation; infer: a preprocessed batch")
+    notes.append("ms: latency of one batch, end to end; MiB: process peak RSS, or GPU memory")
+    table.caption = "\n".join(notes)
+    return table
+
+
+def benchmark(
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend",
+            help="Backend to time, repeatable: pytorch|insightface|onnxruntime|tensorrt (default onnxruntime).",
+            show_default=False,
+        ),
+    ] = None,
+    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated batch sizes.")] = "1,8,32",
+    iterations: Annotated[
+        int | None,
+        typer.Option("--iterations", help="Timed iterations per mode (instead of --duration).", show_default=False),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration",
+            help="Seconds of timed iterations per mode (default 3, at least 3 iterations).",
+            show_default=False,
+        ),
+    ] = None,
+    warmup: Annotated[
+        float,
+        typer.Option("--warmup", help="Seconds of warm-up per mode, excluded from the figures (at least one call)."),
+    ] = 0.2,
+    onnx_path: OnnxPathOption = None,
+    device: DeviceOption = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample face crops.")] = 0,
+    cuda_graph: Annotated[
+        bool, typer.Option("--cuda-graph", help="TensorRT: also time GPU compute replayed from a CUDA graph.")
+    ] = False,
+    config: ConfigOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also write the JSON report here.", show_default=False)
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Draw throughput and latency vs batch size to this PNG.", show_default=False),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Measure throughput (images/s), latency per batch and memory of each backend at each batch size.
+
+    Warm-up is excluded. CPU backends: end to end (with preprocessing) and on a preprocessed batch.
+
+    TensorRT: also H2D, GPU compute and D2H separately (CUDA events), and GPU compute alone.
+    """
+    from arcface_trt.bench.plot import check_png_path, require_matplotlib
+    from arcface_trt.bench.report import check_output_path, write_report
+    from arcface_trt.bench.runner import BenchmarkRequest, load_backends, parse_batch_sizes, run_benchmark, steps
+    from arcface_trt.bench.timing import TimingPlan
+
+    request = BenchmarkRequest(
+        backends=tuple(backend or ("onnxruntime",)),
+        batch_sizes=parse_batch_sizes(batch_sizes),
+        plan=TimingPlan(iterations=iterations, duration_s=duration, warmup_s=warmup),
+        onnx_path=str(onnx_path) if onnx_path else None,
+        device=device,
+        config=str(config) if config else None,
+        seed=seed,
+        cuda_graph=cuda_graph,
+    )
+    if output is not None:
+        check_output_path(output)
+    if plot is not None:
+        check_png_path(plot)
+        require_matplotlib()  # before minutes of timing, not after
+    status("loading backends ...", enabled=not json_output)
+    embedders = load_backends(request)
+    with progress("benchmarking", steps(request, embedders), enabled=not json_output) as advance:
+        report = run_benchmark(request, embedders, advance)
+    if output is not None:
+        write_report(output, report)
+    if plot is not None:
+        from arcface_trt.bench.plot import plot_report
+
+        plot_report(report, plot)
+    if json_output:
+        emit_json(report)
+    else:
+        from arcface_trt.cli.common import stdout_console
+
+        console = stdout_console()
+        if not console.is_terminal:
+            # Piped or logged: rich would fold the table to 80 columns.
+            console.width = max(console.width, 120)
+        console.print(_table(report))

@@ -1,0 +1,202 @@
+"""``arcface-trt build``: ONNX -> cached TensorRT plan (reused when its manifest matches)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from arcface_trt.cli.common import ConfigOption, JsonOption, OnnxPathOption, emit_json, status
+
+
+def _human_dry_run(plan: dict[str, Any]) -> None:
+    lines = [
+        f"engine:    {plan['engine_name']}",
+        f"plan path: {plan['plan_path']}",
+        f"manifest:  {plan['manifest_path']}",
+        f"TensorRT:  {plan['trt_version'] or 'not installed'}",
+        f"GPU:       {plan['gpu']['name'] + ' (' + plan['gpu']['sm_arch'] + ')' if plan['gpu'] else 'none detected'}",
+        f"cache:     {plan['cache']['status']} ({'; '.join(plan['cache']['reasons']) or 'manifest matches'})",
+        "settings:  " + ", ".join(f"{k}={v}" for k, v in plan["build_settings"].items()),
+        "manifest fields: " + ", ".join(f"{k}={v}" for k, v in plan["manifest"].items()),
+    ]
+    lines += [f"note:      {n}" for n in plan["notes"]]
+    typer.echo("\n".join(lines))
+
+
+def _human_result(record: dict[str, Any]) -> None:
+    size = record["plan_bytes"] or 0
+    origin = {"cache": "yes (manifest matches)", "store": "fetched from the engine store", "built": "no"}[
+        record["source"]
+    ]
+    lines = [
+        f"engine:     {record['plan_path']}",
+        f"size:       {size / 1e6:.1f} MB",
+        f"build time: {record['build_seconds']:.1f} s" if not record["from_cache"] else "build time: 0 s (not rebuilt)",
+        f"from cache: {origin}",
+    ]
+    if record["rebuild_reasons"]:
+        lines.append(f"rebuilt because: {'; '.join(record['rebuild_reasons'])}")
+    if "upload" in record:
+        lines.append(f"uploaded:   {record['upload']}")
+    typer.echo("\n".join(lines))
+
+
+def build(
+    onnx_path: OnnxPathOption = None,
+    precision: Annotated[
+        str | None, typer.Option("--precision", help="fp32 | fp16 | int8 (int8 needs a QDQ ONNX).", show_default=False)
+    ] = None,
+    min_batch: Annotated[
+        int | None, typer.Option("--min-batch", help="Optimization profile min batch.", show_default=False)
+    ] = None,
+    opt_batch: Annotated[
+        int | None, typer.Option("--opt-batch", help="Profile opt batch: the batch you serve.", show_default=False)
+    ] = None,
+    max_batch: Annotated[int | None, typer.Option("--max-batch", help="Profile max batch.", show_default=False)] = None,
+    workspace_mb: Annotated[
+        int | None, typer.Option("--workspace-mb", help="Builder workspace pool limit (MiB).", show_default=False)
+    ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            "--arch", help="GPU compute capability (75, 86, 90, sm89); default: this GPU's.", show_default=False
+        ),
+    ] = None,
+    hardware_compatibility: Annotated[
+        str | None, typer.Option("--hardware-compatibility", help="none | ampere_plus | same_cc.", show_default=False)
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Engine cache folder.", show_default=False)
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when the cached plan matches.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the engine name, paths, manifest and settings; build nothing.")
+    ] = False,
+    upload: Annotated[
+        bool, typer.Option("--upload", help="Upload the plan and manifest to the configured S3 store.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="With --upload: replace an existing object.")] = False,
+    target: Annotated[
+        str, typer.Option("--target", help="gpu: TensorRT plan | cpu: ONNX Runtime CPU engine (no TensorRT needed).")
+    ] = "gpu",
+    calib_images: Annotated[
+        Path | None,
+        typer.Option("--calib-images", help="int8: folder of face crops to calibrate on.", show_default=False),
+    ] = None,
+    calib_samples: Annotated[
+        int, typer.Option("--calib-samples", help="int8: crops to calibrate on (seeded faces without --calib-images).")
+    ] = 64,
+    calibration_method: Annotated[
+        str, typer.Option("--calibration-method", help="int8: minmax | entropy | percentile.")
+    ] = "minmax",
+    activation_type: Annotated[
+        str, typer.Option("--activation-type", help="int8: uint8 (U8S8, fast on x86) | int8 (S8S8).")
+    ] = "uint8",
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Build a TensorRT engine from an ONNX model, or reuse the cached one whose manifest matches.
+
+    With --target cpu: a precision-transformed, ONNX Runtime-optimised ONNX for the CPU, cached the same way.
+    """
+    if target not in ("gpu", "cpu"):
+        from arcface_trt.errors import InputError
+
+        raise InputError(f"unknown --target '{target}' (choose gpu or cpu)")
+    if target == "cpu":
+        from arcface_trt.precision.int8 import CalibrationSettings
+
+        calibration = CalibrationSettings(
+            samples=calib_samples,
+            method=calibration_method,
+            activation_type=activation_type,
+            images=str(calib_images) if calib_images else None,
+        )
+        _build_cpu(onnx_path, precision, calibration, cache_dir, force, config, json_output)
+        return
+    from arcface_trt.config import TensorrtConfig, load_config, with_overrides
+    from arcface_trt.engine.build import BuildRequest, build_engine
+    from arcface_trt.engine.build import dry_run as plan_dry_run
+    from arcface_trt.model.default import resolve_model_path
+
+    cfg = load_config(config)
+    settings = with_overrides(
+        cfg.tensorrt.tensorrt,
+        "tensorrt",
+        precision=precision,
+        min_batch_size=min_batch,
+        opt_batch_size=opt_batch,
+        max_batch_size=max_batch,
+        workspace_size_mb=workspace_mb,
+        hardware_compatibility=hardware_compatibility,
+    )
+    TensorrtConfig(tensorrt=settings, source="command line")  # checks min <= opt <= max
+    emb = cfg.embedding
+    model_path = resolve_model_path(onnx_path or emb.model_path, emb.model_arch, emb.model_seed)
+    request = BuildRequest(onnx_path=Path(model_path), settings=settings, arch=arch, cache_dir=cache_dir, force=force)
+
+    if dry_run:
+        plan = plan_dry_run(request)
+        if json_output:
+            emit_json(plan)
+        else:
+            _human_dry_run(plan)
+        return
+
+    result = build_engine(request, on_status=lambda message: status(message, enabled=not json_output))
+    record = result.to_dict()
+    if upload:
+        from arcface_trt.store import push_plan
+
+        status("uploading to the engine store ...", enabled=not json_output)
+        record["upload"] = push_plan(settings, result.plan_path, overwrite=overwrite)
+    if json_output:
+        emit_json(record)
+    else:
+        _human_result(record)
+
+
+def _build_cpu(
+    onnx_path: Path | None,
+    precision: str | None,
+    calibration: Any,
+    cache_dir: Path | None,
+    force: bool,
+    config: Path | None,
+    json_output: bool,
+) -> None:
+    """``--target cpu``: the cached CPU engine (arcface_trt.precision.cpu_engine), built when needed."""
+    from arcface_trt.config import load_config
+    from arcface_trt.errors import InputError
+    from arcface_trt.model.default import resolve_model_path
+    from arcface_trt.precision.cpu_engine import ensure_cpu_engine
+
+    if precision is None:
+        raise InputError("--target cpu needs --precision fp32, fp16 or int8")
+    cfg = load_config(config)
+    # Not named ``trt``: that name is reserved for the tensorrt module (tests/tensorrt/test_trt_static_api.py).
+    emb, trt_settings = cfg.embedding, cfg.tensorrt.tensorrt
+    model_path = resolve_model_path(onnx_path or emb.model_path, emb.model_arch, emb.model_seed)
+    engine = ensure_cpu_engine(
+        model_path,
+        precision,
+        calibration=calibration if precision == "int8" else None,
+        keep_fp32_nodes=trt_settings.fp16_keep_fp32_nodes,
+        cache_dir=cache_dir or trt_settings.cache_dir,
+        force=force,
+    )
+    if json_output:
+        emit_json(engine.to_dict())
+        return
+    manifest = engine.manifest
+    lines = [
+        f"engine:     {engine.path}",
+        f"size:       {manifest['engine_bytes'] / 1e6:.1f} MB",
+        f"from cache: {'no' if engine.built else 'yes (manifest matches)'}",
+    ]
+    if engine.built:
+        lines.append(f"build time: {manifest['build_seconds']:.1f} s")
+        lines.append(f"built because: {'; '.join(engine.rebuild_reasons)}")
+    typer.echo("\n".join(lines))

@@ -1,0 +1,98 @@
+"""``arcface-trt diagnose``: what is really running and why, with measured speed and drift."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from arcface_trt.cli.common import ConfigOption, JsonOption, OnnxPathOption, emit_json, status
+
+
+def _fmt(value: Any, spec: str = "") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _render(record: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from arcface_trt.cli.common import stdout_console
+
+    console = stdout_console()
+    table = Table(title="What is running", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    validation = record["validation"]
+    env = record["environment"]
+    gpus = env["gpu"]["gpus"]
+    rows = [
+        ("backend", f"{_fmt(record['backend'])} (requested {record['requested_backend']})"),
+        ("fallback reason", _fmt(record["fallback_reason"])),
+        ("device / providers", f"{_fmt(record['device'])} [{', '.join(env['providers_applied'])}]"),
+        ("engine", _fmt(record["engine_path"])),
+        (
+            "precision / batch / dim",
+            f"{_fmt(record['precision'])} / {record['batch_size']} / {_fmt(record['embedding_dim'])}",
+        ),
+        ("throughput", f"{_fmt(record['throughput_fps'], '.1f')} img/s"),
+        ("latency per batch", f"{_fmt(record['latency_ms'], '.2f')} ms"),
+        ("GPU memory", f"{_fmt(record['vram_mb'], '.0f')} MiB"),
+        (
+            "drift vs reference",
+            f"worst cosine {_fmt(validation['drift_vs_pytorch'], '.6f')}: {validation['regression_test']}",
+        ),
+        (
+            "onnxruntime",
+            f"{_fmt(env['onnxruntime']['version'])} [{', '.join(env['onnxruntime']['providers_available'])}]",
+        ),
+        ("tensorrt", _fmt(env["tensorrt"]["version"]) if env["tensorrt"]["importable"] else "not importable"),
+        ("GPU", ", ".join(f"{g['name']} ({g['sm_arch']})" for g in gpus) or "none"),
+        ("CPU", f"{env['cpu']['model']} ({env['cpu']['usable_cores']} cores)"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    if record["error"]:
+        console.print(f"[red]error:[/red] {record['error']}")
+    if not record["problems"]:
+        console.print("[green]no problems found[/green]")
+        return
+    problems = Table(title=f"{len(record['problems'])} problem(s)")
+    for column in ("problem", "what", "fix"):
+        problems.add_column(column, overflow="fold")
+    for problem in record["problems"]:
+        problems.add_row(problem["code"], problem["message"], problem["fix"])
+    console.print(problems)
+
+
+def diagnose(
+    config: ConfigOption = None,
+    onnx_path: OnnxPathOption = None,
+    n_samples: Annotated[int, typer.Option("--n-samples", help="Face crops in the short parity check.")] = 16,
+    iterations: Annotated[int, typer.Option("--iterations", help="Timed batches in the short benchmark.")] = 3,
+    json_output: JsonOption = False,
+) -> None:
+    """Load the configured backend as the pipeline does, measure it, check parity, and flag silent problems.
+
+    Exit 1 when the configured backend cannot load or its drift is above the tolerance (the record is printed first).
+    """
+    from arcface_trt.diagnose import DiagnoseRequest, run_diagnose
+    from arcface_trt.errors import CheckFailedError
+
+    status("diagnosing (loads the backend, times a few batches, checks parity) ...", enabled=not json_output)
+    record = run_diagnose(
+        DiagnoseRequest(
+            config=str(config) if config else None,
+            onnx_path=str(onnx_path) if onnx_path else None,
+            n_samples=n_samples,
+            iterations=iterations,
+        )
+    )
+    if json_output:
+        emit_json(record)
+    else:
+        _render(record)
+    if record["error"]:
+        raise CheckFailedError(f"the configured backend cannot load: {record['error']}")
+    if record["validation"]["regression_test"] == "failed":
+        raise CheckFailedError("the running backend drifts from the reference beyond validation.max_drift_cosine")

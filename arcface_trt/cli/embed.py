@@ -1,0 +1,180 @@
+"""``arcface-trt embed``: bulk embeddings of a folder, list file or ``.npy`` of face crops into Parquet or ``.npy``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from arcface_trt.cli.common import ConfigOption, DeviceOption, JsonOption, OnnxPathOption, emit_json
+
+#: Unreadable paths listed in the table (all of them are in --json).
+_SHOWN_UNREADABLE = 10
+
+
+@contextmanager
+def _rate_progress(enabled: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar with images/s on stderr, sized on the first call (the count left after --resume).
+
+    common.progress has no rate column and needs its total up front, hence this one.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.1f} img/s" if speed else "-- img/s")
+
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield lambda advance, todo: None
+        return
+    columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task: list[Any] = []
+
+        def update(advance: int, todo: int) -> None:
+            if not task:
+                task.append(bar.add_task("embedding", total=todo))
+            bar.advance(task[0], advance)
+
+        yield update
+
+
+def _table(summary: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"embed: {summary.rows_in_output} rows in {summary.output}", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    where = (
+        "Ray" + (f" at {summary.ray_address}" if summary.ray_address else " (local instance)") if summary.ray else ""
+    )
+    rows = [
+        ("input", summary.input),
+        ("backend", f"{summary.backend} ({summary.precision})" + (f" on {where}" if where else "")),
+        ("model", f"{summary.model_path} (sha256 {summary.model_sha256[:12]}...)"),
+        (
+            "paths in input",
+            f"{summary.total}" + (f" ({summary.duplicates} duplicates dropped)" if summary.duplicates else ""),
+        ),
+        ("embedded now", str(summary.embedded)),
+        ("already in output (skipped)", str(summary.skipped_existing)),
+        ("unreadable (skipped)", str(summary.unreadable_count)),
+        ("throughput", f"{summary.images_per_s:,.1f} img/s over {summary.embed_elapsed_s:.1f} s"),
+        ("elapsed (with model load and merge)", f"{summary.elapsed_s:.1f} s"),
+    ]
+    if summary.fallback_reason:
+        rows.append(("fallback", summary.fallback_reason))
+    for field, value in rows:
+        table.add_row(field, value)
+    if summary.unreadable:
+        shown = [f"{u['path']}: {u['reason']}" for u in summary.unreadable[:_SHOWN_UNREADABLE]]
+        more = summary.unreadable_count - len(shown)
+        table.caption = "unreadable: " + "; ".join(shown) + (f"; and {more} more (see --json)" if more > 0 else "")
+    return table
+
+
+def embed(
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="Folder of face crops (jpg/png, recursive), a text file listing image paths, or a .npy of crops.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Output: FILE.parquet, or FILE.npy (+ FILE.index.parquet).", show_default=False),
+    ],
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="pytorch|insightface|onnxruntime|tensorrt (default: embedding.backend).",
+            show_default=False,
+        ),
+    ] = None,
+    onnx_path: OnnxPathOption = None,
+    device: DeviceOption = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", help="Crops per backend call (default: embedding.batch_size).", show_default=False
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            help="Reader threads that decode and preprocess ahead (default: cores, at most 4).",
+            show_default=False,
+        ),
+    ] = None,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", help="Rows per committed part (what an interruption can lose at most).")
+    ] = 2048,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run / add only the paths the output lacks.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output or unfinished run.")
+    ] = False,
+    allow_cpu_fallback: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-cpu-fallback/--no-cpu-fallback",
+            help="Fall back to the reference on the CPU (reported).",
+            show_default=False,
+        ),
+    ] = None,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Run on Ray Data (a local instance unless --ray-address).")
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster to connect to, e.g. 'auto' or ray://host:10001 (implies --ray).",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Embed every face crop of INPUT into --out, reading ahead in threads; resumable; optionally on Ray.
+
+    Unreadable images are skipped and listed. Continue an interrupted run with --resume. See docs/embed.md.
+    """
+    from arcface_trt.embed import embed_to_file
+
+    with _rate_progress(enabled=not json_output) as advance:
+        summary = embed_to_file(
+            input_path,
+            out,
+            backend=backend,
+            onnx_path=onnx_path,
+            device=device,
+            batch_size=batch_size,
+            threads=threads,
+            chunk_size=chunk_size,
+            resume=resume,
+            overwrite=overwrite,
+            allow_cpu_fallback=allow_cpu_fallback,
+            config=config,
+            progress=advance,
+            ray=ray,
+            ray_address=ray_address,
+        )
+    if json_output:
+        emit_json(summary.to_dict())
+    else:
+        from arcface_trt.cli.common import stdout_console
+
+        stdout_console().print(_table(summary))

@@ -1,0 +1,54 @@
+"""``arcface-trt list-engines``: what the S3 engine store holds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from arcface_trt.cli.common import ConfigOption, JsonOption, emit_json, stdout_console
+from arcface_trt.cli.store_options import (
+    BucketOption,
+    EndpointOption,
+    PrefixOption,
+    RegionOption,
+    human_bytes,
+    store_settings,
+)
+
+
+def list_engines(
+    model: Annotated[str | None, typer.Option("--model", help="Only this model's engines.", show_default=False)] = None,
+    bucket: BucketOption = None,
+    prefix: PrefixOption = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the engines in the store: model, precision, GPU arch, TensorRT version, size, date."""
+    from rich.table import Table
+
+    from arcface_trt.store.engines import list_engines as list_store
+    from arcface_trt.store.s3 import StoreSettings
+
+    _, section = store_settings(config, bucket, prefix, endpoint_url, region)
+    where = StoreSettings.from_section(section).uri()
+    entries = list_store(section, model=model)
+    if json_output:
+        emit_json({"store": where, "engines": [e.to_dict() for e in entries]})
+        return
+    if not entries:
+        typer.echo(f"no engines in {where}" + (f" for model '{model}'" if model else ""))
+        return
+    table = Table(title=f"Engines in {where}")
+    for column in ("model", "precision", "arch", "TensorRT", "size", "date (UTC)"):
+        table.add_column(column, justify="right" if column == "size" else "left", no_wrap=True)
+    for e in entries:
+        date = (e.last_modified or "-")[:16].replace("T", " ")
+        style = None if e.has_manifest and e.plan_bytes is not None else "red"
+        table.add_row(e.model, e.precision, e.sm_arch, e.trt_version, human_bytes(e.plan_bytes), date, style=style)
+    incomplete = [e.label for e in entries if not e.has_manifest or e.plan_bytes is None]
+    if incomplete:
+        table.caption = f"incomplete (fetch refuses them; push again): {', '.join(incomplete)}"
+    stdout_console().print(table)

@@ -1,0 +1,12 @@
+"""``diagnose``: what is really running and why, in one record.
+
+:func:`run_diagnose` loads the configured backend exactly as the pipeline does
+(:func:`arcface_trt.backends.get_embedding_backend` with the config), times a short
+benchmark, checks parity against the InsightFace reference on the CPU, and runs the
+checks of :mod:`arcface_trt.diagnose.checks`.
+"""
+
+from arcface_trt.diagnose.checks import Problem
+from arcface_trt.diagnose.record import DiagnoseRequest, run_diagnose
+
+__all__ = ["DiagnoseRequest", "Problem", "run_diagnose"]

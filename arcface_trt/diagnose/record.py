@@ -1,0 +1,241 @@
+"""Build the ``diagnose`` record: backend, measured speed and drift, environment, problems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arcface_trt.backends.base import Embedder
+from arcface_trt.config import EmbeddingConfig
+from arcface_trt.diagnose import checks
+from arcface_trt.errors import BackendUnavailableError, InputError
+
+REFERENCE = "insightface"
+
+
+@dataclass(frozen=True)
+class DiagnoseRequest:
+    """Options of ``arcface-trt diagnose``; None means "from the config"."""
+
+    config: str | None = None
+    onnx_path: str | None = None
+    #: Crops in the parity check (short on purpose; ``compare`` does the full check).
+    n_samples: int = 16
+    #: Timed ``encode`` calls of one configured batch in the short benchmark.
+    iterations: int = 3
+    warmup_s: float = 0.2
+
+
+def engine_cache_dir(cfg: EmbeddingConfig) -> Path:
+    """The engine cache folder the TensorRT backend uses for this config."""
+    from arcface_trt.paths import engines_dir
+
+    configured = cfg.tensorrt.tensorrt.cache_dir
+    return Path(configured).expanduser() if configured else engines_dir()
+
+
+def _load(cfg: EmbeddingConfig, onnx_path: str | None) -> tuple[Embedder | None, str | None]:
+    """The backend as the pipeline gets it, or the reason it cannot load."""
+    from arcface_trt.backends import get_embedding_backend
+
+    try:
+        return get_embedding_backend(config=cfg, onnx_path=onnx_path), None
+    except BackendUnavailableError as exc:
+        return None, str(exc)
+
+
+def short_benchmark(embedder: Embedder, request: DiagnoseRequest) -> dict[str, Any]:
+    """Time ``encode`` on one configured batch of sample faces (warm-up excluded)."""
+    from arcface_trt.bench.memory import GpuMemoryTracker
+    from arcface_trt.bench.runner import is_gpu_backend
+    from arcface_trt.bench.stats import latency_stats, throughput
+    from arcface_trt.bench.timing import TimingPlan, ignore_result, run_timed
+    from arcface_trt.faces import sample_faces
+
+    batch = embedder.batch_size
+    crops = sample_faces(batch, seed=0)
+    plan = TimingPlan(iterations=request.iterations, warmup_s=request.warmup_s)
+    samples = run_timed(ignore_result(lambda: embedder.encode(crops)), plan)
+    vram_mb, vram_source = None, None
+    if is_gpu_backend(embedder):
+        tracker = GpuMemoryTracker()
+        tracker.sample()
+        engine_bytes = getattr(getattr(embedder, "runner", None), "device_memory_bytes", None)
+        if tracker.peak_mb is not None:
+            vram_mb, vram_source = tracker.peak_mb, tracker.source
+        elif engine_bytes is not None:
+            vram_mb, vram_source = engine_bytes / 2**20, "engine_device_memory"
+    return {
+        "batch_size": batch,
+        "throughput_fps": throughput(batch, samples.host_ms),
+        "latency_ms": latency_stats(samples.host_ms).to_dict(),
+        "iterations": len(samples.host_ms),
+        "vram_mb": vram_mb,
+        "vram_source": vram_source,
+    }
+
+
+def parity(embedder: Embedder, cfg: EmbeddingConfig, request: DiagnoseRequest) -> dict[str, Any]:
+    """Short parity check of ``embedder`` against the InsightFace reference on the CPU."""
+    from arcface_trt.backends import get_embedding_backend
+    from arcface_trt.faces import sample_faces
+    from arcface_trt.parity import compare_embedders
+
+    tolerance = cfg.validation.max_drift_cosine
+    out: dict[str, Any] = {
+        "drift_vs_pytorch": None,
+        "regression_test": "not run",
+        "reference": f"{REFERENCE} (cpu)",
+        "n_samples": request.n_samples,
+        "max_drift_cosine": tolerance,
+        "metric": "drift_vs_pytorch = worst-sample cosine similarity to the reference",
+    }
+    try:
+        reference = get_embedding_backend(
+            REFERENCE,
+            device="cpu",
+            allow_cpu_fallback=False,
+            onnx_path=embedder.model.path,
+            config=cfg,
+            batch_size=embedder.batch_size,
+        )
+    except (BackendUnavailableError, InputError) as exc:
+        out["error"] = f"the reference cannot load: {exc}"
+        return out
+    crops = sample_faces(request.n_samples, cfg.validation.seed)
+    result = compare_embedders(reference, embedder, crops, tolerance)
+    out.update(
+        drift_vs_pytorch=result.cosine["min"],
+        regression_test="passed" if result.passed else "failed",
+        cosine_mean=result.cosine["mean"],
+        max_drift=result.max_drift,
+        nn_agreement=result.nn_agreement,
+    )
+    if embedder.info().backend == REFERENCE and embedder.device in ("cpu", "auto"):
+        out["note"] = "the running backend is the reference itself"
+    return out
+
+
+def _engines(cfg: EmbeddingConfig) -> list[Any]:
+    from arcface_trt.engine.cache import EngineCache
+
+    folder = engine_cache_dir(cfg)
+    return list(EngineCache(folder).entries()) if folder.is_dir() else []
+
+
+def _model_facts(cfg: EmbeddingConfig, embedder: Embedder | None, onnx_path: str | None) -> tuple[str, str]:
+    """(model name, onnx sha256) of the configured model, to find its cached engines."""
+    if embedder is not None:
+        return embedder.model.name, embedder.model.sha256
+    from arcface_trt.model.default import resolve_model_path
+    from arcface_trt.model.inspect import inspect_model
+
+    emb = cfg.embedding
+    try:
+        model = inspect_model(resolve_model_path(onnx_path or emb.model_path, emb.model_arch, emb.model_seed))
+    except InputError:
+        return Path(onnx_path or emb.model_path or "").stem, ""
+    return model.name, model.sha256
+
+
+def find_problems(
+    cfg: EmbeddingConfig,
+    environment: dict[str, Any],
+    embedder: Embedder | None,
+    load_error: str | None,
+    validation: dict[str, Any],
+    onnx_path: str | None = None,
+) -> list[checks.Problem]:
+    """Run every check; the problems found, in :data:`checks.CODES` order."""
+    from arcface_trt.backends import canonical_backend
+    from arcface_trt.bench.environment import current_sm_arch
+    from arcface_trt.paths import models_dir
+
+    requested = canonical_backend(cfg.embedding.backend)
+    info = embedder.info() if embedder is not None else None
+    ort = environment["onnxruntime"]
+    model_name, model_sha = _model_facts(cfg, embedder, onnx_path)
+    found = [
+        checks.check_fallback(requested, info and info.backend, info and info.fallback_reason),
+        checks.check_backend_loaded(requested, load_error),
+        checks.check_provider_applied(
+            requested,
+            info and info.backend,
+            cfg.embedding.device,
+            ort["providers_available"],
+            info.providers if info else [],
+        ),
+        checks.check_onnxruntime_twins(environment["packages"]),
+        checks.check_tensorrt_import(requested, environment["tensorrt"]),
+        checks.check_engines(
+            _engines(cfg),
+            model_name,
+            model_sha,
+            cfg.tensorrt.tensorrt.precision,
+            environment["tensorrt"]["version"],
+            current_sm_arch(environment),
+        ),
+        checks.check_writable(engine_cache_dir(cfg), "engine cache folder"),
+        checks.check_writable(models_dir(), "model cache folder"),
+        checks.check_parity(
+            validation["regression_test"], validation["drift_vs_pytorch"], validation["max_drift_cosine"]
+        ),
+    ]
+    return [p for p in found if p is not None]
+
+
+def run_diagnose(request: DiagnoseRequest) -> dict[str, Any]:
+    """The full record (see the module docstring); never raises for the backend failing to load."""
+    from arcface_trt.backends import canonical_backend
+    from arcface_trt.bench.environment import collect_environment
+    from arcface_trt.config import load_config
+
+    if request.n_samples < 1:
+        raise InputError(f"--n-samples must be at least 1, got {request.n_samples}")
+    cfg = load_config(request.config)
+    environment = collect_environment()
+    embedder, load_error = _load(cfg, request.onnx_path)
+    info = embedder.info() if embedder is not None else None
+    bench = short_benchmark(embedder, request) if embedder is not None else None
+    validation = (
+        parity(embedder, cfg, request)
+        if embedder is not None
+        else {
+            "drift_vs_pytorch": None,
+            "regression_test": "not run",
+            "max_drift_cosine": cfg.validation.max_drift_cosine,
+        }
+    )
+    environment["device_requested"] = cfg.embedding.device
+    environment["providers_applied"] = info.providers if info else []
+    problems = find_problems(cfg, environment, embedder, load_error, validation, request.onnx_path)
+    return {
+        "backend": info.backend if info else None,
+        "requested_backend": canonical_backend(cfg.embedding.backend),
+        "fallback_reason": info.fallback_reason if info else None,
+        "engine_path": info.engine_path if info else None,
+        "precision": info.precision if info else None,
+        "batch_size": info.batch_size if info else cfg.embedding.batch_size,
+        "embedding_dim": info.embedding_dim if info else None,
+        "throughput_fps": bench["throughput_fps"] if bench else None,
+        "latency_ms": bench["latency_ms"]["mean"] if bench else None,
+        "vram_mb": bench["vram_mb"] if bench else None,
+        "validation": validation,
+        "environment": environment,
+        "device": info.device if info else None,
+        "model": {"path": info.model_path, "name": embedder.model.name, "sha256": embedder.model.sha256}
+        if embedder is not None
+        else None,
+        "config": {
+            "source": cfg.source,
+            "backend": cfg.embedding.backend,
+            "device": cfg.embedding.device,
+            "allow_cpu_fallback": cfg.embedding.allow_cpu_fallback,
+            "tensorrt_config": cfg.tensorrt.source,
+            "engine_cache_dir": str(engine_cache_dir(cfg)),
+        },
+        "benchmark": bench,
+        "error": load_error,
+        "problems": [p.to_dict() for p in problems],
+    }

@@ -1,0 +1,33 @@
+"""Bulk embeddings: a folder, list file or ``.npy`` of face crops -> Parquet (or ``.npy`` + index).
+
+``embed_to_file`` is what ``arcface-trt embed`` runs (resumable, optionally on Ray);
+``embed_paths`` embeds image files in memory; ``read_embeddings`` reads a finished output.
+See docs/embed.md for the on-disk format and the resume rules.
+"""
+
+from __future__ import annotations
+
+from arcface_trt.embed.job import (
+    DEFAULT_CHUNK_SIZE,
+    EmbeddedBatch,
+    EmbeddedPaths,
+    EmbedSummary,
+    embed_paths,
+    embed_to_file,
+    iter_embeddings,
+)
+from arcface_trt.embed.sources import Source, open_source
+from arcface_trt.embed.store import read_embeddings
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "EmbedSummary",
+    "EmbeddedBatch",
+    "EmbeddedPaths",
+    "Source",
+    "embed_paths",
+    "embed_to_file",
+    "iter_embeddings",
+    "open_source",
+    "read_embeddings",
+]

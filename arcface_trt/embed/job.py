@@ -1,0 +1,284 @@
+"""Bulk embedding: a source of crops -> batches read ahead in threads -> the backend -> committed parts.
+
+The results equal ``embedder.encode`` on the same crops: the same ``preprocess``, the
+same ``forward`` on batches of ``batch_size``, the same ``l2_normalize``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from arcface_trt.backends.base import Embedder
+from arcface_trt.embed.reader import default_threads, read_batches
+from arcface_trt.embed.sources import open_source, source_from_paths
+from arcface_trt.embed.store import PartStore, check_output
+from arcface_trt.errors import InputError
+from arcface_trt.preprocess import l2_normalize
+
+#: Rows per committed part: what a killed run can lose at most, and the output's row-group size.
+DEFAULT_CHUNK_SIZE = 2048
+
+#: ``progress(advance, todo)``: called once with ``(0, todo)`` before the first batch, then per batch.
+ProgressHook = Callable[[int, int], None]
+
+
+@dataclass
+class EmbeddedBatch:
+    """One batch out of a backend: keys with their L2-normalised embeddings, plus what could not be read."""
+
+    keys: list[str]
+    embeddings: np.ndarray
+    failures: list[tuple[str, str]]
+    backend: str
+    precision: str
+
+
+@dataclass
+class EmbeddedPaths:
+    """In-memory result of :func:`embed_paths`: ``embeddings[i]`` belongs to ``paths[i]``."""
+
+    paths: list[str]
+    embeddings: np.ndarray
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class EmbedSummary:
+    """What a run did. ``images_per_s`` is ``embedded / embed_elapsed_s`` (reading, embedding, committing
+    parts); ``elapsed_s`` is the whole call, model loading and the final merge included."""
+
+    input: str
+    output: str
+    format: str
+    backend: str
+    requested_backend: str
+    precision: str | None
+    model_path: str
+    model_sha256: str
+    total: int
+    embedded: int
+    skipped_existing: int
+    unreadable_count: int
+    rows_in_output: int
+    elapsed_s: float
+    embed_elapsed_s: float
+    images_per_s: float
+    duplicates: int = 0
+    batch_size: int = 0
+    threads: int | None = None
+    fallback_reason: str | None = None
+    ray: bool = False
+    ray_address: str | None = None
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly record."""
+        return asdict(self)
+
+
+def iter_embeddings(
+    embedder: Embedder,
+    keys: Sequence[str],
+    load: Callable[[str], Any],
+    batch_size: int | None = None,
+    threads: int | None = None,
+) -> Iterator[EmbeddedBatch]:
+    """Embed ``keys`` in order; reading and preprocessing run ahead in ``threads`` background threads."""
+    embedder.ensure_ready()
+    info = embedder.info()
+    size = batch_size or embedder.batch_size
+    for batch in read_batches(keys, load, embedder.preprocess, size, threads):
+        if batch.inputs is None:
+            embeddings = np.zeros((0, embedder.model.embedding_dim), dtype=np.float32)
+        else:
+            embeddings = l2_normalize(embedder.forward(batch.inputs))
+        yield EmbeddedBatch(batch.keys, embeddings, batch.failures, info.backend, info.precision)
+
+
+def _make_embedder(
+    embedder: Embedder | None,
+    backend: str | None,
+    onnx_path: str | Path | None,
+    device: str | None,
+    batch_size: int | None,
+    allow_cpu_fallback: bool | None,
+    config: Any,
+) -> Embedder:
+    if embedder is not None:
+        return embedder
+    from arcface_trt.backends import get_embedding_backend
+
+    return get_embedding_backend(
+        backend, device, None, allow_cpu_fallback, onnx_path, config=config, batch_size=batch_size
+    )
+
+
+def _check_sizes(batch_size: int | None, threads: int | None, chunk_size: int) -> None:
+    for name, value in (("--batch-size", batch_size), ("--threads", threads), ("--chunk-size", chunk_size)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} must be at least 1, got {value}")
+
+
+def embed_paths(
+    paths: Sequence[str | Path],
+    *,
+    embedder: Embedder | None = None,
+    backend: str | None = None,
+    onnx_path: str | Path | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    threads: int | None = None,
+    allow_cpu_fallback: bool | None = None,
+    config: Any = None,
+) -> EmbeddedPaths:
+    """Embed image files in memory (for pipelines): unreadable files are listed, never raised.
+
+    Paths are returned absolute, in the given order, duplicates once. Pass ``embedder`` to reuse
+    a loaded backend; otherwise one is made like :func:`arcface_trt.get_embedding_backend`.
+    """
+    _check_sizes(batch_size, threads, 1)
+    source = source_from_paths(list(paths))
+    emb = _make_embedder(embedder, backend, onnx_path, device, batch_size, allow_cpu_fallback, config)
+    keys: list[str] = []
+    chunks: list[np.ndarray] = []
+    unreadable: list[dict[str, str]] = []
+    for batch in iter_embeddings(emb, source.keys, source.load, batch_size, threads):
+        keys.extend(batch.keys)
+        chunks.append(batch.embeddings)
+        unreadable.extend({"path": k, "reason": r} for k, r in batch.failures)
+    return EmbeddedPaths(keys, np.concatenate(chunks, axis=0), unreadable)
+
+
+def embed_to_file(
+    input_path: str | Path,
+    out: str | Path,
+    *,
+    embedder: Embedder | None = None,
+    backend: str | None = None,
+    onnx_path: str | Path | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    threads: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    resume: bool = False,
+    overwrite: bool = False,
+    allow_cpu_fallback: bool | None = None,
+    config: Any = None,
+    progress: ProgressHook | None = None,
+    ray: bool = False,
+    ray_address: str | None = None,
+    ray_num_cpus: int | None = None,
+) -> EmbedSummary:
+    """Embed every crop of ``input_path`` (folder, list file or ``.npy``) into ``out`` (``.parquet`` or ``.npy``).
+
+    Rows are committed every ``chunk_size`` rows, so an interrupted run keeps its work and
+    ``resume=True`` embeds only what the output lacks (every key ends up exactly once).
+    ``ray=True`` runs the embedding on Ray Data (``ray_address``: an existing cluster, else a
+    local instance with ``ray_num_cpus`` CPUs); the output is the same. See docs/embed.md.
+    """
+    started = time.perf_counter()
+    _check_sizes(batch_size, threads, chunk_size)
+    fmt = check_output(out, resume, overwrite)  # before loading a model: refusals come at once
+    source = open_source(input_path)
+    use_ray = ray or ray_address is not None
+    if use_ray:
+        from arcface_trt.embed.ray_job import RayEmbedJob
+
+        if embedder is not None:
+            raise InputError("a ready embedder cannot be shipped to Ray workers; give backend/onnx_path instead")
+        job: Any = RayEmbedJob(
+            backend, onnx_path, device, batch_size, allow_cpu_fallback, config, ray_address, ray_num_cpus
+        )
+        model = job.model
+        requested, fallback_reason, size = job.requested_backend, None, job.batch_size
+        precision: str | None = None  # known once an actor has reported it
+    else:
+        emb = _make_embedder(embedder, backend, onnx_path, device, batch_size, allow_cpu_fallback, config)
+        emb.ensure_ready()
+        model, size = emb.model, batch_size or emb.batch_size
+        info = emb.info()
+        requested, fallback_reason, precision = info.requested_backend, info.fallback_reason, info.precision
+
+    with PartStore.open(out, model.sha256, model.embedding_dim, resume=resume, overwrite=overwrite) as store:
+        todo = [key for key in source.keys if key not in store.done]
+        if progress is not None:
+            progress(0, len(todo))
+        if use_ray:
+            batches = job.run(source, todo) if todo else iter(())
+        else:
+            batches = iter_embeddings(emb, todo, source.load, size, threads)
+        loop = _commit_all(batches, store, chunk_size, progress, len(todo))
+        rows = store.finish()
+
+    return EmbedSummary(
+        input=source.location,
+        output=str(Path(out).resolve()),
+        format=fmt,
+        backend=loop.backend or requested,
+        requested_backend=requested,
+        precision=loop.precision or precision,
+        model_path=model.path,
+        model_sha256=model.sha256,
+        total=len(source.keys),
+        embedded=loop.embedded,
+        skipped_existing=len(source.keys) - len(todo),
+        unreadable_count=len(loop.unreadable),
+        rows_in_output=rows,
+        elapsed_s=time.perf_counter() - started,
+        embed_elapsed_s=loop.elapsed,
+        images_per_s=loop.embedded / loop.elapsed if loop.elapsed > 0 else 0.0,
+        duplicates=source.duplicates,
+        batch_size=size,
+        threads=None if use_ray else threads or default_threads(),
+        fallback_reason=fallback_reason,
+        ray=use_ray,
+        ray_address=ray_address,
+        unreadable=loop.unreadable,
+    )
+
+
+@dataclass
+class _LoopResult:
+    embedded: int = 0
+    elapsed: float = 0.0
+    backend: str | None = None
+    precision: str | None = None
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+
+
+def _commit_all(
+    batches: Iterator[EmbeddedBatch], store: PartStore, chunk_size: int, progress: ProgressHook | None, todo: int
+) -> _LoopResult:
+    """Drain ``batches`` into ``store``, one part per ``chunk_size`` rows."""
+    result = _LoopResult()
+    keys: list[str] = []
+    chunks: list[np.ndarray] = []
+    started = time.perf_counter()
+
+    def commit() -> None:
+        if keys:
+            store.commit(keys, np.concatenate(chunks, axis=0), result.backend or "", result.precision or "")
+            keys.clear()
+            chunks.clear()
+
+    for batch in batches:
+        if batch.keys and (batch.backend, batch.precision) != (result.backend, result.precision):
+            commit()  # a part holds one backend/precision (Ray workers could differ)
+            result.backend, result.precision = batch.backend, batch.precision
+        keys.extend(batch.keys)
+        chunks.append(batch.embeddings)
+        result.embedded += len(batch.keys)
+        result.unreadable.extend({"path": k, "reason": r} for k, r in batch.failures)
+        if len(keys) >= chunk_size:
+            commit()
+        if progress is not None:
+            progress(len(batch.keys) + len(batch.failures), todo)
+    commit()
+    result.elapsed = time.perf_counter() - started
+    return result

@@ -1,0 +1,111 @@
+"""Read, decode and preprocess batches in background threads while the backend runs.
+
+A small thread pool works ahead of the consumer on at most ``prefetch`` batches (a
+bounded queue of futures, so memory stays flat however large the input); batches
+come out in input order. OpenCV's decoder and ``blobFromImages`` release the GIL,
+so the threads really overlap with each other and with the backend's ``forward``.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from arcface_trt.embed.sources import Unreadable
+from arcface_trt.errors import InputError
+
+Loader = Callable[[str], "np.ndarray | Unreadable"]
+Preprocessor = Callable[[list[np.ndarray]], np.ndarray]
+
+
+@dataclass
+class ReadBatch:
+    """One batch ready for ``forward``: the keys that decoded, their NCHW inputs, and the failures."""
+
+    keys: list[str]
+    inputs: np.ndarray | None
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def default_threads() -> int:
+    """Reader threads when not given: enough to keep one backend fed, few enough not to starve it."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _load_one(load: Loader, key: str) -> np.ndarray | Unreadable:
+    try:
+        return load(key)
+    except Exception as exc:  # one bad file must never stop a bulk run; it is reported instead
+        return Unreadable(f"{type(exc).__name__}: {exc}")
+
+
+def read_batch(keys: Sequence[str], load: Loader, preprocess: Preprocessor) -> ReadBatch:
+    """Decode and preprocess one batch; unreadable items become failures, never exceptions."""
+    ok_keys: list[str] = []
+    crops: list[np.ndarray] = []
+    failures: list[tuple[str, str]] = []
+    for key in keys:
+        item = _load_one(load, key)
+        if isinstance(item, Unreadable):
+            failures.append((key, item.reason))
+        else:
+            ok_keys.append(key)
+            crops.append(item)
+    if not crops:
+        return ReadBatch([], None, failures)
+    try:
+        return ReadBatch(ok_keys, preprocess(crops), failures)
+    except InputError:
+        pass
+    # Rare: one crop the preprocessor rejects; find it without losing the rest of the batch.
+    good_keys, good = [], []
+    for key, crop in zip(ok_keys, crops, strict=True):
+        try:
+            preprocess([crop])
+        except InputError as exc:
+            failures.append((key, str(exc)))
+            continue
+        good_keys.append(key)
+        good.append(crop)
+    return ReadBatch(good_keys, preprocess(good) if good else None, failures)
+
+
+def read_batches(
+    keys: Sequence[str],
+    load: Loader,
+    preprocess: Preprocessor,
+    batch_size: int,
+    threads: int | None = None,
+    prefetch: int | None = None,
+) -> Iterator[ReadBatch]:
+    """Yield :class:`ReadBatch` es of ``batch_size`` keys in order, read ahead by ``threads`` threads."""
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    workers = threads or default_threads()
+    if workers < 1:
+        raise InputError(f"reader threads must be at least 1, got {workers}")
+    ahead = prefetch or 2 * workers + 1
+    starts = iter(range(0, len(keys), batch_size))
+    pending: collections.deque[Future[ReadBatch]] = collections.deque()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="arcface-trt-read")
+
+    def submit_next() -> None:
+        start = next(starts, None)
+        if start is not None:
+            pending.append(pool.submit(read_batch, keys[start : start + batch_size], load, preprocess))
+
+    try:
+        for _ in range(ahead):
+            submit_next()
+        while pending:
+            batch = pending.popleft().result()
+            submit_next()
+            yield batch
+    finally:
+        # Interrupted or finished: drop what is queued, do not wait for it.
+        pool.shutdown(wait=False, cancel_futures=True)

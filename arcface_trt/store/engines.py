@@ -1,0 +1,371 @@
+"""Engines in the S3 store: push a plan + manifest, fetch one into the local cache, list them.
+
+Layout (the same as the local cache, under a key prefix)::
+
+    s3://{bucket}/{prefix}trt{major}.{minor}/{model}-{precision}-sm{arch}.plan
+    s3://{bucket}/{prefix}trt{major}.{minor}/{model}-{precision}-sm{arch}.json
+
+Upload writes the plan first and the manifest last (a manifest means a complete
+plan); both carry ``plan_sha256`` as object metadata. A fetch reads the manifest,
+streams the plan into a temporary file inside the cache folder, checks its sha256
+against the manifest and only then renames it into place and writes the manifest:
+a failed fetch (network, corrupt object, disk) leaves the cache folder as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arcface_trt.config import TensorrtSection
+from arcface_trt.engine.cache import EngineCache
+from arcface_trt.engine.key import EngineKey, Manifest
+from arcface_trt.errors import InputError, StoreError
+from arcface_trt.fileio import atomic_writer, write_bytes_atomic
+from arcface_trt.store.s3 import DownloadDropped, ObjectInfo, S3Store, StoreSettings
+
+#: Whole-download attempts when the connection drops mid-body (each restarts the temp file).
+DOWNLOAD_ATTEMPTS = 2
+#: Object metadata key holding the plan's sha256 (S3 sends it as ``x-amz-meta-plan_sha256``).
+SHA_METADATA = "plan_sha256"
+#: Store entries named in an "object missing" message before "and N more".
+_MAX_LISTED = 12
+
+_PLAN_RELPATH = re.compile(r"^trt(\d+\.\d+)/(.+)-([A-Za-z0-9]+)-(sm\d+)\.(plan|json)$")
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What a fetch did: where the plan is, and whether it was downloaded."""
+
+    key: EngineKey
+    plan_path: Path
+    manifest_path: Path
+    source: str
+    downloaded: bool
+    plan_bytes: int
+    plan_sha256: str
+    seconds: float
+    attempts: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly record."""
+        return {
+            "model": self.key.model,
+            "precision": self.key.precision,
+            "sm_arch": self.key.sm_arch,
+            "trt_version": self.key.trt_version,
+            "plan_path": str(self.plan_path),
+            "manifest_path": str(self.manifest_path),
+            "source": self.source,
+            "downloaded": self.downloaded,
+            "plan_bytes": self.plan_bytes,
+            "plan_sha256": self.plan_sha256,
+            "seconds": round(self.seconds, 3),
+            "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    """One engine in the store, as listed (no manifest is downloaded for a listing)."""
+
+    model: str
+    precision: str
+    sm_arch: str
+    trt_version: str
+    plan_uri: str
+    plan_bytes: int | None
+    last_modified: str | None
+    has_manifest: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly record."""
+        return dict(self.__dict__)
+
+    @property
+    def label(self) -> str:
+        """``trt10.16 fp16 sm90`` (for messages)."""
+        state = "" if self.has_manifest else " (no manifest)"
+        if self.plan_bytes is None:
+            state = " (manifest only)"
+        return f"trt{self.trt_version} {self.precision} {self.sm_arch}{state}"
+
+
+def open_store(settings: TensorrtSection) -> S3Store:
+    """The store configured by the ``tensorrt:`` section; StoreError when no bucket is set."""
+    return S3Store(StoreSettings.from_section(settings))
+
+
+# -- fetch ---------------------------------------------------------------------------------------
+
+
+def fetch(settings: TensorrtSection, key: EngineKey, cache: EngineCache, force: bool = False) -> FetchResult:
+    """Bring the store's plan for ``key`` into ``cache``; skip the download when the local copy is current.
+
+    "Current" means the cached plan's sha256 equals both its own manifest and the store's
+    manifest. Raises StoreError (one line) for every store-side failure; the cache folder
+    is unchanged unless the fetch succeeds.
+    """
+    started = time.perf_counter()
+    store = open_store(settings)
+    plan_uri = store.settings.uri(key.plan_relpath)
+    manifest_raw = store.get_bytes(key.manifest_relpath)
+    if manifest_raw is None:
+        raise _missing_error(store, key)
+    remote = _parse_manifest(manifest_raw, store.settings.uri(key.manifest_relpath))
+    if remote.key != key:
+        raise StoreError(
+            f"{store.settings.uri(key.manifest_relpath)} describes {remote.key.plan_relpath}, not {key.plan_relpath}"
+        )
+    if not force:
+        local = cache.lookup(key, {})
+        if local.hit and local.manifest is not None and local.manifest.plan_sha256 == remote.plan_sha256:
+            return FetchResult(
+                key=key,
+                plan_path=local.plan_path,
+                manifest_path=local.manifest_path,
+                source=plan_uri,
+                downloaded=False,
+                plan_bytes=local.plan_path.stat().st_size,
+                plan_sha256=remote.plan_sha256,
+                seconds=time.perf_counter() - started,
+                attempts=0,
+            )
+    plan_path, manifest_path = cache.plan_path(key), cache.manifest_path(key)
+    try:
+        with _remove_new_folders(plan_path.parent), ExitStack() as locked:
+            with atomic_writer(plan_path) as handle:
+                sha, size, attempts = _download_plan(store, key, handle)
+                if sha != remote.plan_sha256:
+                    raise StoreError(
+                        f"sha256 mismatch: {plan_uri} has sha256 {sha[:16]}... but its manifest says "
+                        f"{remote.plan_sha256[:16]}... (corrupt or replaced object); it was not kept, "
+                        "the cache is unchanged"
+                    )
+                # Rename the plan and write its manifest under the key's lock, so a build or
+                # another fetch never sees this plan beside another manifest.
+                locked.enter_context(cache.lock(key))
+            write_bytes_atomic(manifest_path, manifest_raw)
+    except OSError as exc:
+        raise StoreError(f"cannot write to the engine cache {cache.root}: {exc.strerror or exc}") from None
+    return FetchResult(
+        key=key,
+        plan_path=plan_path,
+        manifest_path=manifest_path,
+        source=plan_uri,
+        downloaded=True,
+        plan_bytes=size,
+        plan_sha256=sha,
+        seconds=time.perf_counter() - started,
+        attempts=attempts,
+    )
+
+
+def fetch_into_cache(settings: TensorrtSection, key: EngineKey, cache: EngineCache, force: bool = False) -> Path:
+    """:func:`fetch` and return the cached plan's path (the entry point the tensorrt backend uses)."""
+    return fetch(settings, key, cache, force).plan_path
+
+
+def _download_plan(store: S3Store, key: EngineKey, handle: Any) -> tuple[str, int, int]:
+    """Stream the plan into ``handle``; a dropped connection restarts it (``DOWNLOAD_ATTEMPTS`` in all)."""
+    attempt = 1
+    while True:
+        try:
+            sha, size = store.download(key.plan_relpath, handle)
+            return sha, size, attempt
+        except DownloadDropped:
+            if attempt >= DOWNLOAD_ATTEMPTS:
+                raise
+        attempt += 1
+        handle.seek(0)
+        handle.truncate()
+
+
+@contextlib.contextmanager
+def _remove_new_folders(folder: Path) -> Iterator[None]:
+    """On failure, remove the folders up to ``folder`` that this block created (if left empty)."""
+    created = []
+    probe = folder
+    while not probe.exists():
+        created.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    try:
+        yield
+    except BaseException:
+        for path in created:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
+
+
+def _parse_manifest(raw: bytes, where: str) -> Manifest:
+    try:
+        return Manifest.from_dict(json.loads(raw.decode("utf-8")), where)
+    except (UnicodeDecodeError, ValueError):
+        raise StoreError(f"{where} is not a JSON manifest") from None
+    except InputError as exc:
+        raise StoreError(str(exc)) from None
+
+
+def _missing_error(store: S3Store, key: EngineKey) -> StoreError:
+    """The manifest is absent: say whether the plan is there without it, else what the store has."""
+    plan_uri = store.settings.uri(key.plan_relpath)
+    if store.head(key.plan_relpath) is not None:
+        return StoreError(
+            f"manifest missing: {store.settings.uri(key.manifest_relpath)} does not exist although the plan does "
+            "(an interrupted upload?); push the plan and its manifest again"
+        )
+    have = [e.label for e in list_entries_from(store) if e.model == key.model]
+    if not have:
+        return StoreError(f"no engine at {plan_uri}; the store holds nothing for model '{key.model}'")
+    shown = ", ".join(have[:_MAX_LISTED]) + (f" and {len(have) - _MAX_LISTED} more" if len(have) > _MAX_LISTED else "")
+    return StoreError(f"no engine at {plan_uri}; the store has for model '{key.model}': {shown}")
+
+
+# -- push ----------------------------------------------------------------------------------------
+
+
+def _digests(path: Path) -> tuple[str, str, int]:
+    """sha256 and md5 (the single-PUT ETag) of a file, and its size, in one read."""
+    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return sha.hexdigest(), md5.hexdigest(), size
+
+
+def _same_object(head: ObjectInfo | None, sha: str, md5: str, size: int) -> bool:
+    """Does the stored plan hold these bytes? ETag equals the MD5 for a plain PUT; else trust our metadata."""
+    if head is None or head.size != size:
+        return False
+    return head.etag == md5 or head.metadata.get(SHA_METADATA) == sha
+
+
+def push_plan(settings: TensorrtSection, plan_path: Path, overwrite: bool = False) -> dict:
+    """Upload a plan and the manifest beside it; returns what was done.
+
+    Refuses a plan without a manifest or whose sha256 differs from the manifest's. A store
+    that already holds the same plan is left alone (``uploaded: false``); one holding a
+    different plan under the same key is replaced only with ``overwrite``; a stored plan
+    that does not match its own (identical) manifest is re-uploaded.
+    """
+    plan_path = Path(plan_path)
+    if not plan_path.is_file():
+        raise InputError(f"no plan file at {plan_path}")
+    manifest_path = plan_path.with_suffix(".json")
+    if not manifest_path.is_file():
+        raise InputError(
+            f"{plan_path} has no manifest beside it ({manifest_path.name}); a plan is pushed with its manifest"
+        )
+    try:
+        manifest_raw = manifest_path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {manifest_path}: {exc.strerror or exc}") from None
+    manifest = Manifest.read(manifest_path)
+    key = manifest.key
+    sha, md5, size = _digests(plan_path)
+    if sha != manifest.plan_sha256:
+        raise InputError(
+            f"{plan_path} has sha256 {sha[:16]}... but its manifest says {manifest.plan_sha256[:16]}...: "
+            "the plan or the manifest was changed; rebuild it"
+        )
+    store = open_store(settings)
+    record: dict[str, Any] = {
+        "model": key.model,
+        "precision": key.precision,
+        "sm_arch": key.sm_arch,
+        "trt_version": manifest.trt_version,
+        "plan_path": str(plan_path),
+        "plan_uri": store.settings.uri(key.plan_relpath),
+        "manifest_uri": store.settings.uri(key.manifest_relpath),
+        "plan_bytes": size,
+        "plan_sha256": sha,
+        "uploaded": False,
+        "replaced": False,
+    }
+    remote_raw = store.get_bytes(key.manifest_relpath)
+    if remote_raw is not None:
+        try:
+            remote_sha: str | None = _parse_manifest(remote_raw, record["manifest_uri"]).plan_sha256
+        except StoreError:
+            remote_sha = None  # an unreadable manifest is replaced like a different one
+        if remote_sha == sha and _same_object(store.head(key.plan_relpath), sha, md5, size):
+            return record  # the same plan is stored: leave it (and its manifest) as they are
+        # A stored manifest naming this very plan over missing or damaged plan bytes is repaired
+        # without --overwrite: the result is what that manifest already promises.
+        if remote_sha != sha and not overwrite:
+            raise StoreError(
+                f"{record['plan_uri']} already holds a different plan (sha256 {str(remote_sha)[:16]}... there, "
+                f"{sha[:16]}... here); pass --overwrite to replace it"
+            )
+        record["replaced"] = True
+    # Plan first, manifest last: a manifest in the store always means a complete plan.
+    store.put_file(key.plan_relpath, plan_path, {SHA_METADATA: sha}, "application/octet-stream")
+    store.put_bytes(key.manifest_relpath, manifest_raw, {SHA_METADATA: sha}, "application/json")
+    record["uploaded"] = True
+    return record
+
+
+# -- list ----------------------------------------------------------------------------------------
+
+
+def list_entries_from(store: S3Store) -> list[StoreEntry]:
+    """Every plan (or orphan manifest) under the store's prefix, sorted by model, TensorRT, precision, arch."""
+    plans: dict[tuple[str, str, str, str], ObjectInfo] = {}
+    manifests: set[tuple[str, str, str, str]] = set()
+    for info in store.list():
+        match = _PLAN_RELPATH.match(info.relpath)
+        if not match:
+            continue
+        trt, model, precision, arch, kind = match.groups()
+        ident = (model, trt, precision, arch)
+        if kind == "plan":
+            plans[ident] = info
+        else:
+            manifests.add(ident)
+    entries = []
+    for ident in sorted(set(plans) | manifests):
+        model, trt, precision, arch = ident
+        plan = plans.get(ident)
+        entries.append(
+            StoreEntry(
+                model=model,
+                precision=precision,
+                sm_arch=arch,
+                trt_version=trt,
+                plan_uri=store.settings.uri(f"trt{trt}/{model}-{precision}-{arch}.plan"),
+                plan_bytes=plan.size if plan else None,
+                last_modified=plan.last_modified.isoformat() if plan and plan.last_modified else None,
+                has_manifest=ident in manifests,
+            )
+        )
+    return entries
+
+
+def list_engines(settings: TensorrtSection, model: str | None = None) -> list[StoreEntry]:
+    """What the configured store holds (optionally only for ``model``)."""
+    entries = list_entries_from(open_store(settings))
+    return [e for e in entries if model is None or e.model == model]
+
+
+__all__ = [
+    "FetchResult",
+    "StoreEntry",
+    "fetch",
+    "fetch_into_cache",
+    "list_engines",
+    "push_plan",
+]

@@ -1,0 +1,406 @@
+"""The S3 side of the engine store: settings, one boto3 client, and one-line errors.
+
+Credentials come only from boto3's own chain (environment, shared files, profile,
+instance role) and never appear in a message: errors are built from the S3 error
+code, the bucket/key and the endpoint (with any ``user:password@`` part removed),
+and every message is scrubbed of the credential values as a last guard.
+
+Every call is bounded: connect and read timeouts plus a fixed number of attempts
+(botocore's "standard" retry mode, which also retries dropped connections), so an
+unreachable endpoint fails within about ``MAX_ATTEMPTS * CONNECT_TIMEOUT_S`` plus
+the back-off, with a message naming the endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
+
+from arcface_trt.config import TensorrtSection
+from arcface_trt.errors import StoreError
+
+#: Seconds to open a TCP connection to the endpoint (per attempt).
+CONNECT_TIMEOUT_S = 4.0
+#: Seconds to wait for the next bytes of a response (per read, per attempt).
+READ_TIMEOUT_S = 20.0
+#: Total attempts of one request (first try included) on throttling and connection errors.
+MAX_ATTEMPTS = 3
+#: Bytes read from a download stream at a time.
+CHUNK_BYTES = 1 << 20
+
+#: S3 error codes meaning "these credentials were not accepted" (as opposed to "not allowed").
+_REJECTED_CREDENTIALS = {
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "TokenRefreshRequired",
+}
+#: A missing key: S3 names it in GET's error body; HEAD has no body, only the status.
+_NOT_FOUND = {"NoSuchKey"}
+_HEAD_NOT_FOUND = {"NoSuchKey", "NotFound", "404"}
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+class DownloadDropped(StoreError):
+    """The connection broke while a download was streaming (the caller may try again)."""
+
+
+def _env(*names: str) -> str | None:
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def redact_url(url: str) -> str:
+    """``https://user:secret@host:9000/x`` -> ``https://host:9000/x`` (never print userinfo)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def normalize_prefix(prefix: str | None) -> str:
+    """``"engines"``, ``"/engines/"`` -> ``"engines/"``; empty means the bucket root."""
+    cleaned = (prefix or "").strip().strip("/")
+    return f"{cleaned}/" if cleaned else ""
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where the store is: bucket, key prefix, endpoint and region (resolved once)."""
+
+    bucket: str
+    prefix: str = "engines/"
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    @classmethod
+    def from_section(cls, section: TensorrtSection) -> StoreSettings:
+        """Settings from the ``tensorrt:`` config section (command-line overrides already applied).
+
+        The endpoint and region fall back to ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` and
+        ``AWS_REGION``/``AWS_DEFAULT_REGION`` when the config leaves them null.
+        """
+        bucket = (section.engine_s3_bucket or "").strip()
+        if bucket.startswith("s3://"):
+            bucket = bucket[len("s3://") :].strip("/")
+        if not bucket:
+            raise StoreError(
+                "no engine bucket configured: set tensorrt.engine_s3_bucket in arcface_tensorrt.yaml or pass --bucket"
+            )
+        if "/" in bucket:
+            raise StoreError(
+                f"engine bucket must be a bucket name, got {bucket!r} (put folders in tensorrt.engine_s3_prefix)"
+            )
+        endpoint = (section.engine_s3_endpoint_url or "").strip() or _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+        if endpoint:
+            parts = urlsplit(endpoint)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise StoreError(f"S3 endpoint must look like http(s)://host[:port], got {redact_url(endpoint)!r}")
+        region = (section.engine_s3_region or "").strip() or _env("AWS_REGION", "AWS_DEFAULT_REGION")
+        return cls(
+            bucket=bucket, prefix=normalize_prefix(section.engine_s3_prefix), endpoint_url=endpoint, region=region
+        )
+
+    def object_key(self, relpath: str) -> str:
+        """S3 key of a path relative to the prefix (``trt10.16/x.plan``)."""
+        return f"{self.prefix}{relpath}"
+
+    def uri(self, relpath: str = "") -> str:
+        """``s3://bucket/prefix/relpath``."""
+        return f"s3://{self.bucket}/{self.object_key(relpath)}"
+
+    @property
+    def endpoint_label(self) -> str:
+        """The endpoint as it may be printed."""
+        if self.endpoint_url:
+            return redact_url(self.endpoint_url)
+        return f"AWS S3 ({self.region})" if self.region else "AWS S3"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What HEAD or LIST says about one object."""
+
+    relpath: str
+    size: int
+    last_modified: datetime | None
+    etag: str | None
+    metadata: dict[str, str]
+
+
+_LOADER: Any = None
+
+
+def _botocore_session() -> Any:
+    """A fresh botocore session (credentials resolved anew) sharing one parsed-API-model loader.
+
+    Parsing the S3 API model is most of a client's creation time (~0.3 s); the model never
+    changes within a process, so later stores in the same process reuse it.
+    """
+    global _LOADER
+    import botocore.session
+    from botocore.loaders import create_loader
+
+    session = botocore.session.get_session()
+    if _LOADER is None:
+        _LOADER = create_loader(session.get_config_variable("data_path"))
+    session.register_component("data_loader", _LOADER)
+    return session
+
+
+class S3Store:
+    """A bucket and prefix behind one boto3 client; every failure is a one-line :class:`StoreError`."""
+
+    def __init__(self, settings: StoreSettings) -> None:
+        from arcface_trt.errors import BackendUnavailableError
+        from arcface_trt.lazy import require
+
+        try:
+            boto3 = require("boto3")
+        except BackendUnavailableError as exc:
+            raise StoreError(str(exc)) from None
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+
+        from arcface_trt import __version__
+
+        self.settings = settings
+        config = Config(
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=READ_TIMEOUT_S,
+            retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+            # S3-compatible servers (MinIO, moto, Ceph) are addressed by path, not by bucket subdomain.
+            s3={"addressing_style": "path"} if settings.endpoint_url else None,
+            user_agent_extra=f"arcface-trt/{__version__}",
+        )
+        try:
+            self._session = boto3.session.Session(botocore_session=_botocore_session(), region_name=settings.region)
+            self.client = self._session.client("s3", endpoint_url=settings.endpoint_url, config=config)
+        except (BotoCoreError, ValueError) as exc:
+            raise self._error(exc, "connect to", settings.uri()) from None
+
+    # -- error mapping -------------------------------------------------------------------------
+
+    def _secrets(self, exc: BaseException) -> list[str]:
+        """Credential values to scrub from a message about ``exc``."""
+        from botocore import exceptions as bx
+
+        values = [os.environ.get(n, "") for n in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")]
+        session = getattr(self, "_session", None)
+        # With no credentials found, asking again would only walk the provider chain a second time.
+        if session is not None and not isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+            try:
+                creds = session.get_credentials()  # resolved when the client was made: no new lookup
+                frozen = creds.get_frozen_credentials() if creds is not None else None
+            except Exception:  # a failing lookup must not replace the error being reported
+                frozen = None
+            if frozen is not None:
+                values += [frozen.secret_key or "", frozen.token or "", frozen.access_key or ""]
+        return [v for v in values if len(v) >= 4]
+
+    def _error(self, exc: BaseException, action: str, uri: str) -> StoreError:
+        """Map a botocore exception to one line that names what failed and where, without any credential."""
+        message = self._describe(exc, action, uri)
+        for secret in self._secrets(exc):
+            message = message.replace(secret, "***")
+        return StoreError(message)
+
+    def _describe(self, exc: BaseException, action: str, uri: str) -> str:
+        from botocore import exceptions as bx
+
+        where = self.settings.endpoint_label
+        bucket = self.settings.bucket
+        if isinstance(exc, bx.ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code") or "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "NoSuchBucket":
+                return f"bucket '{bucket}' does not exist at {where}"
+            if code in _REJECTED_CREDENTIALS:
+                return f"{where} rejected the AWS credentials ({code}) when trying to {action} {uri}"
+            if code in ("AccessDenied", "AllAccessDisabled", "403") or status == 403:
+                return f"access denied: the AWS credentials in use may not {action} {uri} ({code or 'HTTP 403'})"
+            if code in _NOT_FOUND:
+                return f"not found: {uri}"
+            if code == "404":
+                return f"{where} answered HTTP 404 without an S3 error to {action} {uri}: is it an S3 server?"
+            if code in ("PermanentRedirect", "AuthorizationHeaderMalformed", "301") or status == 301:
+                return (
+                    f"bucket '{bucket}' is in another region than {where}: "
+                    "set tensorrt.engine_s3_region or pass --region"
+                )
+            message = " ".join(str(error.get("Message") or "").split())
+            return f"S3 error {code or status} when trying to {action} {uri}" + (f": {message}" if message else "")
+        if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError | bx.CredentialRetrievalError):
+            return (
+                f"no usable AWS credentials to {action} {uri}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                "or AWS_PROFILE, or run where an instance role is attached"
+            )
+        if isinstance(exc, bx.ProfileNotFound):
+            return f"AWS profile not found: {exc.kwargs.get('profile')} (check AWS_PROFILE)"
+        if isinstance(exc, bx.ConnectTimeoutError):
+            reason = f"connect timeout {CONNECT_TIMEOUT_S:g} s"
+        elif isinstance(exc, bx.ReadTimeoutError):
+            reason = f"no answer within {READ_TIMEOUT_S:g} s"
+        elif isinstance(exc, bx.EndpointConnectionError | bx.ConnectionClosedError | bx.ConnectionError):
+            found = _ERRNO.search(str(exc.kwargs.get("error", exc)))
+            reason = found.group(1).strip().lower() if found else "connection failed"
+        else:
+            reason = None
+        if reason is not None:
+            return f"cannot reach the S3 endpoint {where} ({reason}, {MAX_ATTEMPTS} attempts) to {action} {uri}"
+        if isinstance(exc, bx.ResponseStreamingError | bx.IncompleteReadError):
+            return f"connection dropped by {where} while trying to {action} {uri}; run the command again"
+        if isinstance(exc, bx.ParamValidationError):
+            return f"invalid S3 request to {action} {uri}: {' '.join(str(exc).split())}"
+        if isinstance(exc, ValueError):
+            return f"invalid S3 endpoint {where}: {exc}"
+        return f"S3 failure when trying to {action} {uri}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+
+    @staticmethod
+    def _is_not_found(exc: BaseException, head: bool = False) -> bool:
+        from botocore.exceptions import ClientError
+
+        if not isinstance(exc, ClientError):
+            return False
+        code = str(exc.response.get("Error", {}).get("Code") or "")
+        return code in (_HEAD_NOT_FOUND if head else _NOT_FOUND)
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def head(self, relpath: str) -> ObjectInfo | None:
+        """Size, date, ETag and metadata of one object; None when it does not exist."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.head_object(Bucket=self.settings.bucket, Key=self.settings.object_key(relpath))
+        except (BotoCoreError, ClientError) as exc:
+            if self._is_not_found(exc, head=True):
+                return None
+            raise self._error(exc, "read", self.settings.uri(relpath)) from None
+        return ObjectInfo(
+            relpath=relpath,
+            size=int(response.get("ContentLength", 0)),
+            last_modified=response.get("LastModified"),
+            etag=str(response.get("ETag", "")).strip('"') or None,
+            metadata=dict(response.get("Metadata") or {}),
+        )
+
+    def get_bytes(self, relpath: str) -> bytes | None:
+        """A small object's content (a manifest); None when it does not exist."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        uri = self.settings.uri(relpath)
+        try:
+            response = self.client.get_object(Bucket=self.settings.bucket, Key=self.settings.object_key(relpath))
+            return response["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            if self._is_not_found(exc):
+                return None
+            raise self._error(exc, "download", uri) from None
+
+    def download(self, relpath: str, handle: BinaryIO) -> tuple[str, int]:
+        """Stream an object into ``handle``; returns (sha256 hex, bytes).
+
+        A connection that breaks mid-body raises :class:`DownloadDropped` (botocore does not
+        retry a body that is already streaming); a missing object raises a not-found StoreError.
+        """
+        import urllib3.exceptions
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        uri = self.settings.uri(relpath)
+        try:
+            response = self.client.get_object(Bucket=self.settings.bucket, Key=self.settings.object_key(relpath))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, "download", uri) from None
+        expected = response.get("ContentLength")
+        body = response["Body"]
+        digest, received = hashlib.sha256(), 0
+        try:
+            while True:
+                try:
+                    chunk = body.read(CHUNK_BYTES)
+                except (BotoCoreError, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
+                    raise DownloadDropped(
+                        f"connection dropped while downloading {uri} ({received} of {expected} bytes received, "
+                        f"{type(exc).__name__}); nothing was written to the cache: run the command again"
+                    ) from None
+                if not chunk:
+                    break
+                handle.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+        finally:
+            body.close()
+        if expected is not None and received != int(expected):
+            raise DownloadDropped(
+                f"connection dropped while downloading {uri} ({received} of {expected} bytes received); "
+                "nothing was written to the cache: run the command again"
+            )
+        return digest.hexdigest(), received
+
+    def put_file(self, relpath: str, path: Path, metadata: dict[str, str], content_type: str) -> None:
+        """Upload a file in one PUT (atomic on the server: readers see the old or the new object)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        uri = self.settings.uri(relpath)
+        try:
+            with open(path, "rb") as handle:
+                self.client.put_object(
+                    Bucket=self.settings.bucket,
+                    Key=self.settings.object_key(relpath),
+                    Body=handle,
+                    Metadata=metadata,
+                    ContentType=content_type,
+                )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, "upload to", uri) from None
+
+    def put_bytes(self, relpath: str, data: bytes, metadata: dict[str, str], content_type: str) -> None:
+        """Upload a small object (a manifest)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        uri = self.settings.uri(relpath)
+        try:
+            self.client.put_object(
+                Bucket=self.settings.bucket,
+                Key=self.settings.object_key(relpath),
+                Body=data,
+                Metadata=metadata,
+                ContentType=content_type,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, "upload to", uri) from None
+
+    def list(self, relprefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under the prefix (paginated); keys are given relative to the prefix."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        start = len(self.settings.prefix)
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.settings.bucket, Prefix=self.settings.object_key(relprefix)
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(
+                        relpath=str(item["Key"])[start:],
+                        size=int(item.get("Size", 0)),
+                        last_modified=item.get("LastModified"),
+                        etag=str(item.get("ETag", "")).strip('"') or None,
+                        metadata={},
+                    )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, "list", self.settings.uri(relprefix)) from None

@@ -1,0 +1,242 @@
+"""``arcface-trt diagnose``: the record's keys, measured figures, fallback, and each flagged problem."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from arcface_trt.cli.app import app
+from arcface_trt.diagnose import checks
+from arcface_trt.engine.cache import EngineCache
+from arcface_trt.engine.key import Manifest
+from arcface_trt.model.inspect import inspect_model
+from tests.tensorrt.fakes import hide_gpu_stack, install_fakes
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+FAST = ["--iterations", "1", "--n-samples", "3", "--json"]
+REQUIRED = {
+    "backend",
+    "requested_backend",
+    "fallback_reason",
+    "engine_path",
+    "precision",
+    "batch_size",
+    "embedding_dim",
+    "throughput_fps",
+    "latency_ms",
+    "vram_mb",
+    "validation",
+    "environment",
+}
+
+
+def _diagnose(config: Path, *extra: str) -> tuple[int, dict]:
+    result = runner.invoke(app, ["diagnose", "--config", str(config), *FAST, *extra])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def _codes(record: dict) -> set[str]:
+    return {p["code"] for p in record["problems"]}
+
+
+def test_record_keys_and_measured_figures(write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    hide_gpu_stack(monkeypatch)
+    code, record = _diagnose(write_config())
+    assert code == 0
+    assert set(record) >= REQUIRED
+    assert record["backend"] == record["requested_backend"] == "onnxruntime"
+    assert record["fallback_reason"] is None and record["engine_path"] is None and record["vram_mb"] is None
+    assert record["precision"] == "fp32" and record["batch_size"] == 2 and record["embedding_dim"] == 512
+    # measured: one timed batch of 2, so throughput is exactly 2 / latency
+    assert record["latency_ms"] > 0
+    assert record["throughput_fps"] == pytest.approx(2 * 1000 / record["latency_ms"])
+    validation = record["validation"]
+    assert validation["regression_test"] == "passed" and validation["n_samples"] == 3
+    assert 0.9999 <= validation["drift_vs_pytorch"] <= 1.0 + 1e-6
+    env = record["environment"]
+    assert env["providers_applied"] == ["CPUExecutionProvider"] and env["device_requested"] == "cpu"
+    assert "CPUExecutionProvider" in env["onnxruntime"]["providers_available"]
+    assert env["tensorrt"]["importable"] is False and env["gpu"]["gpus"] == []
+    assert env["packages"]["insightface"] and env["cpu"]["logical_cores"] >= 1
+    assert record["problems"] == []
+
+
+def test_tensorrt_with_fallback_reports_what_really_runs(
+    write_config: Callable[..., Path], tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hide_gpu_stack(monkeypatch)
+    config = write_config(backend="tensorrt", device="auto", allow_cpu_fallback=True, model_path=str(tiny_model))
+    code, record = _diagnose(config)
+    assert code == 0
+    assert record["requested_backend"] == "tensorrt"
+    assert record["backend"] == "insightface" and record["embedding_dim"] == 64
+    assert "tensorrt" in record["fallback_reason"]
+    assert record["throughput_fps"] > 0 and record["validation"]["regression_test"] == "passed"
+    assert {"backend_fallback", "tensorrt_import_failed"} <= _codes(record)
+    fix = next(p["fix"] for p in record["problems"] if p["code"] == "tensorrt_import_failed")
+    assert "arcface-trt[gpu]" in fix
+
+
+def test_tensorrt_without_fallback_prints_the_record_and_exits_1(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hide_gpu_stack(monkeypatch)
+    code, record = _diagnose(write_config(backend="tensorrt", device="auto"))
+    assert code == 1
+    assert record["backend"] is None and record["throughput_fps"] is None
+    assert record["error"] and "tensorrt" in record["error"]
+    assert {"backend_unavailable", "tensorrt_import_failed"} <= _codes(record)
+
+
+def test_subprocess_json(write_config: Callable[..., Path], tiny_model: Path) -> None:
+    config = write_config(model_path=str(tiny_model))
+    proc = subprocess.run(
+        [sys.executable, "-m", "arcface_trt", "diagnose", "--config", str(config), *FAST],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)) >= REQUIRED
+
+
+def test_cuda_provider_not_applied_is_flagged(write_config: Callable[..., Path], tiny_model: Path) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("CUDA provider present here")
+    code, record = _diagnose(write_config(device="cuda", allow_cpu_fallback=True, model_path=str(tiny_model)))
+    assert code == 0 and record["backend"] == "onnxruntime"
+    problem = next(p for p in record["problems"] if p["code"] == "gpu_provider_not_applied")
+    assert "CUDAExecutionProvider" in problem["message"] and "onnxruntime-gpu" in problem["fix"]
+
+
+def _broken_tensorrt(site: Path) -> None:
+    """An installed tensorrt distribution whose import fails the way a missing libnvinfer does."""
+    (site / "tensorrt").mkdir(parents=True)
+    (site / "tensorrt" / "__init__.py").write_text(
+        "raise ImportError('libnvinfer.so.10: cannot open shared object file: No such file or directory')\n"
+    )
+    dist = site / "tensorrt-10.16.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tensorrt\nVersion: 10.16.1\n")
+
+
+def test_twin_onnxruntimes_broken_tensorrt_and_unwritable_cache_are_flagged(
+    write_config: Callable[..., Path], tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import arcface_trt.bench.environment as environment
+
+    real_version = environment.distribution_version
+    monkeypatch.setattr(
+        environment, "distribution_version", lambda name: "1.20.1" if name == "onnxruntime-gpu" else real_version(name)
+    )
+    _broken_tensorrt(tmp_path / "site")
+    monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, record = _diagnose(write_config(tensorrt={"cache_dir": str(blocker / "engines")}, model_path=str(tiny_model)))
+    assert code == 0
+    problems = {p["code"]: p for p in record["problems"]}
+    assert set(problems) == {"onnxruntime_cpu_and_gpu_installed", "tensorrt_import_failed", "cache_not_writable"}
+    assert "onnxruntime-gpu 1.20.1" in problems["onnxruntime_cpu_and_gpu_installed"]["message"]
+    assert "libnvinfer" in problems["tensorrt_import_failed"]["message"]
+    assert "--force-reinstall" in problems["tensorrt_import_failed"]["fix"]
+    assert str(blocker) in problems["cache_not_writable"]["message"]
+    assert record["environment"]["tensorrt"]["installed"] == "10.16.1"
+    assert all(p["fix"] and "\n" not in p["fix"] for p in record["problems"])
+
+
+def _manifest(model: Path, sm_arch: str, trt_version: str, precision: str = "fp16") -> Manifest:
+    info = inspect_model(model)
+    return Manifest(
+        model=info.name,
+        precision=precision,
+        sm_arch=sm_arch,
+        trt_version=trt_version,
+        onnx_sha256=info.sha256,
+        plan_sha256="0" * 64,
+        min_batch=1,
+        opt_batch=32,
+        max_batch=32,
+        workspace_mb=1024,
+        hardware_compatibility="none",
+        gpu_name="NVIDIA A10",
+        tool_version="0.1.0",
+    )
+
+
+def test_engine_for_another_arch_is_flagged_until_one_for_this_gpu_exists(
+    write_config: Callable[..., Path], tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = install_fakes(monkeypatch, "10")  # TensorRT 10.16 and an H100 (sm90) here
+    config = write_config(model_path=str(tiny_model))
+    cache = EngineCache(tmp_path / "engines")
+    other = _manifest(tiny_model, "sm86", "10.16.1.11")
+    cache.store(other.key, b"plan", other)
+    code, record = _diagnose(config)
+    assert code == 0
+    problem = next(p for p in record["problems"] if p["code"] == "engine_mismatch")
+    assert "sm86 (here sm90)" in problem["message"] and "arcface-trt build" in problem["fix"]
+    assert record["environment"]["tensorrt"]["version"] == stack.version
+
+    here = _manifest(tiny_model, "sm90", "10.16.1.11")
+    cache.store(here.key, b"plan", here)
+    code, record = _diagnose(config)
+    assert "engine_mismatch" not in _codes(record)
+
+
+# -- the checks alone: no false alarms ------------------------------------------------------------
+
+
+def test_engine_check_ignores_other_models_and_unknown_machines(r18_model: Path) -> None:
+    info = inspect_model(r18_model)
+    old_trt = _manifest(r18_model, "sm90", "10.8.0")
+    args = (info.name, info.sha256, "fp16")
+    assert checks.check_engines([old_trt], *args, trt_version="10.16.1.11", sm_arch="sm90").code == "engine_mismatch"
+    assert "TensorRT 10.8" in checks.check_engines([old_trt], *args, trt_version="10.16.1", sm_arch="sm90").message
+    assert checks.check_engines([old_trt], *args, trt_version=None, sm_arch=None) is None  # nothing to compare
+    assert checks.check_engines([old_trt], "other", "f" * 64, "fp16", trt_version="10.16", sm_arch="sm90") is None
+    assert checks.check_engines([old_trt], *args[:2], "int8", trt_version="10.16", sm_arch="sm90") is None
+    same_patchless = _manifest(r18_model, "sm90", "10.16.0")
+    assert checks.check_engines([same_patchless], *args, trt_version="10.16.1.11", sm_arch="sm90") is None
+
+
+def test_provider_check_cases() -> None:
+    cpu, cuda = "CPUExecutionProvider", "CUDAExecutionProvider"
+    assert checks.check_provider_applied("onnxruntime", "onnxruntime", "cpu", [cpu], [cpu]) is None
+    assert checks.check_provider_applied("onnxruntime", "onnxruntime", "auto", [cpu], [cpu]) is None
+    assert checks.check_provider_applied("onnxruntime", "onnxruntime", "cuda", [cuda, cpu], [cuda, cpu]) is None
+    # auto with CUDA offered but dropped (CUDA libraries missing): flagged, with the libraries fix
+    dropped = checks.check_provider_applied("onnxruntime", "onnxruntime", "auto", [cuda, cpu], [cpu])
+    assert dropped.code == "gpu_provider_not_applied" and "cudnn" in dropped.fix
+    # a backend-level fallback is check_fallback's business, not this one's
+    assert checks.check_provider_applied("tensorrt", "insightface", "cuda", [cpu], [cpu]) is None
+
+
+def test_other_checks_do_not_fire_on_healthy_facts(tmp_path: Path) -> None:
+    assert checks.check_onnxruntime_twins({"onnxruntime": "1.20", "onnxruntime-gpu": None}) is None
+    assert checks.check_tensorrt_import("onnxruntime", {"importable": False, "installed": None}) is None
+    assert checks.check_tensorrt_import("tensorrt", {"importable": True, "installed": "10.16"}) is None
+    assert checks.check_fallback("tensorrt", "tensorrt", None) is None
+    assert checks.check_backend_loaded("tensorrt", None) is None
+    assert checks.check_parity("passed", 0.9999, 0.001) is None
+    assert checks.check_parity("failed", 0.98, 0.001).code == "parity_failed"
+    fresh = tmp_path / "not" / "yet"
+    assert checks.check_writable(fresh, "engine cache folder") is None
+    assert not fresh.exists()  # checking creates nothing
+
+
+def test_every_problem_code_is_in_the_troubleshooting_doc() -> None:
+    text = (REPO / "docs" / "troubleshooting.md").read_text()
+    for code in checks.CODES:
+        assert f"`{code}`" in text, code

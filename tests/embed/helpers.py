@@ -1,0 +1,64 @@
+"""Test helpers for embed: face crops written as image files, a reference embedder, output checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_crops(folder: Path, crops: np.ndarray, start: int = 0) -> list[Path]:
+    """Write crops as PNGs spread over two sub-folders (the folder input is recursive); their paths."""
+    import cv2
+
+    paths = []
+    for i, crop in enumerate(crops, start=start):
+        path = folder / f"sub{i % 2}" / f"face_{i:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(path), crop)
+        paths.append(path)
+    return paths
+
+
+def reference(onnx: Path, batch_size: int = 4):
+    """The ONNX Runtime embedder on the CPU that ``encode`` results are compared with."""
+    from arcface_trt.backends import get_embedding_backend
+
+    return get_embedding_backend("onnxruntime", "cpu", onnx_path=onnx, batch_size=batch_size)
+
+
+def assert_matches_encode(keys: list[str], embeddings: np.ndarray, embedder, min_cosine: float = 0.99999) -> None:
+    """Each row equals ``encode`` of the image its key names (cosine >= ``min_cosine``)."""
+    from arcface_trt.inputs import read_image
+
+    expected = embedder.encode([read_image(Path(k)) for k in keys])
+    cosine = np.sum(expected.astype(np.float64) * embeddings.astype(np.float64), axis=1)
+    assert cosine.min() >= min_cosine, cosine.min()
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m arcface_trt ARGS`` as a real subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "arcface_trt", *args], capture_output=True, text=True, cwd=REPO, timeout=timeout
+    )
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    """``python -m arcface_trt ARGS`` started in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "arcface_trt", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+
+
+def summary_of(stdout: str) -> dict:
+    """The --json summary."""
+    return json.loads(stdout)
