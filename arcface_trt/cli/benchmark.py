@@ -12,6 +12,7 @@ from arcface_trt.cli.common import ConfigOption, DeviceOption, JsonOption, OnnxP
 
 def _table(report: dict[str, Any]) -> Any:
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from arcface_trt.bench.report import table_rows
@@ -27,7 +28,7 @@ def _table(report: dict[str, Any]) -> Any:
     for i, column in enumerate(columns):
         table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     cpu = report["environment"]["cpu"]
     gpus = report["environment"]["gpu"]["gpus"]
     where = f"{cpu['model']} ({cpu['usable_cores']} cores)" + (
@@ -38,7 +39,7 @@ def _table(report: dict[str, Any]) -> Any:
         notes.append(f"x: speedup, throughput over {report['reference']} at the same batch size")
     notes.append("e2e: preprocessing + inference + normalisation; infer: a preprocessed batch")
     notes.append("ms: latency of one batch, end to end; MiB: process peak RSS, or GPU memory")
-    table.caption = "\n".join(notes)
+    table.caption = escape("\n".join(notes))
     return table
 
 

@@ -101,11 +101,13 @@ def build(
 
     With --target cpu: a precision-transformed, ONNX Runtime-optimised ONNX for the CPU, cached the same way.
     """
-    if target not in ("gpu", "cpu"):
-        from arcface_trt.errors import InputError
+    from arcface_trt.errors import InputError
 
+    if target not in ("gpu", "cpu"):
         raise InputError(f"unknown --target '{target}' (choose gpu or cpu)")
     if target == "cpu":
+        if upload or dry_run or arch:
+            raise InputError("--upload, --dry-run and --arch apply to TensorRT plans (--target gpu)")
         from arcface_trt.precision.int8 import CalibrationSettings
 
         calibration = CalibrationSettings(

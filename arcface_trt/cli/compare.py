@@ -106,7 +106,10 @@ def compare(
     if precision is not None and precisions is not None:
         raise InputError("give either --precision or --precisions, not both")
     if precision is not None:
-        (precision,) = parse_precisions(precision)
+        names = parse_precisions(precision)
+        if len(names) != 1:
+            raise InputError(f"--precision takes one precision, got '{precision}' (use --precisions for several)")
+        precision = names[0]
 
     request = CompareRequest(
         backend_a=backend_a,

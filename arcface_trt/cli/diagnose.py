@@ -14,6 +14,7 @@ def _fmt(value: Any, spec: str = "") -> str:
 
 
 def _render(record: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from arcface_trt.cli.common import stdout_console
@@ -50,10 +51,11 @@ def _render(record: dict[str, Any]) -> None:
         ("CPU", f"{env['cpu']['model']} ({env['cpu']['usable_cores']} cores)"),
     ]
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, escape(value))  # messages hold brackets: pip install 'arcface-trt[gpu]'
+
     console.print(table)
     if record["error"]:
-        console.print(f"[red]error:[/red] {record['error']}")
+        console.print(f"[red]error:[/red] {escape(record['error'])}")
     if not record["problems"]:
         console.print("[green]no problems found[/green]")
         return
@@ -61,7 +63,7 @@ def _render(record: dict[str, Any]) -> None:
     for column in ("problem", "what", "fix"):
         problems.add_column(column, overflow="fold")
     for problem in record["problems"]:
-        problems.add_row(problem["code"], problem["message"], problem["fix"])
+        problems.add_row(problem["code"], escape(problem["message"]), escape(problem["fix"]))
     console.print(problems)
 
 

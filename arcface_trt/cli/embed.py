@@ -113,7 +113,7 @@ def embed(
         int | None,
         typer.Option(
             "--threads",
-            help="Reader threads that decode and preprocess ahead (default: cores, at most 4).",
+            help="Reader threads that decode and preprocess ahead (default: half the cores, 1 to 4).",
             show_default=False,
         ),
     ] = None,

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import logging
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -230,7 +231,7 @@ class RayEmbedJob:
             batch_format="numpy",
             fn_constructor_kwargs={
                 "backend": self.requested_backend,
-                "model_path": model.path,
+                "model_path": os.path.abspath(model.path),  # workers need not share the driver's folder
                 "model_sha256": model.sha256,
                 "device": self.device,
                 "batch_size": self.batch_size,

@@ -176,6 +176,9 @@ def check_output(out: str | Path, resume: bool, overwrite: bool) -> str:
     out = Path(out)
     if resume and overwrite:
         raise InputError("give either --resume or --overwrite, not both")
+    lone_npy = fmt == "npy" and out.is_file() and not index_path(out).is_file() and not _parts_dir(out).is_dir()
+    if lone_npy and not overwrite:  # someone else's array: never replace it silently
+        raise InputError(f"{out} exists without its index {index_path(out).name}: pass --overwrite to replace it")
     if resume or overwrite:
         return fmt
     if _parts_dir(out).is_dir():

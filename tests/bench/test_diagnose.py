@@ -240,3 +240,15 @@ def test_every_problem_code_is_in_the_troubleshooting_doc() -> None:
     text = (REPO / "docs" / "troubleshooting.md").read_text()
     for code in checks.CODES:
         assert f"`{code}`" in text, code
+
+
+def test_table_output_keeps_bracketed_install_hints(
+    write_config: Callable[..., Path], tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hide_gpu_stack(monkeypatch)
+    config = write_config(backend="tensorrt", device="auto", model_path=str(tiny_model))
+    result = runner.invoke(app, ["diagnose", "--config", str(config)], env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert "backend_unavailable" in result.stdout and "tensorrt_import_failed" in result.stdout
+    assert "pip install 'arcface-trt[gpu]'" in result.stdout  # not eaten as rich markup
+    assert result.stderr.strip().splitlines()[-1].startswith("error: the configured backend cannot load")

@@ -220,3 +220,7 @@ def test_bad_sources_and_outputs(tmp_path: Path, faces: np.ndarray) -> None:
         embed_to_file(tmp_path, tmp_path / "out.csv")
     with pytest.raises(InputError, match="--batch-size must be at least 1"):
         embed_to_file(tmp_path, tmp_path / "out.parquet", batch_size=0)
+    np.save(tmp_path / "someone_elses.npy", np.ones(3))
+    for resume in (False, True):
+        with pytest.raises(InputError, match="exists without its index"):
+            embed_to_file(tmp_path / "one.png", tmp_path / "someone_elses.npy", resume=resume)
