@@ -285,3 +285,16 @@ def with_overrides(section: Any, prefix: str, **overrides: Any) -> Any:
         return section
     merged = {**dataclasses.asdict(section), **given}
     return build_section(type(section), merged, "command line", prefix)
+
+
+def enable_for_explicit_request(config: EmbeddingConfig, backends: tuple[str, ...]) -> EmbeddingConfig:
+    """Turn ``arcface_tensorrt.enabled`` on when a command names the tensorrt backend itself.
+
+    The flag gates the pipeline's config-driven choice; ``compare --backend-b tensorrt``
+    (the CI parity job) or ``benchmark --backend tensorrt`` asks for TensorRT explicitly,
+    and command-line options override the file.
+    """
+    if "tensorrt" not in backends or config.tensorrt.arcface_tensorrt.enabled:
+        return config
+    trt = dataclasses.replace(config.tensorrt, arcface_tensorrt=ArcfaceTensorrtSection(enabled=True))
+    return dataclasses.replace(config, tensorrt=trt)

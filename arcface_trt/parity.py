@@ -154,10 +154,10 @@ class CompareRequest:
 
 def _prepare(request: CompareRequest) -> tuple[Any, Any, Any]:
     """The loaded config, its validation section with the request's overrides, and the crops."""
-    from arcface_trt.config import load_config, with_overrides
+    from arcface_trt.config import enable_for_explicit_request, load_config, with_overrides
     from arcface_trt.inputs import load_crops
 
-    cfg = load_config(request.config)
+    cfg = enable_for_explicit_request(load_config(request.config), (request.backend_a, request.backend_b))
     validation = with_overrides(
         cfg.validation,
         "validation",

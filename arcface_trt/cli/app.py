@@ -14,7 +14,16 @@ import typer
 from typer.core import TyperGroup
 
 from arcface_trt import __version__
-from arcface_trt.cli import benchmark, compare, diagnose, fetch_engine, list_engines, make_model, push_engine
+from arcface_trt.cli import (
+    benchmark,
+    compare,
+    diagnose,
+    fetch_engine,
+    list_engines,
+    make_model,
+    push_engine,
+    quantize,
+)
 from arcface_trt.cli import build as build_cmd
 from arcface_trt.cli import embed as embed_cmd
 from arcface_trt.errors import ArcFaceTrtError
@@ -90,6 +99,7 @@ def _root(
 app.command("build")(build_cmd.build)
 app.command("compare")(compare.compare)
 app.command("make-model")(make_model.make_model)
+app.command("quantize")(quantize.quantize)
 app.command("embed")(embed_cmd.embed)
 app.command("benchmark")(benchmark.benchmark)
 app.command("diagnose")(diagnose.diagnose)

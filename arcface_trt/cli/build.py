@@ -7,6 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
+from arcface_trt.cli.calibration import (
+    ActivationTypeOption,
+    CalibImagesOption,
+    CalibrationMethodOption,
+    CalibSamplesOption,
+    calibration_settings,
+)
 from arcface_trt.cli.common import ConfigOption, JsonOption, OnnxPathOption, emit_json, status
 
 
@@ -39,14 +46,19 @@ def _human_result(record: dict[str, Any]) -> None:
     if record["rebuild_reasons"]:
         lines.append(f"rebuilt because: {'; '.join(record['rebuild_reasons'])}")
     if "upload" in record:
-        lines.append(f"uploaded:   {record['upload']}")
+        upload = record["upload"]
+        done = "uploaded" if upload.get("uploaded") else "already in the store"
+        lines.append(f"store:      {done}: {upload.get('plan_uri')}")
     typer.echo("\n".join(lines))
 
 
 def build(
     onnx_path: OnnxPathOption = None,
     precision: Annotated[
-        str | None, typer.Option("--precision", help="fp32 | fp16 | int8 (int8 needs a QDQ ONNX).", show_default=False)
+        str | None,
+        typer.Option(
+            "--precision", help="fp32 | fp16 | int8 (TensorRT int8 needs a QDQ ONNX: see quantize).", show_default=False
+        ),
     ] = None,
     min_batch: Annotated[
         int | None, typer.Option("--min-batch", help="Optimization profile min batch.", show_default=False)
@@ -81,19 +93,10 @@ def build(
     target: Annotated[
         str, typer.Option("--target", help="gpu: TensorRT plan | cpu: ONNX Runtime CPU engine (no TensorRT needed).")
     ] = "gpu",
-    calib_images: Annotated[
-        Path | None,
-        typer.Option("--calib-images", help="int8: folder of face crops to calibrate on.", show_default=False),
-    ] = None,
-    calib_samples: Annotated[
-        int, typer.Option("--calib-samples", help="int8: crops to calibrate on (seeded faces without --calib-images).")
-    ] = 64,
-    calibration_method: Annotated[
-        str, typer.Option("--calibration-method", help="int8: minmax | entropy | percentile.")
-    ] = "minmax",
-    activation_type: Annotated[
-        str, typer.Option("--activation-type", help="int8: uint8 (U8S8, fast on x86) | int8 (S8S8).")
-    ] = "uint8",
+    calib_images: CalibImagesOption = None,
+    calib_samples: CalibSamplesOption = 64,
+    calibration_method: CalibrationMethodOption = "minmax",
+    activation_type: ActivationTypeOption = "uint8",
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -108,14 +111,7 @@ def build(
     if target == "cpu":
         if upload or dry_run or arch:
             raise InputError("--upload, --dry-run and --arch apply to TensorRT plans (--target gpu)")
-        from arcface_trt.precision.int8 import CalibrationSettings
-
-        calibration = CalibrationSettings(
-            samples=calib_samples,
-            method=calibration_method,
-            activation_type=activation_type,
-            images=str(calib_images) if calib_images else None,
-        )
+        calibration = calibration_settings(calib_images, calib_samples, calibration_method, activation_type)
         _build_cpu(onnx_path, precision, calibration, cache_dir, force, config, json_output)
         return
     from arcface_trt.config import TensorrtConfig, load_config, with_overrides

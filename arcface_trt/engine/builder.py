@@ -94,7 +94,8 @@ def prepare_onnx(
         if not is_qdq_model(onnx_path):
             raise InputError(
                 f"{onnx_path}: int8 engines are built only from a QDQ (explicitly quantized) ONNX model; "
-                "this model has no QuantizeLinear/DequantizeLinear nodes: quantize it first"
+                "this model has no QuantizeLinear/DequantizeLinear nodes: quantize it first with "
+                f"arcface-trt quantize --onnx-path {onnx_path} --out <model>-int8-qdq.onnx"
             )
         _check_int8_qdq(onnx_path)
         return PreparedOnnx(onnx_path, PATH_INT8_QDQ, strongly_typed=True)

@@ -124,3 +124,14 @@ def test_default_config_comes_from_the_working_folder(tmp_path: Path, monkeypatc
     assert load_config().source is None  # built-in defaults
     monkeypatch.setenv("ARCFACE_TRT_CONFIG", str(_write(tmp_path, "  backend: onnxruntime\n")))
     assert load_config().embedding.backend == "onnxruntime"
+
+
+def test_naming_tensorrt_on_the_command_line_enables_it() -> None:
+    from arcface_trt.config import enable_for_explicit_request
+
+    cfg = load_config(EMBEDDING_YAML)
+    assert cfg.tensorrt.arcface_tensorrt.enabled is False
+    assert enable_for_explicit_request(cfg, ("insightface", "onnxruntime")) is cfg
+    enabled = enable_for_explicit_request(cfg, ("insightface", "tensorrt"))
+    assert enabled.tensorrt.arcface_tensorrt.enabled is True
+    assert enabled.tensorrt.tensorrt == cfg.tensorrt.tensorrt

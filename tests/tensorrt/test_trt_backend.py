@@ -133,10 +133,10 @@ def test_store_is_asked_before_building(
     assert Path(embedder.info().engine_path).exists()
 
 
-def _write_configs(tmp_path: Path, onnx: Path) -> Path:
+def _write_configs(tmp_path: Path, onnx: Path, enabled: bool = True) -> Path:
     trt_yaml = tmp_path / "arcface_tensorrt.yaml"
     trt_yaml.write_text(
-        "arcface_tensorrt:\n  enabled: true\ntensorrt:\n  precision: fp16\n  min_batch_size: 1\n"
+        f"arcface_tensorrt:\n  enabled: {str(enabled).lower()}\ntensorrt:\n  precision: fp16\n  min_batch_size: 1\n"
         f"  opt_batch_size: 4\n  max_batch_size: 4\n  cache_dir: {tmp_path / 'engines'}\n"
     )
     emb_yaml = tmp_path / "embedding.yaml"
@@ -158,3 +158,15 @@ def test_compare_backend_b_tensorrt(fake_stack: FakeStack, tiny_onnx: Path, tmp_
     assert report["backend_b"]["engine_path"].endswith(f"trt{fake_stack.major_minor}/tiny-fp16-sm90.plan")
     assert report["backend_a"]["backend"] == "insightface"
     assert report["passed"] and report["cosine"]["min"] > 0.999
+
+
+def test_compare_naming_tensorrt_overrides_a_disabled_config(
+    fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path
+) -> None:
+    from arcface_trt.cli.app import app
+
+    config = _write_configs(tmp_path, tiny_onnx, enabled=False)
+    result = CliRunner().invoke(app, ["compare", "--backend-b", "tensorrt", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["backend_b"]["backend"] == "tensorrt" and report["backend_b"]["fallback_reason"] is None
