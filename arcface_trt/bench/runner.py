@@ -54,6 +54,8 @@ class BenchmarkRequest:
     batch_sizes: tuple[int, ...] = (1, 8, 32)
     plan: TimingPlan = field(default_factory=TimingPlan)
     onnx_path: str | None = None
+    #: onnxruntime: the CPU engine of this precision; tensorrt: the plan's precision.
+    precision: str | None = None
     device: str | None = None
     config: str | None = None
     seed: int = 0
@@ -228,10 +230,15 @@ def steps(request: BenchmarkRequest, embedders: Sequence[Embedder]) -> int:
 
 def load_backends(request: BenchmarkRequest) -> list[Embedder]:
     """Load every requested backend before anything is timed (fails fast, never falls back silently)."""
-    from arcface_trt.backends import get_embedding_backend
-    from arcface_trt.config import load_config
+    import dataclasses
 
-    cfg = load_config(request.config)
+    from arcface_trt.backends import get_embedding_backend
+    from arcface_trt.config import enable_for_explicit_request, load_config, with_overrides
+
+    cfg = enable_for_explicit_request(load_config(request.config), request.backends)
+    if request.precision is not None:
+        settings = with_overrides(cfg.tensorrt.tensorrt, "tensorrt", precision=request.precision)
+        cfg = dataclasses.replace(cfg, tensorrt=dataclasses.replace(cfg.tensorrt, tensorrt=settings))
     # A benchmark of a fallback would put reference figures under another backend's name.
     return [
         get_embedding_backend(
@@ -241,6 +248,7 @@ def load_backends(request: BenchmarkRequest) -> list[Embedder]:
             onnx_path=request.onnx_path,
             config=cfg,
             batch_size=max(request.batch_sizes),
+            precision=request.precision if name == "onnxruntime" else None,
         )
         for name in request.backends
     ]

@@ -70,6 +70,15 @@ def benchmark(
         typer.Option("--warmup", help="Seconds of warm-up per mode, excluded from the figures (at least one call)."),
     ] = 0.2,
     onnx_path: OnnxPathOption = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision",
+            help="fp32 | fp16 | int8: the onnxruntime backend runs the cached CPU engine of this precision; "
+            "tensorrt builds/uses a plan of it (default: the ONNX as it is; tensorrt.precision).",
+            show_default=False,
+        ),
+    ] = None,
     device: DeviceOption = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample face crops.")] = 0,
     cuda_graph: Annotated[
@@ -101,6 +110,7 @@ def benchmark(
         batch_sizes=parse_batch_sizes(batch_sizes),
         plan=TimingPlan(iterations=iterations, duration_s=duration, warmup_s=warmup),
         onnx_path=str(onnx_path) if onnx_path else None,
+        precision=precision,
         device=device,
         config=str(config) if config else None,
         seed=seed,

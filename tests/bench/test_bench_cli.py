@@ -192,3 +192,13 @@ def test_plot_without_matplotlib_names_the_install(monkeypatch: pytest.MonkeyPat
         "--plot", str(tmp_path / "chart.png"), "--backend", "onnxruntime", "--onnx-path", "/nonexistent.onnx"
     )
     assert result.exit_code == 2 and "arcface-trt[plot]" in result.stderr
+
+
+def test_precision_runs_the_cpu_engine(r18_model: Path) -> None:
+    args = ["--onnx-path", str(r18_model), "--backend", "onnxruntime", "--precision", "fp16", "--batch-sizes", "2"]
+    result = _bench(*args, *TINY, "--json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["results"][0]
+    assert row["precision"] == "fp16" and row["engine_path"].endswith("-fp16-cpu.onnx")
+    bad = _bench(*args[:-4], "--precision", "fp8", *TINY)
+    assert bad.exit_code == 2 and "precision" in bad.stderr

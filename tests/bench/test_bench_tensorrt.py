@@ -160,3 +160,15 @@ def test_real_gpu_trt_timing(trt_config: Path) -> None:
     assert all(parts[p]["mean"] > 0 for p in ("h2d_ms", "compute_ms", "d2h_ms"))
     assert row["modes"]["gpu_compute"]["latency_ms"]["mean"] > 0
     assert row["memory"]["engine_device_memory_mb"] is not None
+
+
+def test_naming_tensorrt_and_a_precision_overrides_the_config(stack: FakeStack, trt_config: Path) -> None:
+    # the pipeline's flag is off and the file says fp32: `--backend tensorrt --precision fp16` still means both
+    trt_yaml = trt_config.parent / "trt.yaml"
+    trt_yaml.write_text(trt_yaml.read_text().replace("enabled: true", "enabled: false"))
+    args = ["benchmark", "--config", str(trt_config), "--backend", "tensorrt", "--precision", "fp16"]
+    result = CliRunner().invoke(app, [*args, "--batch-sizes", "2", "--iterations", "1", "--warmup", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["results"][0]
+    assert row["backend"] == "tensorrt" and row["precision"] == "fp16"
+    assert row["engine_path"].endswith("tiny-fp16-sm90.plan")
