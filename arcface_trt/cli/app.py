@@ -46,6 +46,12 @@ class _Group(TyperGroup):
                 raise
             typer.echo(f"error: {_one_line(str(exc))}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            # A path the user pointed at cannot be read or written (not a folder, permissions, disk full).
+            if _state["debug"] or exc.filename is None:
+                raise
+            typer.echo(f"error: {exc.strerror or exc}: {exc.filename}", err=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
@@ -67,14 +73,30 @@ class _StderrFormatter(logging.Formatter):
         return f"{record.levelname.lower()}: {_one_line(record.getMessage())}"
 
 
+def _shown(record: logging.LogRecord) -> bool:
+    # Info lines are progress for a person at a terminal; warnings (fallbacks) always show.
+    return record.levelno >= logging.WARNING or _state["debug"] or sys.stderr.isatty()
+
+
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (CliRunner swaps it per invocation)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _configure_logging(debug: bool) -> None:
     logger = logging.getLogger("arcface_trt")
-    if not any(getattr(h, "_arcface_trt", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _CurrentStderrHandler) for h in logger.handlers):
+        handler = _CurrentStderrHandler()
         handler.setFormatter(_StderrFormatter())
-        handler._arcface_trt = True  # type: ignore[attr-defined]
+        handler.addFilter(_shown)
         logger.addHandler(handler)
-        logger.propagate = False
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
 
 

@@ -73,6 +73,9 @@ def progress(description: str, total: int, enabled: bool = True) -> Iterator[Any
 
 
 def status(message: str, enabled: bool = True) -> None:
-    """A one-line progress note on stderr (not in --json mode)."""
-    if enabled:
+    """A progress note on stderr for a person at a terminal (not in --json mode, not when stderr is captured).
+
+    Scripts that capture stderr then see only warnings and the one-line error.
+    """
+    if enabled and sys.stderr.isatty():
         typer.echo(message, err=True)

@@ -26,7 +26,7 @@ def ensure_default_model(arch: str = "r50", seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path.with_suffix(".lock")):
         if not path.exists():
-            log.warning("generating the built-in %s model (random weights, seed %d) into %s", arch, seed, path)
+            log.info("generating the built-in %s model (random weights, seed %d) into %s", arch, seed, path)
             write_model(path, arch, seed)
     return path
 
