@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (one case per line: the table reads better unwrapped)
 """Every command, as a real subprocess, against a table of bad inputs.
 
 For each case: exit code 2, exactly one line on stderr naming the problem, no

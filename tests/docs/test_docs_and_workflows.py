@@ -1,0 +1,71 @@
+"""The CLI reference is generated from the app, and the CI workflows run commands that exist."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import typer.main
+import yaml
+
+from arcface_trt.cli.app import app
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / ".github" / "workflows"
+CALL = re.compile(r"arcface-trt\s+([a-z][a-z-]*)([^\n|>&;]*)")
+
+
+def _commands() -> dict[str, set[str]]:
+    group = typer.main.get_command(app)
+    return {
+        name: {opt for param in command.params for opt in [*param.opts, *param.secondary_opts]}
+        for name, command in group.commands.items()
+    }
+
+
+def _runs(path: Path) -> list[str]:
+    data = yaml.safe_load(path.read_text())
+    return [step["run"] for job in data["jobs"].values() for step in job["steps"] if "run" in step]
+
+
+def test_cli_reference_is_current() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen_cli_docs.py"), "--check"], capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    text = (REPO / "docs" / "cli.md").read_text()
+    for name in _commands():
+        assert f"## `arcface-trt {name}`" in text
+
+
+def test_workflows_parse_and_call_existing_commands_and_options() -> None:
+    commands = _commands()
+    calls = 0
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for script in _runs(path):
+            for name, rest in CALL.findall(script):
+                calls += 1
+                assert name in commands, f"{path.name}: arcface-trt {name} is not a command"
+                for option in re.findall(r"(--[a-z][a-z0-9-]*)", rest):
+                    assert option in commands[name], f"{path.name}: arcface-trt {name} has no {option}"
+    assert calls >= 4
+
+
+def test_parity_job_gates_on_the_tensorrt_comparison() -> None:
+    data = yaml.safe_load((WORKFLOWS / "parity.yml").read_text())
+    job = data["jobs"]["parity"]
+    assert "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
+    runs = "\n".join(_runs(WORKFLOWS / "parity.yml"))
+    assert "pip install '.[gpu]'" in runs and "onnxruntime-gpu" in runs
+    assert re.search(r"arcface-trt compare .*--backend-b tensorrt --n-samples 100 --json", runs)
+    assert "set +e" not in runs and "|| true\n          .venv/bin/arcface-trt compare" not in runs
+    uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    assert uploads and uploads[0]["if"] == "always()" and "parity.json" in uploads[0]["with"]["path"]
+
+
+def test_cpu_workflow_runs_the_test_command() -> None:
+    runs = _runs(WORKFLOWS / "ci.yml")
+    assert any("bash .ci/run" in run for run in runs)
+    assert "make test" in (REPO / ".ci" / "run").read_text()
