@@ -1,18 +1,21 @@
 """Acceptance figures for ``arcface-trt embed`` (issue 8), measured side by side on this machine.
 
-1. Writes N generated crops (``sample_faces``) as PNG files into a temp folder.
-2. Interleaves, round after round, on one loaded backend:
+1. Writes N generated crops (``sample_faces``) as PNG files into a temp folder, one sub-folder per
+   slice of ``--slice-size`` crops.
+2. On one loaded backend, slice by slice and in A B B A order (so the changing load of a shared
+   machine hits both sides equally):
    A  the bare backend on pre-loaded arrays: ``encode(crops)`` (preprocess + forward), and with
       ``--forward-only`` also ``forward`` alone on preprocessed batches (the strictest baseline);
-   B  ``embed_to_file(folder, out.parquet)``: listing, decoding the PNGs in reader threads,
+   B  ``embed_to_file(slice folder, out.parquet)``: listing, decoding the PNGs in reader threads,
       preprocessing, forward, committing parts, merging; timed wall to wall.
-   and prints images/s of each and B's share of A.
+   and prints images/s of each (all crops / summed seconds) and B's share of A.
 3. Checks that B's embeddings equal ``encode`` on the same crops (min cosine).
-4. ``--kill-resume``: runs ``arcface-trt embed`` as a subprocess, SIGKILLs it once about half of
-   the rows are committed, reruns with ``--resume`` and checks every path is there exactly once.
-5. ``--ray``: runs the same job with ``--ray`` on a local Ray instance and compares with B.
+4. ``--kill-resume``: runs ``arcface-trt embed`` on the whole folder as a subprocess, SIGKILLs it
+   once half of the rows are committed, reruns with ``--resume``, checks every path is there once.
+5. ``--ray``: runs the whole folder with ``--ray`` on a local Ray instance and compares with the
+   single-process outputs of step 2.
 
-Usage: python scripts/embed_throughput.py [--n 2000] [--arch r18] [--rounds 2] [--kill-resume] [--ray] [--json]
+Usage: python scripts/embed_throughput.py [--n 2000] [--arch r18] [--slice-size 250] [--kill-resume] [--ray] [--json]
 """
 
 from __future__ import annotations
@@ -32,14 +35,20 @@ from typing import Any
 import numpy as np
 
 
-def _write_pngs(folder: Path, crops: np.ndarray) -> None:
+def _write_pngs(folder: Path, crops: np.ndarray, slice_size: int) -> list[Path]:
+    """PNG files in one sub-folder per slice; the slice folders."""
     import cv2
 
+    slices = []
     for i, crop in enumerate(crops):
-        path = folder / f"group{i // 500:02d}" / f"face_{i:05d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        sub = folder / f"slice{i // slice_size:03d}"
+        if i % slice_size == 0:
+            sub.mkdir(parents=True, exist_ok=True)
+            slices.append(sub)
+        path = sub / f"face_{i:05d}.png"
         if not cv2.imwrite(str(path), crop):
             raise OSError(f"cannot write {path}")
+    return slices
 
 
 def _index_of(key: str) -> int:
@@ -51,52 +60,69 @@ def _min_cosine(keys: list[str], embeddings: np.ndarray, reference: np.ndarray) 
     return float(np.sum(expected.astype(np.float64) * embeddings.astype(np.float64), axis=1).min())
 
 
-def _throughput_rounds(args: argparse.Namespace, embedder: Any, crops: np.ndarray, folder: Path, work: Path) -> dict:
+def _throughput(args: argparse.Namespace, embedder: Any, crops: np.ndarray, slices: list[Path], work: Path) -> dict:
+    """A and B alternate slice by slice, in A B B A order, so changing load on a shared machine hits both."""
     from arcface_trt.embed import embed_to_file, read_embeddings
 
-    n = len(crops)
-    batches = []
-    if args.forward_only:
-        batches = [embedder.preprocess(crops[s : s + args.batch_size]) for s in range(0, n, args.batch_size)]
-    rows: list[dict[str, float]] = []
-    reference = None
-    min_cos = None
+    size = args.slice_size
+    seconds = {"encode": 0.0, "embed": 0.0, "forward_only": 0.0}
+    ratios = []
+    reference = np.zeros((len(crops), embedder.model.embedding_dim), dtype=np.float32)
+    min_cos = 1.0
     for r in range(args.rounds):
-        started = time.perf_counter()
-        encoded = embedder.encode(crops)
-        encode_ips = n / (time.perf_counter() - started)
-        reference = encoded if reference is None else reference
+        for i, folder in enumerate(slices):
+            part = crops[i * size : (i + 1) * size]
+            out = work / f"round{r}-slice{i:03d}.parquet"
 
-        out = work / f"round{r}.parquet"
-        started = time.perf_counter()
-        summary = embed_to_file(folder, out, embedder=embedder, batch_size=args.batch_size, threads=args.threads)
-        embed_wall_ips = n / (time.perf_counter() - started)
-        if summary.embedded != n:
-            raise RuntimeError(f"embedded {summary.embedded} of {n}")
-        keys, embeddings = read_embeddings(out)
-        cos = _min_cosine(keys, embeddings, reference)
-        min_cos = cos if min_cos is None else min(min_cos, cos)
+            def run_a(part: np.ndarray = part, i: int = i) -> float:
+                started = time.perf_counter()
+                reference[i * size : i * size + len(part)] = embedder.encode(part)
+                return time.perf_counter() - started
 
-        row = {
-            "encode_img_s": encode_ips,
-            "embed_wall_img_s": embed_wall_ips,
-            "embed_summary_img_s": summary.images_per_s,
-        }
-        if args.forward_only:
-            started = time.perf_counter()
-            for batch in batches:
-                embedder.forward(batch)
-            row["forward_only_img_s"] = n / (time.perf_counter() - started)
-        rows.append(row)
-        print(f"round {r}: " + ", ".join(f"{k} {v:.1f}" for k, v in row.items()), file=sys.stderr, flush=True)
-    medians = {k: statistics.median(row[k] for row in rows) for k in rows[0]}
+            def run_b(folder: Path = folder, out: Path = out, part: np.ndarray = part) -> float:
+                started = time.perf_counter()
+                summary = embed_to_file(
+                    folder, out, embedder=embedder, batch_size=args.batch_size, threads=args.threads
+                )
+                took = time.perf_counter() - started
+                if summary.embedded != len(part):
+                    raise RuntimeError(f"embedded {summary.embedded} of {len(part)}")
+                return took
+
+            if (r * len(slices) + i) % 2 == 0:
+                a, b = run_a(), run_b()
+            else:
+                b, a = run_b(), run_a()
+            seconds["encode"] += a
+            seconds["embed"] += b
+            ratios.append(a / b)
+            keys, embeddings = read_embeddings(out)
+            min_cos = min(min_cos, _min_cosine(keys, embeddings, reference))
+            if args.forward_only:
+                batches = [
+                    embedder.preprocess(part[s : s + args.batch_size]) for s in range(0, len(part), args.batch_size)
+                ]
+                started = time.perf_counter()
+                for batch in batches:
+                    embedder.forward(batch)
+                seconds["forward_only"] += time.perf_counter() - started
+            print(
+                f"round {r} slice {i}: encode {len(part) / a:.1f} img/s, embed {len(part) / b:.1f} img/s",
+                file=sys.stderr,
+            )
+    total = len(crops) * args.rounds
+    ips = {k: (total / v if v else None) for k, v in seconds.items()}
     return {
-        "rounds": rows,
-        "median": medians,
-        "embed_vs_encode": medians["embed_wall_img_s"] / medians["encode_img_s"],
-        "embed_vs_forward_only": (
-            medians["embed_wall_img_s"] / medians["forward_only_img_s"] if args.forward_only else None
-        ),
+        "encode_img_s": ips["encode"],
+        "embed_img_s": ips["embed"],
+        "forward_only_img_s": ips["forward_only"],
+        "embed_vs_encode": ips["embed"] / ips["encode"],
+        "embed_vs_forward_only": ips["embed"] / ips["forward_only"] if args.forward_only else None,
+        "slice_ratio_embed_vs_encode": {
+            "median": statistics.median(ratios),
+            "min": min(ratios),
+            "max": max(ratios),
+        },
         "min_cosine_vs_encode": min_cos,
         "reference": reference,
     }
@@ -114,7 +140,15 @@ def _kill_resume(
     out = work / "killed.parquet"
     parts = work / "killed.parquet.parts"
     common = ["embed", str(folder), "--out", str(out), "--onnx-path", str(model), "--backend", args.backend]
-    common += ["--device", args.device, "--batch-size", str(args.batch_size), "--chunk-size", "128", "--json"]
+    common += [
+        "--device",
+        args.device,
+        "--batch-size",
+        str(args.batch_size),
+        "--chunk-size",
+        str(max(4, n // 16)),
+        "--json",
+    ]
     process = subprocess.Popen(_cli(*common), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def committed() -> int:
@@ -147,9 +181,14 @@ def _kill_resume(
     }
 
 
-def _ray(args: argparse.Namespace, model: Path, folder: Path, work: Path, single: Path) -> dict:
+def _ray(args: argparse.Namespace, model: Path, folder: Path, work: Path, reference: np.ndarray) -> dict:
+    """The whole folder with --ray on a local instance, against the single-process slice outputs."""
     from arcface_trt.embed import embed_to_file, read_embeddings
 
+    single: dict[str, np.ndarray] = {}
+    for out in sorted(work.glob("round0-slice*.parquet")):
+        keys, embeddings = read_embeddings(out)
+        single.update(zip(keys, embeddings, strict=True))
     started = time.perf_counter()
     summary = embed_to_file(
         folder,
@@ -163,15 +202,13 @@ def _ray(args: argparse.Namespace, model: Path, folder: Path, work: Path, single
     )
     wall = time.perf_counter() - started
     keys_ray, emb_ray = read_embeddings(work / "ray.parquet")
-    keys_one, emb_one = read_embeddings(single)
-    by_key = {k: i for i, k in enumerate(keys_one)}
-    other = emb_one[[by_key[k] for k in keys_ray]]
+    other = np.stack([single[k] for k in keys_ray])
     cosine = np.sum(other.astype(np.float64) * emb_ray.astype(np.float64), axis=1)
     return {
         "rows": len(keys_ray),
-        "same_paths": sorted(keys_ray) == sorted(keys_one),
-        "same_order": keys_ray == keys_one,
+        "same_paths_as_single_process": sorted(keys_ray) == sorted(single),
         "min_cosine_vs_single_process": float(cosine.min()),
+        "min_cosine_vs_encode": _min_cosine(keys_ray, emb_ray, reference),
         "wall_s_with_ray_start": wall,
         "summary_img_s": summary.images_per_s,
     }
@@ -186,7 +223,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="reader threads (default: embed's default)")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1, help="passes over all slices")
+    parser.add_argument("--slice-size", type=int, default=250, help="crops per A/B pair")
     parser.add_argument("--forward-only", action="store_true", help="also time forward() on preprocessed batches")
     parser.add_argument("--kill-resume", action="store_true")
     parser.add_argument("--ray", action="store_true")
@@ -202,7 +240,7 @@ def main() -> None:
         model = write_model(work / f"arcface_{args.arch}.onnx", args.arch, 0)
         crops = sample_faces(args.n, seed=0)
         folder = work / "crops"
-        _write_pngs(folder, crops)
+        slices = _write_pngs(folder, crops, args.slice_size)
         embedder = get_embedding_backend(args.backend, args.device, onnx_path=model, batch_size=args.batch_size)
         embedder.encode(crops[: args.batch_size])  # warm-up
         result: dict[str, Any] = {
@@ -213,26 +251,26 @@ def main() -> None:
             "providers": embedder.info().providers,
             "batch_size": args.batch_size,
         }
-        rounds = _throughput_rounds(args, embedder, crops, folder, work)
-        reference = rounds.pop("reference")
-        result["throughput"] = rounds
+        throughput = _throughput(args, embedder, crops, slices, work)
+        reference = throughput.pop("reference")
+        result["throughput"] = throughput
         if args.kill_resume:
             result["kill_resume"] = _kill_resume(args, model, folder, work, args.n, reference)
         if args.ray:
-            result["ray"] = _ray(args, model, folder, work, work / "round0.parquet")
+            result["ray"] = _ray(args, model, folder, work, reference)
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    med = result["throughput"]["median"]
+    tp = result["throughput"]
     print(f"machine: {result['machine']}, model {args.arch}, {args.n} crops, batch {args.batch_size}")
-    print(f"bare backend, encode(pre-loaded crops):   {med['encode_img_s']:.1f} img/s")
+    print(f"bare backend, encode(pre-loaded crops):   {tp['encode_img_s']:.1f} img/s")
     if args.forward_only:
-        print(f"bare backend, forward(pre-processed):     {med['forward_only_img_s']:.1f} img/s")
-    print(f"arcface-trt embed (PNG folder -> parquet): {med['embed_wall_img_s']:.1f} img/s (wall to wall)")
-    print(f"embed / encode: {result['throughput']['embed_vs_encode']:.1%}")
+        print(f"bare backend, forward(pre-processed):     {tp['forward_only_img_s']:.1f} img/s")
+    print(f"arcface-trt embed (PNG folder -> parquet): {tp['embed_img_s']:.1f} img/s (wall to wall)")
+    print(f"embed / encode: {tp['embed_vs_encode']:.1%} (per slice: {json.dumps(tp['slice_ratio_embed_vs_encode'])})")
     if args.forward_only:
-        print(f"embed / forward only: {result['throughput']['embed_vs_forward_only']:.1%}")
-    print(f"min cosine embed vs encode: {result['throughput']['min_cosine_vs_encode']:.7f}")
+        print(f"embed / forward only: {tp['embed_vs_forward_only']:.1%}")
+    print(f"min cosine embed vs encode: {tp['min_cosine_vs_encode']:.7f}")
     for key in ("kill_resume", "ray"):
         if key in result:
             print(f"{key}: {json.dumps(result[key])}")

@@ -30,6 +30,14 @@ OnnxPathOption = Annotated[
         show_default=False,
     ),
 ]
+AllowCpuFallbackOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--allow-cpu-fallback/--no-cpu-fallback",
+        help="Fall back to the reference on the CPU, and say so (default: embedding.allow_cpu_fallback).",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
 DeviceOption = Annotated[
     str | None,

@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from arcface_trt.cli.common import ConfigOption, DeviceOption, JsonOption, OnnxPathOption, emit_json, progress
+from arcface_trt.cli.common import (
+    AllowCpuFallbackOption,
+    ConfigOption,
+    DeviceOption,
+    JsonOption,
+    OnnxPathOption,
+    emit_json,
+    progress,
+)
 
 
 def _table(result: Any) -> Any:
@@ -63,14 +71,7 @@ def compare(
             show_default=False,
         ),
     ] = None,
-    allow_cpu_fallback: Annotated[
-        bool | None,
-        typer.Option(
-            "--allow-cpu-fallback/--no-cpu-fallback",
-            help="Fall back to the reference on the CPU (reported).",
-            show_default=False,
-        ),
-    ] = None,
+    allow_cpu_fallback: AllowCpuFallbackOption = None,
     config: ConfigOption = None,
     output: Annotated[
         Path | None,

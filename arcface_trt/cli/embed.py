@@ -9,7 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from arcface_trt.cli.common import ConfigOption, DeviceOption, JsonOption, OnnxPathOption, emit_json
+from arcface_trt.cli.common import (
+    AllowCpuFallbackOption,
+    ConfigOption,
+    DeviceOption,
+    JsonOption,
+    OnnxPathOption,
+    emit_json,
+)
 
 #: Unreadable paths listed in the table (all of them are in --json).
 _SHOWN_UNREADABLE = 10
@@ -126,14 +133,7 @@ def embed(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing output or unfinished run.")
     ] = False,
-    allow_cpu_fallback: Annotated[
-        bool | None,
-        typer.Option(
-            "--allow-cpu-fallback/--no-cpu-fallback",
-            help="Fall back to the reference on the CPU (reported).",
-            show_default=False,
-        ),
-    ] = None,
+    allow_cpu_fallback: AllowCpuFallbackOption = None,
     ray: Annotated[
         bool, typer.Option("--ray", help="Run on Ray Data (a local instance unless --ray-address).")
     ] = False,

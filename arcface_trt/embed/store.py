@@ -241,7 +241,9 @@ class PartStore:
             self._seed = self.out
 
     def _parts(self) -> list[Path]:
-        return sorted(p for p in self.parts_dir.iterdir() if _PART.match(p.name))
+        """Committed parts in commit order."""
+        parts = [p for p in self.parts_dir.iterdir() if _PART.match(p.name)]
+        return sorted(parts, key=lambda p: int(_PART.match(p.name).group(1)))  # type: ignore[union-attr]
 
     def _load_parts(self) -> None:
         for leftover in self.parts_dir.glob(".*.tmp"):  # a part that was being written when the run died

@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (one case per line: the table reads better unwrapped)
 """Every command, as a real subprocess, against a table of bad inputs.
 
 For each case: exit code 2, exactly one line on stderr naming the problem, no
@@ -79,50 +78,163 @@ def _cases(p: dict[str, Path]) -> list[Case]:
         Case("compare missing model", ["compare", "--onnx-path", str(root / "absent.onnx")], "ONNX model not found"),
         Case("build missing model", ["build", "--onnx-path", str(root / "absent.onnx")], "ONNX model not found"),
         Case("benchmark missing model", ["benchmark", "--onnx-path", str(root / "absent.onnx")], "not found"),
-        Case("quantize missing model", ["quantize", "--onnx-path", str(root / "absent.onnx"), "--out", str(root / "q.onnx")], "not found"),
-        Case("embed missing input", ["embed", str(root / "absent_dir"), "--out", out, "--onnx-path", model], "absent_dir"),
+        Case(
+            "quantize missing model",
+            ["quantize", "--onnx-path", str(root / "absent.onnx"), "--out", str(root / "q.onnx")],
+            "not found",
+        ),
+        Case(
+            "embed missing input", ["embed", str(root / "absent_dir"), "--out", out, "--onnx-path", model], "absent_dir"
+        ),
         Case("push missing plan", ["push-engine", str(root / "absent.plan"), *unreachable], "absent.plan"),
         Case("push plan without manifest", ["push-engine", str(p["plan"]), *unreachable], "manifest"),
         # a text file named .onnx, wrong shapes, truncated
         Case("compare text .onnx", ["compare", "--onnx-path", str(p["text"])], "not a valid ONNX model"),
         Case("build text .onnx", ["build", "--onnx-path", str(p["text"]), "--dry-run"], "not a valid ONNX model"),
         Case("benchmark text .onnx", ["benchmark", "--onnx-path", str(p["text"])], "not a valid ONNX model"),
-        Case("embed text .onnx", ["embed", str(p["notimages"]), "--out", out, "--onnx-path", str(p["text"])], "not a valid ONNX model"),
+        Case(
+            "embed text .onnx",
+            ["embed", str(p["notimages"]), "--out", out, "--onnx-path", str(p["text"])],
+            "not a valid ONNX model",
+        ),
         Case("compare wrong input shape", ["compare", "--onnx-path", str(p["small"])], "[N, 3, S, S]"),
         Case("build wrong output shape", ["build", "--onnx-path", str(p["fourd"]), "--dry-run"], "[N, D]"),
-        Case("quantize wrong shape", ["quantize", "--onnx-path", str(p["small"]), "--out", str(root / "q.onnx")], "[N, 3, S, S]"),
+        Case(
+            "quantize wrong shape",
+            ["quantize", "--onnx-path", str(p["small"]), "--out", str(root / "q.onnx")],
+            "[N, 3, S, S]",
+        ),
         Case("compare truncated", ["compare", "--onnx-path", str(p["truncated"])], "not a valid ONNX model"),
-        Case("build cpu truncated", ["build", "--target", "cpu", "--precision", "fp32", "--onnx-path", str(p["truncated"])], "not a valid ONNX model"),
+        Case(
+            "build cpu truncated",
+            ["build", "--target", "cpu", "--precision", "fp32", "--onnx-path", str(p["truncated"])],
+            "not a valid ONNX model",
+        ),
         # NaN-filled npy, images that are not images, empty folders
         Case("compare NaN npy", ["compare", "--onnx-path", model, "--npy", str(p["nan"])], "NaN"),
         Case("embed NaN npy", ["embed", str(p["nan"]), "--out", out, "--onnx-path", model], "NaN"),
-        Case("compare non-images", ["compare", "--onnx-path", model, "--images", str(p["notimages"])], "not a readable image"),
+        Case(
+            "compare non-images",
+            ["compare", "--onnx-path", model, "--images", str(p["notimages"])],
+            "not a readable image",
+        ),
         Case("compare empty folder", ["compare", "--onnx-path", model, "--images", str(p["empty"])], "no images"),
-        Case("quantize non-image calibration", ["quantize", "--onnx-path", model, "--out", str(root / "q.onnx"), "--calib-images", str(p["notimages"])], "readable image"),
-        Case("build cpu empty calibration", ["build", "--target", "cpu", "--precision", "int8", "--onnx-path", model, "--calib-images", str(p["empty"])], "no images"),
+        Case(
+            "quantize non-image calibration",
+            ["quantize", "--onnx-path", model, "--out", str(root / "q.onnx"), "--calib-images", str(p["notimages"])],
+            "readable image",
+        ),
+        Case(
+            "build cpu empty calibration",
+            [
+                "build",
+                "--target",
+                "cpu",
+                "--precision",
+                "int8",
+                "--onnx-path",
+                model,
+                "--calib-images",
+                str(p["empty"]),
+            ],
+            "no images",
+        ),
         # negative or zero sizes
         Case("compare zero samples", ["compare", "--onnx-path", model, "--n-samples", "0"], "n_samples"),
         Case("compare negative samples", ["compare", "--onnx-path", model, "--n-samples", "-3"], "n_samples"),
         Case("benchmark zero batch", ["benchmark", "--onnx-path", model, "--batch-sizes", "0"], "batch"),
         Case("benchmark zero iterations", ["benchmark", "--onnx-path", model, "--iterations", "0"], "iterations"),
-        Case("build zero max batch", ["build", "--onnx-path", model, "--max-batch", "0", "--dry-run"], "max_batch_size"),
-        Case("build zero workspace", ["build", "--onnx-path", model, "--workspace-mb", "0", "--dry-run"], "workspace_size_mb"),
-        Case("embed zero batch", ["embed", str(p["empty"]), "--out", out, "--onnx-path", model, "--batch-size", "0"], "batch"),
-        Case("quantize zero calibration", ["quantize", "--onnx-path", model, "--out", str(root / "q.onnx"), "--calib-samples", "0"], "calib-samples"),
+        Case(
+            "build zero max batch", ["build", "--onnx-path", model, "--max-batch", "0", "--dry-run"], "max_batch_size"
+        ),
+        Case(
+            "build zero workspace",
+            ["build", "--onnx-path", model, "--workspace-mb", "0", "--dry-run"],
+            "workspace_size_mb",
+        ),
+        Case(
+            "embed zero batch",
+            ["embed", str(p["empty"]), "--out", out, "--onnx-path", model, "--batch-size", "0"],
+            "batch",
+        ),
+        Case(
+            "quantize zero calibration",
+            ["quantize", "--onnx-path", model, "--out", str(root / "q.onnx"), "--calib-samples", "0"],
+            "calib-samples",
+        ),
         Case("make-model negative seed", ["make-model", "--out", str(root / "m.onnx"), "--seed", "-1"], "seed"),
         # unknown precision
-        Case("build unknown precision", ["build", "--onnx-path", model, "--precision", "fp8", "--dry-run"], "precision"),
+        Case(
+            "build unknown precision", ["build", "--onnx-path", model, "--precision", "fp8", "--dry-run"], "precision"
+        ),
         Case("compare unknown precision", ["compare", "--onnx-path", model, "--precision", "fp8"], "precision"),
         Case("benchmark unknown precision", ["benchmark", "--onnx-path", model, "--precision", "fp8"], "precision"),
-        Case("fetch unknown precision", ["fetch-engine", "--model", "m", "--precision", "fp8", "--arch", "90", "--trt-version", "10.16", *unreachable], "precision"),
+        Case(
+            "fetch unknown precision",
+            [
+                "fetch-engine",
+                "--model",
+                "m",
+                "--precision",
+                "fp8",
+                "--arch",
+                "90",
+                "--trt-version",
+                "10.16",
+                *unreachable,
+            ],
+            "precision",
+        ),
         # unwritable cache folder
-        Case("compare unwritable cache", ["compare", "--n-samples", "2"], "cache", {"ARCFACE_TRT_CACHE_DIR": str(p["unwritable"])}),
-        Case("build unwritable cache", ["build", "--target", "cpu", "--precision", "fp32", "--onnx-path", model, "--cache-dir", str(p["unwritable"])], "a_file"),
-        Case("fetch unwritable cache", ["fetch-engine", "--model", "m", "--arch", "90", "--trt-version", "10.16", "--cache-dir", str(p["unwritable"]), *unreachable], "127.0.0.1:9"),
-        Case("embed unwritable output", ["embed", str(p["faces"]), "--out", str(p["unwritable"] / "e.parquet"), "--onnx-path", model], "a_file"),
+        Case(
+            "compare unwritable cache",
+            ["compare", "--n-samples", "2"],
+            "cache",
+            {"ARCFACE_TRT_CACHE_DIR": str(p["unwritable"])},
+        ),
+        Case(
+            "build unwritable cache",
+            [
+                "build",
+                "--target",
+                "cpu",
+                "--precision",
+                "fp32",
+                "--onnx-path",
+                model,
+                "--cache-dir",
+                str(p["unwritable"]),
+            ],
+            "a_file",
+        ),
+        Case(
+            "fetch unwritable cache",
+            [
+                "fetch-engine",
+                "--model",
+                "m",
+                "--arch",
+                "90",
+                "--trt-version",
+                "10.16",
+                "--cache-dir",
+                str(p["unwritable"]),
+                *unreachable,
+            ],
+            "127.0.0.1:9",
+        ),
+        Case(
+            "embed unwritable output",
+            ["embed", str(p["faces"]), "--out", str(p["unwritable"] / "e.parquet"), "--onnx-path", model],
+            "a_file",
+        ),
         # configs with unknown keys and wrong types
         *[
-            Case(f"{cmd} unknown config key", [cmd, *extra, "--config", str(p["unknown_key"])], "unknown key 'embedding.colour'")
+            Case(
+                f"{cmd} unknown config key",
+                [cmd, *extra, "--config", str(p["unknown_key"])],
+                "unknown key 'embedding.colour'",
+            )
             for cmd, extra in [
                 ("compare", []),
                 ("build", ["--dry-run"]),
@@ -135,10 +247,22 @@ def _cases(p: dict[str, Path]) -> list[Case]:
                 ("push-engine", [str(p["plan"])]),
             ]
         ],
-        Case("compare wrong config type", ["compare", "--config", str(p["wrong_type"])], "max_drift_cosine' must be float"),
-        Case("diagnose wrong config type", ["diagnose", "--config", str(p["wrong_type"])], "max_drift_cosine' must be float"),
+        Case(
+            "compare wrong config type",
+            ["compare", "--config", str(p["wrong_type"])],
+            "max_drift_cosine' must be float",
+        ),
+        Case(
+            "diagnose wrong config type",
+            ["diagnose", "--config", str(p["wrong_type"])],
+            "max_drift_cosine' must be float",
+        ),
         # unreachable S3 endpoint
-        Case("fetch unreachable", ["fetch-engine", "--model", "m", "--arch", "90", "--trt-version", "10.16", *unreachable], "127.0.0.1:9"),
+        Case(
+            "fetch unreachable",
+            ["fetch-engine", "--model", "m", "--arch", "90", "--trt-version", "10.16", *unreachable],
+            "127.0.0.1:9",
+        ),
         Case("list unreachable", ["list-engines", *unreachable], "127.0.0.1:9"),
     ]
     return cases
@@ -154,12 +278,22 @@ def _snapshot(*folders: Path) -> set[tuple[str, int]]:
 
 
 def _run(case: Case, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ARCFACE_TRT_CACHE_DIR": str(cache), "AWS_ACCESS_KEY_ID": "sweep", "AWS_SECRET_ACCESS_KEY": "sweep"}
+    env = {
+        **os.environ,
+        "ARCFACE_TRT_CACHE_DIR": str(cache),
+        "AWS_ACCESS_KEY_ID": "sweep",
+        "AWS_SECRET_ACCESS_KEY": "sweep",
+    }
     env.update(case.env)
     env.pop("ARCFACE_TRT_CONFIG", None)
     return subprocess.run(
         [sys.executable, "-m", "arcface_trt", *case.args],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=240, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
     )
 
 
