@@ -353,23 +353,11 @@ class S3Store:
 
     def put_file(self, relpath: str, path: Path, metadata: dict[str, str], content_type: str) -> None:
         """Upload a file in one PUT (atomic on the server: readers see the old or the new object)."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        with open(path, "rb") as handle:
+            self.put_bytes(relpath, handle, metadata, content_type)
 
-        uri = self.settings.uri(relpath)
-        try:
-            with open(path, "rb") as handle:
-                self.client.put_object(
-                    Bucket=self.settings.bucket,
-                    Key=self.settings.object_key(relpath),
-                    Body=handle,
-                    Metadata=metadata,
-                    ContentType=content_type,
-                )
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, "upload to", uri) from None
-
-    def put_bytes(self, relpath: str, data: bytes, metadata: dict[str, str], content_type: str) -> None:
-        """Upload a small object (a manifest)."""
+    def put_bytes(self, relpath: str, data: bytes | BinaryIO, metadata: dict[str, str], content_type: str) -> None:
+        """Upload bytes or an open binary file in one PUT."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         uri = self.settings.uri(relpath)
