@@ -188,8 +188,12 @@ def test_push_uploads_plan_before_manifest(moto_server, bucket, make_plan, tmp_p
     from arcface_trt.errors import StoreError
     from arcface_trt.store import s3 as s3_module
 
+    upload = s3_module.S3Store.put_bytes
+
     def broken(self, relpath, data, metadata, content_type):
-        raise StoreError(f"simulated failure uploading {relpath}")
+        if relpath.endswith(".json"):  # the plan goes up; the manifest upload dies
+            raise StoreError(f"simulated failure uploading {relpath}")
+        upload(self, relpath, data, metadata, content_type)
 
     with monkeypatch.context() as patched:
         patched.setattr(s3_module.S3Store, "put_bytes", broken)
