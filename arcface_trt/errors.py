@@ -7,6 +7,16 @@ line on stderr and exits with :attr:`ArcFaceTrtError.exit_code`.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none.
+
+    Third-party libraries (ONNX Runtime, its quantizer) raise multi-line messages; the
+    CLI's errors are one line.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ArcFaceTrtError(Exception):
     """Base of every error that is the user's to fix (bad input, bad config, missing tool)."""
 

@@ -104,7 +104,7 @@ def get_embedding_backend(
     device = device or emb.device
     allow = emb.allow_cpu_fallback if allow_cpu_fallback is None else allow_cpu_fallback
     batch = batch_size or emb.batch_size
-    model = inspect_model(resolve_model_path(onnx_path or emb.model_path, emb.model_arch, emb.model_seed))
+    model = inspect_model(resolve_model_path(onnx_path, emb))
     trt_cfg = _tensorrt_config(tensorrt_config, cfg)
     try:
         if precision is not None and precision not in PRECISIONS:

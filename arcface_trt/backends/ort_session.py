@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from arcface_trt.errors import InputError
+from arcface_trt.errors import InputError, first_line
 from arcface_trt.lazy import require
 
 
@@ -19,5 +19,4 @@ def make_session(model_path: str, providers: list[str], threads: int | None = No
     try:
         return ort.InferenceSession(model_path, options, providers=providers)
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types for bad models
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"ONNX Runtime cannot load {model_path}: {first}") from None
+        raise InputError(f"ONNX Runtime cannot load {model_path}: {first_line(exc)}") from None

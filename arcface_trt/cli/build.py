@@ -132,7 +132,7 @@ def build(
     )
     TensorrtConfig(tensorrt=settings, source="command line")  # checks min <= opt <= max
     emb = cfg.embedding
-    model_path = resolve_model_path(onnx_path or emb.model_path, emb.model_arch, emb.model_seed)
+    model_path = resolve_model_path(onnx_path, emb)
     request = BuildRequest(onnx_path=Path(model_path), settings=settings, arch=arch, cache_dir=cache_dir, force=force)
 
     if dry_run:
@@ -176,7 +176,7 @@ def _build_cpu(
     cfg = load_config(config)
     # Not named ``trt``: that name is reserved for the tensorrt module (tests/tensorrt/test_trt_static_api.py).
     emb, trt_settings = cfg.embedding, cfg.tensorrt.tensorrt
-    model_path = resolve_model_path(onnx_path or emb.model_path, emb.model_arch, emb.model_seed)
+    model_path = resolve_model_path(onnx_path, emb)
     engine = ensure_cpu_engine(
         model_path,
         precision,

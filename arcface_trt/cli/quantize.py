@@ -52,7 +52,7 @@ def quantize(
         raise InputError(f"--out is a folder, give a file path: {out}")
     settings = calibration_settings(calib_images, calib_samples, calibration_method, activation_type, reduce_range)
     emb = load_config(config).embedding
-    model_path = resolve_model_path(onnx_path or emb.model_path, emb.model_arch, emb.model_seed)
+    model_path = resolve_model_path(onnx_path, emb)
     inspect_model(model_path)  # bad model or calibration folder: fail before any progress output
     check_calibration_source(settings)
     status(f"calibrating on {settings.samples} crops and quantizing {model_path} ...", enabled=not json_output)

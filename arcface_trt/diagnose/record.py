@@ -133,7 +133,7 @@ def _model_facts(cfg: EmbeddingConfig, embedder: Embedder | None, onnx_path: str
 
     emb = cfg.embedding
     try:
-        model = inspect_model(resolve_model_path(onnx_path or emb.model_path, emb.model_arch, emb.model_seed))
+        model = inspect_model(resolve_model_path(onnx_path, emb))
     except InputError:
         return Path(onnx_path or emb.model_path or "").stem, ""
     return model.name, model.sha256

@@ -150,7 +150,7 @@ class RayEmbedJob:
         self.device = device or emb.device
         self.batch_size = batch_size or emb.batch_size
         self.allow_cpu_fallback = emb.allow_cpu_fallback if allow_cpu_fallback is None else allow_cpu_fallback
-        self.model = inspect_model(resolve_model_path(onnx_path or emb.model_path, emb.model_arch, emb.model_seed))
+        self.model = inspect_model(resolve_model_path(onnx_path, emb))
         self.address = address
         self.num_cpus = num_cpus
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from arcface_trt.filelock import file_lock
 from arcface_trt.paths import models_dir
+
+if TYPE_CHECKING:
+    from arcface_trt.config import EmbeddingSection
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,7 @@ def ensure_default_model(arch: str = "r50", seed: int = 0) -> Path:
     return path
 
 
-def resolve_model_path(onnx_path: str | Path | None, arch: str = "r50", seed: int = 0) -> Path:
-    """The model to use: ``onnx_path`` when given, else the built-in model."""
-    return Path(onnx_path) if onnx_path is not None else ensure_default_model(arch, seed)
+def resolve_model_path(onnx_path: str | Path | None, embedding: EmbeddingSection) -> Path:
+    """The model to use: ``onnx_path`` when given, else ``embedding.model_path``, else the built-in model."""
+    chosen = onnx_path or embedding.model_path
+    return Path(chosen) if chosen is not None else ensure_default_model(embedding.model_arch, embedding.model_seed)

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from arcface_trt.errors import InputError
+from arcface_trt.errors import InputError, first_line
 from arcface_trt.precision import PRECISIONS
 from arcface_trt.precision.int8 import CalibrationSettings, check_calibration_source
 
@@ -244,6 +244,5 @@ def optimize_for_cpu(src: Path, dst: Path) -> Path:
     try:
         ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types for bad models
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"ONNX Runtime cannot optimise {src}: {first}") from None
+        raise InputError(f"ONNX Runtime cannot optimise {src}: {first_line(exc)}") from None
     return dst

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from arcface_trt.errors import InputError
+from arcface_trt.errors import InputError, first_line
 
 log = logging.getLogger("arcface_trt")
 
@@ -268,8 +268,7 @@ def _one_line_errors(src: Path) -> Iterator[None]:
     except InputError:
         raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"int8 quantization of {src} failed: {type(exc).__name__}: {first}") from exc
+        raise InputError(f"int8 quantization of {src} failed: {type(exc).__name__}: {first_line(exc)}") from exc
 
 
 def _save(model: Any, path: Path) -> None:
