@@ -10,6 +10,7 @@ dataclass defaults below are the documented defaults and equal the shipped files
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import types
 import typing
@@ -17,17 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from arcface_trt.errors import ConfigError
+from arcface_trt.names import BACKEND_CHOICES, DEVICES, HARDWARE_COMPATIBILITY, MODEL_ARCHS, PRECISIONS
+
+log = logging.getLogger("arcface_trt")
 
 EMBEDDING_CONFIG_ENV = "ARCFACE_TRT_CONFIG"
 DEFAULT_EMBEDDING_CONFIG = Path("config/pipeline/embedding.yaml")
 DEFAULT_TENSORRT_CONFIG = "config/pipeline/arcface_tensorrt.yaml"
-
-BACKENDS = ("pytorch", "insightface", "onnxruntime", "tensorrt")
-DEVICES = ("auto", "cpu", "cuda", "coreml")
-PRECISIONS = ("fp32", "fp16", "int8")
-HARDWARE_COMPATIBILITY = ("none", "ampere_plus", "same_cc")
-MODEL_ARCHS = ("r18", "r34", "r50", "r100")
 
 
 def _choice(*values: str) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def _range(low: float | None = None, high: float | None = None) -> dict[str, Any
 class EmbeddingSection:
     """``embedding:`` in embedding.yaml."""
 
-    backend: str = field(default="pytorch", metadata=_choice(*BACKENDS))
+    backend: str = field(default="pytorch", metadata=_choice(*BACKEND_CHOICES))
     device: str = field(default="auto", metadata=_choice(*DEVICES))
     allow_cpu_fallback: bool = False
     tensorrt_config: str = DEFAULT_TENSORRT_CONFIG
@@ -65,6 +65,14 @@ class ValidationSection:
 
 
 @dataclass(frozen=True)
+class PrecisionSection:
+    """``precision:`` in embedding.yaml: read by every precision transform (TensorRT plans and CPU engines)."""
+
+    #: fp16: node names kept in fp32; null keeps the embedding head (the last Gemm/MatMul and what follows).
+    keep_fp32_nodes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class ArcfaceTensorrtSection:
     """``arcface_tensorrt:`` in arcface_tensorrt.yaml."""
 
@@ -83,8 +91,8 @@ class TensorrtSection:
     hardware_compatibility: str = field(default="none", metadata=_choice(*HARDWARE_COMPATIBILITY))
     #: Reuse an on-disk timing cache across builds (keyed like the engines).
     timing_cache: bool = True
-    #: fp16 on TensorRT 11: node names kept in fp32; null keeps the final FC and BN.
-    fp16_keep_fp32_nodes: tuple[str, ...] | None = None
+    #: Deprecated (still read, with a warning): ``precision.keep_fp32_nodes`` in embedding.yaml replaces it.
+    fp16_keep_fp32_nodes: tuple[str, ...] | None = field(default=None, metadata={"deprecated": "precision"})
     #: Engine cache folder; null means ``<user cache>/arcface-trt/engines``.
     cache_dir: str | None = None
     engine_s3_bucket: str | None = None
@@ -92,6 +100,18 @@ class TensorrtSection:
     #: S3-compatible endpoint (MinIO, ...); null uses AWS (or ``AWS_ENDPOINT_URL``).
     engine_s3_endpoint_url: str | None = None
     engine_s3_region: str | None = None
+
+    def __post_init__(self) -> None:
+        check_batch_profile(self.min_batch_size, self.opt_batch_size, self.max_batch_size)
+
+
+def check_batch_profile(min_batch: int, opt_batch: int, max_batch: int) -> None:
+    """The optimization-profile rule, in one place: ``min <= opt <= max``."""
+    if not min_batch <= opt_batch <= max_batch:
+        raise ConfigError(
+            "tensorrt.min_batch_size <= opt_batch_size <= max_batch_size does not hold "
+            f"({min_batch}, {opt_batch}, {max_batch})"
+        )
 
 
 @dataclass(frozen=True)
@@ -102,15 +122,6 @@ class TensorrtConfig:
     tensorrt: TensorrtSection = TensorrtSection()
     source: str | None = None
 
-    def __post_init__(self) -> None:
-        t = self.tensorrt
-        if not t.min_batch_size <= t.opt_batch_size <= t.max_batch_size:
-            where = self.source or "tensorrt config"
-            raise ConfigError(
-                f"{where}: tensorrt.min_batch_size <= opt_batch_size <= max_batch_size does not hold "
-                f"({t.min_batch_size}, {t.opt_batch_size}, {t.max_batch_size})"
-            )
-
 
 @dataclass(frozen=True)
 class EmbeddingConfig:
@@ -118,8 +129,23 @@ class EmbeddingConfig:
 
     embedding: EmbeddingSection = EmbeddingSection()
     validation: ValidationSection = ValidationSection()
+    precision: PrecisionSection = PrecisionSection()
     tensorrt: TensorrtConfig = TensorrtConfig()
     source: str | None = None
+
+    def __post_init__(self) -> None:
+        # The deprecated tensorrt.fp16_keep_fp32_nodes still counts, resolved here once for every reader.
+        legacy = self.tensorrt.tensorrt.fp16_keep_fp32_nodes
+        current = self.precision.keep_fp32_nodes
+        if legacy is None or legacy == current:
+            return
+        if current is not None:
+            raise ConfigError(
+                f"{self.source or 'embedding config'}: 'precision.keep_fp32_nodes' and the deprecated "
+                f"'tensorrt.fp16_keep_fp32_nodes' of {self.tensorrt.source or 'the TensorRT config'} disagree; "
+                "keep only precision.keep_fp32_nodes"
+            )
+        object.__setattr__(self, "precision", PrecisionSection(keep_fp32_nodes=legacy))
 
 
 def _type_ok(value: Any, annotation: Any) -> tuple[bool, Any]:
@@ -185,12 +211,13 @@ def build_section(cls: type, raw: Any, where: str, prefix: str) -> Any:
         if converted is not None and high is not None and converted > high:
             raise ConfigError(f"{where}: '{dotted}' must be <= {high}, got {value!r}")
         values[key] = converted
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as exc:  # a rule across keys (the batch profile)
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -227,6 +254,12 @@ def load_tensorrt_config(path: str | Path) -> TensorrtConfig:
     """Read an arcface_tensorrt.yaml file."""
     path = Path(path)
     values = _build_file(TensorrtConfig, _read_yaml(path), str(path))
+    if "tensorrt" in values and values["tensorrt"].fp16_keep_fp32_nodes is not None:
+        log.warning(
+            "%s: 'tensorrt.fp16_keep_fp32_nodes' is deprecated; set 'precision.keep_fp32_nodes' in embedding.yaml "
+            "(it applies to TensorRT plans and CPU engines alike)",
+            path,
+        )
     return TensorrtConfig(**values, source=str(path))
 
 

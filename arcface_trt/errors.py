@@ -17,6 +17,12 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def describe(exc: BaseException) -> str:
+    """``Type: message`` on one line (for records that keep a probe's failure as text)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class ArcFaceTrtError(Exception):
     """Base of every error that is the user's to fix (bad input, bad config, missing tool)."""
 

@@ -17,6 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from arcface_trt.errors import BackendUnavailableError
+from arcface_trt.lazy import install_hint, lazy_import
+
+cv2 = lazy_import("cv2")
+face_align = lazy_import("insightface.utils.face_align")
 
 #: Five landmarks (eyes, nose, mouth corners; x, y) of the six faces in t1.jpg.
 T1_LANDMARKS = np.array(
@@ -36,13 +40,11 @@ def insightface_images_dir() -> Path:
     """Folder of the sample images inside the installed insightface package (without importing it)."""
     spec = importlib.util.find_spec("insightface")
     if spec is None or not spec.submodule_search_locations:
-        raise BackendUnavailableError("the insightface package is not installed: pip install insightface")
+        raise BackendUnavailableError(f"the insightface package is not installed: {install_hint('insightface')}")
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "images"
 
 
 def _read(path: Path) -> np.ndarray:
-    import cv2
-
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise BackendUnavailableError(f"cannot read insightface sample image {path}")
@@ -52,23 +54,19 @@ def _read(path: Path) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def base_faces() -> tuple[np.ndarray, ...]:
     """The seven real aligned 112x112 BGR face crops (Tom Hanks first)."""
-    from insightface.utils.face_align import norm_crop
-
     images = insightface_images_dir()
     faces = [_read(images / "Tom_Hanks_54745.png")]
     group = _read(images / "t1.jpg")
     with warnings.catch_warnings():
         # scikit-image deprecates the estimate() call insightface makes; not ours to fix
         warnings.simplefilter("ignore", FutureWarning)
-        faces.extend(norm_crop(group, landmark=points, image_size=112) for points in T1_LANDMARKS)
+        faces.extend(face_align.norm_crop(group, landmark=points, image_size=112) for points in T1_LANDMARKS)
     for face in faces:
         face.setflags(write=False)
     return tuple(faces)
 
 
 def _augment(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    import cv2
-
     out = face
     if rng.random() < 0.5:
         out = out[:, ::-1]

@@ -7,6 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from arcface_trt.errors import InputError
+from arcface_trt.faces import sample_faces
+from arcface_trt.lazy import lazy_import
+
+cv2 = lazy_import("cv2")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -26,8 +30,6 @@ def list_images(folder: str | Path) -> list[Path]:
 
 def read_image(path: Path) -> np.ndarray | None:
     """Decode a BGR uint8 image, or None when the file is not a readable image."""
-    import cv2
-
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError:
@@ -86,6 +88,4 @@ def load_crops(
         return load_npy(npy)
     if n_samples is None or n_samples < 1:
         raise InputError(f"--n-samples must be at least 1, got {n_samples}")
-    from arcface_trt.faces import sample_faces
-
     return sample_faces(n_samples, seed)

@@ -13,8 +13,19 @@ from typing import Any
 
 import numpy as np
 
+from arcface_trt.backends import create_embedder
 from arcface_trt.backends.base import Embedder
+from arcface_trt.backends.spec import BackendSpec
+from arcface_trt.config import (
+    EmbeddingConfig,
+    ValidationSection,
+    enable_for_explicit_request,
+    load_config,
+    with_overrides,
+)
 from arcface_trt.errors import InputError
+from arcface_trt.inputs import load_crops
+from arcface_trt.names import PRECISIONS
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:
@@ -36,25 +47,56 @@ def nearest_neighbours(embeddings: np.ndarray) -> np.ndarray:
     return np.argmax(sims, axis=1)
 
 
-@dataclass
-class ParityResult:
-    """Outcome of a comparison; truthy when it passed, printable as a dict."""
+@dataclass(kw_only=True)
+class DriftStats:
+    """Embedding drift of backend B against reference A: the one scoring result every report shares.
+
+    Truthy when it passed: ``1 - min(cosine) <= max_drift_cosine`` on the worst sample.
+    """
+
+    cosine: dict[str, float]
+    l2: dict[str, float]
+    nn_agreement: float | None
+    max_drift: float
+    max_drift_cosine: float
+    passed: bool
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def score(a: np.ndarray, b: np.ndarray, max_drift_cosine: float) -> tuple[DriftStats, np.ndarray]:
+    """Statistics of embeddings ``b`` against reference ``a`` (both L2-normalised, same shape); per-sample cosines."""
+    if a.shape != b.shape:
+        raise InputError(f"the backends give embeddings of different shapes: {a.shape} vs {b.shape}")
+    cosine = np.sum(a.astype(np.float64) * b.astype(np.float64), axis=1)
+    l2 = np.linalg.norm(a.astype(np.float64) - b.astype(np.float64), axis=1)
+    nn = None
+    if len(a) >= 3:
+        nn = float(np.mean(nearest_neighbours(a) == nearest_neighbours(b)))
+    max_drift = float(1.0 - cosine.min())
+    finite = bool(np.isfinite(cosine).all())
+    stats = DriftStats(
+        cosine=summarize(cosine),
+        l2=summarize(l2),
+        nn_agreement=nn,
+        max_drift=max_drift,
+        max_drift_cosine=max_drift_cosine,
+        passed=finite and max_drift <= max_drift_cosine,
+    )
+    return stats, cosine
+
+
+@dataclass(kw_only=True)
+class ParityResult(DriftStats):
+    """Outcome of a comparison of B against A; truthy when it passed, printable as a dict."""
 
     backend_a: dict[str, Any]
     backend_b: dict[str, Any]
     n_samples: int
-    cosine: dict[str, float]
-    l2: dict[str, float]
-    nn_agreement: float | None
     throughput_a: float
     throughput_b: float
-    max_drift_cosine: float
-    max_drift: float
-    passed: bool
     per_sample_cosine: list[float] = field(default_factory=list, repr=False)
-
-    def __bool__(self) -> bool:
-        return self.passed
 
     def to_dict(self, per_sample: bool = False) -> dict[str, Any]:
         """JSON-friendly record (per-sample cosines only on request)."""
@@ -65,28 +107,7 @@ class ParityResult:
         return data
 
 
-def score(a: np.ndarray, b: np.ndarray, max_drift_cosine: float) -> dict[str, Any]:
-    """Statistics of embeddings ``b`` against reference ``a`` (both L2-normalised, same shape)."""
-    if a.shape != b.shape:
-        raise InputError(f"the backends give embeddings of different shapes: {a.shape} vs {b.shape}")
-    cosine = np.sum(a.astype(np.float64) * b.astype(np.float64), axis=1)
-    l2 = np.linalg.norm(a.astype(np.float64) - b.astype(np.float64), axis=1)
-    nn = None
-    if len(a) >= 3:
-        nn = float(np.mean(nearest_neighbours(a) == nearest_neighbours(b)))
-    max_drift = float(1.0 - cosine.min())
-    finite = bool(np.isfinite(cosine).all())
-    return {
-        "cosine": summarize(cosine),
-        "l2": summarize(l2),
-        "nn_agreement": nn,
-        "max_drift": max_drift,
-        "passed": finite and max_drift <= max_drift_cosine,
-        "per_sample_cosine": [float(c) for c in cosine],
-    }
-
-
-def timed_encode(
+def measure(
     embedder: Embedder,
     crops: Sequence[np.ndarray] | np.ndarray,
     chunk: int,
@@ -116,17 +137,17 @@ def compare_embedders(
     if len(crops) == 0:
         raise InputError("no face crops to compare")
     chunk = max(a.batch_size, b.batch_size)
-    emb_a, fps_a = timed_encode(a, crops, chunk, advance)
-    emb_b, fps_b = timed_encode(b, crops, chunk, advance)
-    stats = score(emb_a, emb_b, max_drift_cosine)
+    emb_a, fps_a = measure(a, crops, chunk, advance)
+    emb_b, fps_b = measure(b, crops, chunk, advance)
+    stats, cosine = score(emb_a, emb_b, max_drift_cosine)
     return ParityResult(
+        **vars(stats),
         backend_a=a.info().to_dict(),
         backend_b=b.info().to_dict(),
         n_samples=len(crops),
         throughput_a=fps_a,
         throughput_b=fps_b,
-        max_drift_cosine=max_drift_cosine,
-        **stats,
+        per_sample_cosine=[float(c) for c in cosine],
     )
 
 
@@ -152,11 +173,8 @@ class CompareRequest:
     precisions: tuple[str, ...] | None = None
 
 
-def _prepare(request: CompareRequest) -> tuple[Any, Any, Any]:
+def _prepare(request: CompareRequest) -> tuple[EmbeddingConfig, ValidationSection, Any]:
     """The loaded config, its validation section with the request's overrides, and the crops."""
-    from arcface_trt.config import enable_for_explicit_request, load_config, with_overrides
-    from arcface_trt.inputs import load_crops
-
     cfg = enable_for_explicit_request(load_config(request.config), (request.backend_a, request.backend_b))
     validation = with_overrides(
         cfg.validation,
@@ -168,29 +186,62 @@ def _prepare(request: CompareRequest) -> tuple[Any, Any, Any]:
     if request.n_samples is not None and request.n_samples < 1:
         raise InputError(f"--n-samples must be at least 1, got {request.n_samples}")
     crops = load_crops(validation.n_samples, request.images, request.npy, validation.seed)
+    if len(crops) == 0:
+        raise InputError("no face crops to compare")
     return cfg, validation, crops
+
+
+@dataclass
+class _Scored:
+    """Backend B at one precision, scored against A."""
+
+    embedder: Embedder
+    stats: DriftStats
+    cosine: np.ndarray
+    throughput: float
+
+
+def _score_backends(
+    request: CompareRequest, precisions: Sequence[str | None], advance: Callable[[int], None] | None
+) -> tuple[Embedder, float, int, list[_Scored]]:
+    """The core of compare and the drift report: A once, then B at each precision, each scored against A."""
+    cfg, validation, crops = _prepare(request)
+    common = {"device": request.device, "allow_cpu_fallback": request.allow_cpu_fallback, "config": cfg}
+    a = create_embedder(BackendSpec.resolve(request.backend_a, onnx_path=request.onnx_path, **common))
+    embedders = [
+        create_embedder(
+            BackendSpec.resolve(
+                request.backend_b, onnx_path=request.onnx_path_b or request.onnx_path, precision=precision, **common
+            )
+        )
+        for precision in precisions
+    ]
+    chunk = max(a.batch_size, *(b.batch_size for b in embedders))
+    emb_a, fps_a = measure(a, crops, chunk, advance)
+    scored = []
+    for b in embedders:
+        emb_b, fps_b = measure(b, crops, chunk, advance)
+        stats, cosine = score(emb_a, emb_b, validation.max_drift_cosine)
+        scored.append(_Scored(b, stats, cosine, fps_b))
+    return a, fps_a, len(crops), scored
 
 
 def run_compare(request: CompareRequest, advance: Callable[[int], None] | None = None) -> ParityResult:
     """Load config, both backends and the crops; compare B against A."""
-    from arcface_trt.backends import get_embedding_backend
-
-    cfg, validation, crops = _prepare(request)
-    common = {"device": request.device, "allow_cpu_fallback": request.allow_cpu_fallback, "config": cfg}
-    a = get_embedding_backend(request.backend_a, onnx_path=request.onnx_path, **common)
-    b = get_embedding_backend(
-        request.backend_b,
-        onnx_path=request.onnx_path_b or request.onnx_path,
-        precision=request.precision_b,
-        **common,
+    a, fps_a, n, (b,) = _score_backends(request, [request.precision_b], advance)
+    return ParityResult(
+        **vars(b.stats),
+        backend_a=a.info().to_dict(),
+        backend_b=b.embedder.info().to_dict(),
+        n_samples=n,
+        throughput_a=fps_a,
+        throughput_b=b.throughput,
+        per_sample_cosine=[float(c) for c in b.cosine],
     )
-    return compare_embedders(a, b, crops, validation.max_drift_cosine, advance)
 
 
 def parse_precisions(text: str) -> tuple[str, ...]:
     """``"fp32,fp16,int8"`` -> ``("fp32", "fp16", "int8")``; unknown or repeated names are an InputError."""
-    from arcface_trt.precision import PRECISIONS
-
     names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
     if not names:
         raise InputError(f"--precisions needs at least one of {', '.join(PRECISIONS)}")
@@ -202,20 +253,15 @@ def parse_precisions(text: str) -> tuple[str, ...]:
     return names
 
 
-@dataclass
-class DriftRow:
+@dataclass(kw_only=True)
+class DriftRow(DriftStats):
     """One precision of the drift report: its statistics against the fp32 reference and its speed."""
 
     precision: str
     backend: dict[str, Any]
-    cosine: dict[str, float]
-    l2: dict[str, float]
-    nn_agreement: float | None
     throughput: float
     #: ``throughput / reference throughput``.
     speedup: float
-    max_drift: float
-    passed: bool
 
 
 @dataclass
@@ -246,42 +292,24 @@ def run_drift(request: CompareRequest, advance: Callable[[int], None] | None = N
     embeddings of A are computed once. Each row holds cosine and L2 statistics, the
     nearest-neighbour agreement and B's throughput at that precision.
     """
-    from arcface_trt.backends import get_embedding_backend
-
     if not request.precisions:
         raise InputError("no precisions to report on")
-    cfg, validation, crops = _prepare(request)
-    if len(crops) == 0:
-        raise InputError("no face crops to compare")
-    common = {"device": request.device, "allow_cpu_fallback": request.allow_cpu_fallback, "config": cfg}
-    a = get_embedding_backend(request.backend_a, onnx_path=request.onnx_path, **common)
-    embedders = [
-        get_embedding_backend(
-            request.backend_b, onnx_path=request.onnx_path_b or request.onnx_path, precision=precision, **common
+    a, fps_a, n, scored = _score_backends(request, request.precisions, advance)
+    rows = [
+        DriftRow(
+            **vars(b.stats),
+            precision=precision,
+            backend=b.embedder.info().to_dict(),
+            throughput=b.throughput,
+            speedup=b.throughput / fps_a if fps_a > 0 else float("nan"),
         )
-        for precision in request.precisions
+        for precision, b in zip(request.precisions, scored, strict=True)
     ]
-    chunk = max(a.batch_size, *(b.batch_size for b in embedders))
-    emb_a, fps_a = timed_encode(a, crops, chunk, advance)
-    rows = []
-    for precision, b in zip(request.precisions, embedders, strict=True):
-        emb_b, fps_b = timed_encode(b, crops, chunk, advance)
-        stats = score(emb_a, emb_b, validation.max_drift_cosine)
-        stats.pop("per_sample_cosine")
-        rows.append(
-            DriftRow(
-                precision=precision,
-                backend=b.info().to_dict(),
-                throughput=fps_b,
-                speedup=fps_b / fps_a if fps_a > 0 else float("nan"),
-                **stats,
-            )
-        )
     return DriftReport(
         reference=a.info().to_dict(),
-        n_samples=len(crops),
+        n_samples=n,
         throughput_reference=fps_a,
-        max_drift_cosine=validation.max_drift_cosine,
+        max_drift_cosine=rows[0].max_drift_cosine,
         rows=rows,
         passed=all(row.passed for row in rows),
     )

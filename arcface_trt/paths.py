@@ -1,4 +1,4 @@
-"""Where the tool keeps its files: one user cache folder, overridable."""
+"""Where the tool keeps its files: one user cache folder, overridable, and the one engine cache root."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def models_dir() -> Path:
     return cache_root() / "models"
 
 
-def engines_dir() -> Path:
-    """Default folder of the engine cache (plans and manifests)."""
-    return cache_root() / "engines"
+def engine_cache_root(configured: str | Path | None = None, override: str | Path | None = None) -> Path:
+    """The folder of every cached engine (TensorRT plans and CPU engines alike).
+
+    ``override`` (a ``--cache-dir`` option), else ``configured`` (``tensorrt.cache_dir``), else
+    ``<user cache>/engines``. Every caller that needs the engine cache asks this one function.
+    """
+    chosen = override or configured
+    return Path(chosen).expanduser() if chosen else cache_root() / "engines"

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from arcface_trt.errors import InputError
+from arcface_trt.lazy import lazy_import
+
+cv2 = lazy_import("cv2")
 
 Crops = Sequence[np.ndarray] | np.ndarray
 
@@ -45,8 +48,6 @@ def preprocess(crops: Crops, input_size: tuple[int, int], mean: float, std: floa
     ``input_size`` is ``(width, height)``. Identical to
     ``cv2.dnn.blobFromImages(imgs, 1/std, input_size, (mean,)*3, swapRB=True)``.
     """
-    import cv2
-
     items = as_crop_list(crops)
     blob = cv2.dnn.blobFromImages(items, 1.0 / std, tuple(input_size), (mean, mean, mean), swapRB=True)
     return np.ascontiguousarray(blob, dtype=np.float32)

@@ -43,9 +43,9 @@ def main() -> None:
     from arcface_trt.bench.stats import throughput
     from arcface_trt.bench.timing import TimingPlan, run_timed
     from arcface_trt.faces import sample_faces
-    from arcface_trt.model.default import resolve_model_path
+    from arcface_trt.model.default import ensure_default_model
 
-    model_path = str(resolve_model_path(args.onnx_path, "r50", 0))
+    model_path = args.onnx_path or str(ensure_default_model("r50", 0))
     embedder = get_embedding_backend(
         "onnxruntime", device="cpu", allow_cpu_fallback=False, onnx_path=model_path, batch_size=args.batch_size
     )

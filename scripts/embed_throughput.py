@@ -183,6 +183,7 @@ def _kill_resume(
 
 def _ray(args: argparse.Namespace, model: Path, folder: Path, work: Path, reference: np.ndarray) -> dict:
     """The whole folder with --ray on a local instance, against the single-process slice outputs."""
+    from arcface_trt.backends.spec import BackendSpec
     from arcface_trt.embed import embed_to_file, read_embeddings
 
     single: dict[str, np.ndarray] = {}
@@ -193,10 +194,7 @@ def _ray(args: argparse.Namespace, model: Path, folder: Path, work: Path, refere
     summary = embed_to_file(
         folder,
         work / "ray.parquet",
-        backend=args.backend,
-        onnx_path=model,
-        device=args.device,
-        batch_size=args.batch_size,
+        spec=BackendSpec.resolve(args.backend, args.device, onnx_path=model, batch_size=args.batch_size),
         ray=True,
         ray_num_cpus=os.cpu_count(),
     )

@@ -4,17 +4,45 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
+from arcface_trt.backends.providers import CUDA, check_applied, choose_providers
+from arcface_trt.lazy import lazy_import
 from arcface_trt.model.inspect import ModelInfo
 from arcface_trt.preprocess import Crops, as_crop_list, l2_normalize, preprocess
+from arcface_trt.records import Record
+
+ort = lazy_import("onnxruntime")
+
+
+class DeviceTimer(Protocol):
+    """What a GPU engine offers benchmarks and ``diagnose``: device-side timing and its memory.
+
+    :class:`~arcface_trt.engine.runtime.TrtRunner` is one.
+    """
+
+    min_batch: int
+    max_batch: int
+
+    @property
+    def device_memory_bytes(self) -> int:
+        """Device memory the engine's execution context needs."""
+        ...
+
+    def timed_infer(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """Run a preprocessed batch; outputs plus ``h2d_ms``, ``compute_ms``, ``d2h_ms`` from device events."""
+        ...
+
+    def compute_only(self, batch_size: int, cuda_graph: bool = False) -> float:
+        """Milliseconds of one engine execution at ``batch_size``, no transfers."""
+        ...
 
 
 @dataclass
-class BackendInfo:
+class BackendInfo(Record):
     """What is really running: the record ``info()`` returns and ``diagnose`` prints."""
 
     backend: str
@@ -27,10 +55,6 @@ class BackendInfo:
     fallback_reason: str | None = None
     embedding_dim: int | None = None
     batch_size: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly record."""
-        return asdict(self)
 
 
 class Embedder(abc.ABC):
@@ -76,12 +100,17 @@ class Embedder(abc.ABC):
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """Run one preprocessed float32 NCHW batch (at most ``batch_size``); raw outputs ``(n, D)``."""
 
+    @property
+    def on_gpu(self) -> bool:
+        """True when this embedder computes on a GPU (ONNX Runtime with CUDA applied, or a GPU engine)."""
+        return CUDA in self.providers[:1]
+
+    def device_timer(self) -> DeviceTimer | None:
+        """The device-side timer of a GPU engine, or None (CPU backends time on the host only)."""
+        return None
+
     def _open_onnxruntime(self, create: Callable[[list[str]], Any]) -> Any:
         """Choose providers for ``self.device``, create the session, check what ORT applied."""
-        from arcface_trt.backends.providers import check_applied, choose_providers
-        from arcface_trt.lazy import require
-
-        ort = require("onnxruntime")
         choice = choose_providers(self.device, ort.get_available_providers(), self.allow_cpu_fallback)
         session = create(choice.providers)
         self.providers = list(session.get_providers())

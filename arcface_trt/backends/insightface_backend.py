@@ -8,7 +8,9 @@ import numpy as np
 
 from arcface_trt.backends.base import Embedder
 from arcface_trt.errors import InputError
-from arcface_trt.lazy import require
+from arcface_trt.lazy import lazy_import
+
+model_zoo = lazy_import("insightface.model_zoo")
 
 
 class InsightFaceEmbedder(Embedder):
@@ -21,9 +23,9 @@ class InsightFaceEmbedder(Embedder):
         self.arcface: Any = None
 
     def _create(self, providers: list[str]) -> Any:
-        model_zoo = require("insightface.model_zoo")
+        get_model = model_zoo.get_model  # a missing insightface is its install hint, not a model error
         try:
-            arcface = model_zoo.get_model(self.model.path, providers=providers)
+            arcface = get_model(self.model.path, providers=providers)
         except Exception as exc:  # insightface asserts and ORT errors on unusable models
             raise InputError(f"insightface cannot load {self.model.path}: {exc}") from None
         if arcface is None or getattr(arcface, "taskname", None) != "recognition":

@@ -8,6 +8,8 @@ import numpy as np
 
 from arcface_trt.backends.base import BackendInfo, Embedder
 from arcface_trt.backends.ort_session import make_session
+from arcface_trt.errors import BackendUnavailableError
+from arcface_trt.precision.cpu_engine import ensure_cpu_engine
 
 
 class OnnxRuntimeEmbedder(Embedder):
@@ -21,7 +23,7 @@ class OnnxRuntimeEmbedder(Embedder):
         threads: int | None = None,
         cpu_engine: str | None = None,
         engine_cache_dir: str | None = None,
-        fp16_keep_fp32_nodes: tuple[str, ...] | None = None,
+        keep_fp32_nodes: tuple[str, ...] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -30,7 +32,7 @@ class OnnxRuntimeEmbedder(Embedder):
         #: Precision of the cached CPU engine to run (None: the ONNX model as it is).
         self.cpu_engine = cpu_engine
         self.engine_cache_dir = engine_cache_dir
-        self.fp16_keep_fp32_nodes = fp16_keep_fp32_nodes
+        self.keep_fp32_nodes = keep_fp32_nodes
         self.engine_path: str | None = None
         if cpu_engine is not None:
             self.precision = cpu_engine
@@ -43,9 +45,6 @@ class OnnxRuntimeEmbedder(Embedder):
 
     def _cpu_engine_path(self) -> str:
         """The cached CPU engine of this model at ``self.cpu_engine`` (built when absent or stale)."""
-        from arcface_trt.errors import BackendUnavailableError
-        from arcface_trt.precision.cpu_engine import ensure_cpu_engine
-
         if self.device not in ("auto", "cpu"):
             raise BackendUnavailableError(
                 f"the {self.cpu_engine} CPU engine runs on the CPU only, not on device '{self.device}' "
@@ -55,8 +54,8 @@ class OnnxRuntimeEmbedder(Embedder):
         self.device = "cpu"
         engine = ensure_cpu_engine(
             self.model.path,
-            self.cpu_engine,
-            keep_fp32_nodes=self.fp16_keep_fp32_nodes,
+            self.cpu_engine,  # type: ignore[arg-type]
+            keep_fp32_nodes=self.keep_fp32_nodes,
             cache_dir=self.engine_cache_dir,
         )
         return str(engine.path)

@@ -6,12 +6,13 @@ import os
 from typing import Any
 
 from arcface_trt.errors import InputError, first_line
-from arcface_trt.lazy import require
+from arcface_trt.lazy import lazy_import
+
+ort = lazy_import("onnxruntime")
 
 
 def make_session(model_path: str, providers: list[str], threads: int | None = None) -> Any:
     """An ``InferenceSession`` with full graph optimisation and one intra-op thread per core."""
-    ort = require("onnxruntime")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or os.cpu_count() or 1

@@ -11,14 +11,16 @@ in :mod:`arcface_trt.backends` turns it into the reported CPU fallback when
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 
-from arcface_trt.backends.base import BackendInfo, Embedder
-from arcface_trt.config import TensorrtConfig
+from arcface_trt.backends.base import BackendInfo, DeviceTimer, Embedder
+from arcface_trt.backends.spec import BackendSpec
+from arcface_trt.engine.build import ensure_engine
+from arcface_trt.engine.runtime import TrtRunner
 from arcface_trt.errors import BackendUnavailableError
 from arcface_trt.model.inspect import ModelInfo
+from arcface_trt.store.engines import store_fetcher
 
 log = logging.getLogger("arcface_trt")
 
@@ -28,57 +30,63 @@ class TensorrtEmbedder(Embedder):
 
     name = "tensorrt"
 
-    def __init__(self, model: ModelInfo, device: str, batch_size: int, config: TensorrtConfig) -> None:
-        super().__init__(model, device, False, batch_size, precision=config.tensorrt.precision)
-        self.config = config
-        self.runner: Any = None
+    def __init__(self, model: ModelInfo, spec: BackendSpec) -> None:
+        super().__init__(model, spec.device, False, spec.batch_size, precision=spec.tensorrt.tensorrt.precision)
+        self.spec = spec
+        self.runner: TrtRunner | None = None
         self.engine_path: str | None = None
         self.engine_source: str | None = None
         self.gpu_name: str | None = None
 
     def _load(self) -> None:
-        from arcface_trt.engine.build import ensure_engine
-        from arcface_trt.engine.runtime import TrtRunner
-
         if self.device not in ("auto", "cuda"):
             raise BackendUnavailableError(f"the tensorrt backend runs on an NVIDIA GPU, not on device '{self.device}'")
-        result = ensure_engine(self.model.path, self.config.tensorrt, on_status=lambda m: log.info("%s", m))
+        settings = self.spec.tensorrt.tensorrt
+        result = ensure_engine(
+            self.model.path,
+            settings,
+            keep_fp32_nodes=self.spec.keep_fp32_nodes,
+            on_status=lambda m: log.info("%s", m),
+            fetcher=store_fetcher(settings) if settings.engine_s3_bucket else None,
+        )
         self.runner = TrtRunner(result.plan_path)
         self.engine_path = str(result.plan_path)
         self.engine_source = result.source
         self.gpu_name = result.manifest.gpu_name
         self.providers = [f"TensorRT {self.runner.trt_version}"]
 
+    @property
+    def on_gpu(self) -> bool:
+        """A TensorRT engine always runs on the GPU."""
+        return True
+
+    def device_timer(self) -> DeviceTimer | None:
+        """The engine's runner: CUDA-event timing, compute-only runs, the engine's device memory."""
+        self.ensure_ready()
+        return self.runner
+
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """Run one preprocessed batch through the engine (chunked above its max batch)."""
         self.ensure_ready()
-        return self.runner.infer(batch)
+        return self.runner.infer(batch)  # type: ignore[union-attr]
 
     def info(self) -> BackendInfo:
         """Backend ``tensorrt`` with the engine path and precision."""
-        return BackendInfo(
-            backend=self.name,
-            requested_backend=self.requested_backend,
-            device=f"cuda ({self.gpu_name})" if self.gpu_name else "cuda",
-            model_path=self.model.path,
-            precision=self.precision,
-            providers=list(self.providers),
-            engine_path=self.engine_path,
-            fallback_reason=self.fallback_reason,
-            embedding_dim=self.model.embedding_dim,
-            batch_size=self.batch_size,
-        )
+        record = super().info()
+        record.device = f"cuda ({self.gpu_name})" if self.gpu_name else "cuda"
+        record.engine_path = self.engine_path
+        return record
 
 
-def create_tensorrt_embedder(model: ModelInfo, device: str, batch_size: int, config: TensorrtConfig) -> Embedder:
+def create_tensorrt_embedder(model: ModelInfo, spec: BackendSpec) -> Embedder:
     """The TensorRT embedder, or :class:`BackendUnavailableError` when TensorRT is disabled in the config.
 
     Availability of TensorRT, cuda-python and a GPU is checked by ``ensure_ready()``.
     """
-    if not config.arcface_tensorrt.enabled:
-        where = config.source or "the TensorRT config"
+    if not spec.tensorrt.arcface_tensorrt.enabled:
+        where = spec.tensorrt.source or "the TensorRT config"
         raise BackendUnavailableError(
             f"TensorRT is disabled (arcface_tensorrt.enabled is false in {where}); "
             "set it to true to use the tensorrt backend"
         )
-    return TensorrtEmbedder(model, device, batch_size, config)
+    return TensorrtEmbedder(model, spec)

@@ -9,14 +9,15 @@ offer (providers, the version that loads).
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import os
 import platform
 from typing import Any
 
-from arcface_trt import __version__
-from arcface_trt.bench.memory import MIB
+from arcface_trt.engine import gpu, trt_api
+from arcface_trt.errors import describe
+from arcface_trt.lazy import require
+from arcface_trt.version import __version__
 
 #: Distributions whose installed versions are reported (metadata names).
 DISTRIBUTIONS = (
@@ -69,17 +70,12 @@ def cpu_info() -> dict[str, Any]:
     }
 
 
-def _error(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def onnxruntime_info() -> dict[str, Any]:
     """onnxruntime's version and available execution providers (or why it does not import)."""
     try:
-        ort = importlib.import_module("onnxruntime")
-    except Exception as exc:  # ImportError, or a broken install raising anything at import
-        return {"importable": False, "error": _error(exc), "version": None, "providers_available": []}
+        ort = require("onnxruntime")
+    except Exception as exc:  # not installed, or a broken install raising anything at import
+        return {"importable": False, "error": describe(exc), "version": None, "providers_available": []}
     return {
         "importable": True,
         "error": None,
@@ -95,71 +91,21 @@ def tensorrt_info() -> dict[str, Any]:
         or distribution_version("tensorrt-cu12")
         or distribution_version("tensorrt-cu13")
     )
-    from arcface_trt.engine import trt_api
-
     try:
-        version = trt_api.version(trt_api.load())
+        version = trt_api.version()
     except Exception as exc:  # ImportError via require, OSError (missing libnvinfer) and others from the wheels
-        return {"installed": installed, "importable": False, "version": None, "error": _error(exc)}
+        return {"installed": installed, "importable": False, "version": None, "error": describe(exc)}
     return {"installed": installed, "importable": True, "version": version, "error": None}
-
-
-def _cuda_version(value: int) -> str:
-    # CUDA encodes versions as 1000 * major + 10 * minor.
-    return f"{value // 1000}.{(value % 1000) // 10}"
-
-
-def gpu_info() -> dict[str, Any]:
-    """CUDA runtime/driver versions and each GPU's name, compute capability and memory (cuda-python)."""
-    from arcface_trt.engine import gpu
-    from arcface_trt.errors import BackendUnavailableError
-
-    out: dict[str, Any] = {"cuda_python": False, "cuda_runtime": None, "cuda_driver": None, "gpus": [], "error": None}
-    try:
-        runtime = gpu.cuda_runtime()
-        out["cuda_python"] = True
-        err, version = runtime.cudaRuntimeGetVersion()
-        if int(err) == 0:
-            out["cuda_runtime"] = _cuda_version(int(version))
-        err, version = runtime.cudaDriverGetVersion()
-        if int(err) == 0 and int(version) > 0:
-            out["cuda_driver"] = _cuda_version(int(version))
-        count = gpu.device_count(runtime)
-        for index in range(count):
-            info = gpu.gpu_info(index, runtime)
-            out["gpus"].append(
-                {"index": index, "name": info.name, "sm_arch": info.sm_arch, "memory_mb": info.total_bytes // MIB}
-            )
-        if count > 1:
-            runtime.cudaSetDevice(0)  # gpu_info selects each device in turn; leave the default one current
-    except BackendUnavailableError as exc:
-        out["error"] = str(exc)
-    except Exception as exc:  # no driver: some bindings raise instead of returning an error code
-        out["error"] = _error(exc)
-    return out
-
-
-def nvidia_driver_version() -> str | None:
-    """The NVIDIA driver version string from NVML, or None."""
-    try:
-        nvml = importlib.import_module("pynvml")
-        nvml.nvmlInit()
-        version = nvml.nvmlSystemGetDriverVersion()
-    except Exception:  # not installed, or no driver
-        return None
-    return version.decode() if isinstance(version, bytes) else str(version)
 
 
 def collect_environment() -> dict[str, Any]:
     """One record of the machine and software stack (for reports and ``diagnose``)."""
-    gpu = gpu_info()
-    gpu["nvidia_driver"] = nvidia_driver_version()
     return {
         "tool_version": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_info(),
-        "gpu": gpu,
+        "gpu": gpu.describe_gpus(),
         "onnxruntime": onnxruntime_info(),
         "tensorrt": tensorrt_info(),
         "packages": installed_versions(),

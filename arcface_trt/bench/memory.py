@@ -8,13 +8,13 @@ Every reader returns None where the figure cannot be had; nothing is estimated.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from dataclasses import dataclass
 from typing import Any
 
-MIB = 1024 * 1024
+from arcface_trt.engine import gpu
+from arcface_trt.engine.gpu import MIB
 
 
 def peak_rss_mb() -> float | None:
@@ -38,29 +38,9 @@ def current_rss_mb() -> float | None:
     return pages * os.sysconf("SC_PAGE_SIZE") / MIB
 
 
-def cuda_runtime_or_none() -> Any | None:
-    """cuda-python's runtime module, or None when cuda-python is not installed."""
-    from arcface_trt.engine.gpu import cuda_runtime
-    from arcface_trt.errors import BackendUnavailableError
-
-    try:
-        return cuda_runtime()
-    except BackendUnavailableError:
-        return None
-
-
-def _nvml() -> Any | None:
-    try:
-        nvml = importlib.import_module("pynvml")
-        nvml.nvmlInit()
-    except Exception:  # not installed, or no driver: NVMLError_LibraryNotFound / DriverNotLoaded
-        return None
-    return nvml
-
-
 def nvml_process_memory_mb(device_index: int = 0) -> float | None:
     """GPU memory held by this process on ``device_index`` (MiB), via NVML; None without NVML."""
-    nvml = _nvml()
+    nvml = gpu.nvml()
     if nvml is None:
         return None
     try:
@@ -71,20 +51,6 @@ def nvml_process_memory_mb(device_index: int = 0) -> float | None:
     pid = os.getpid()
     used = [p.usedGpuMemory for p in processes if p.pid == pid and p.usedGpuMemory is not None]
     return sum(used) / MIB if used else 0.0
-
-
-def cuda_device_used_mb() -> float | None:
-    """Memory used on the current device by every process (MiB), via ``cudaMemGetInfo``."""
-    runtime = cuda_runtime_or_none()
-    if runtime is None:
-        return None
-    try:
-        err, free, total = runtime.cudaMemGetInfo()
-    except Exception:  # no driver: the bindings raise instead of returning an error code
-        return None
-    if int(err) != 0:
-        return None
-    return (total - free) / MIB
 
 
 @dataclass
@@ -100,7 +66,7 @@ class GpuMemoryTracker:
         value = nvml_process_memory_mb(self.device_index)
         source = "nvml_process"
         if value is None:
-            value, source = cuda_device_used_mb(), "cuda_device_used"
+            value, source = gpu.device_memory_used_mb(), "cuda_device_used"
         if value is None:
             return None
         self.source = source

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from arcface_trt.errors import BackendUnavailableError, InputError
+from arcface_trt.errors import InputError
 from arcface_trt.fileio import write_bytes_atomic
-from arcface_trt.lazy import require
+from arcface_trt.lazy import lazy_import
+
+matplotlib = lazy_import("matplotlib")
+pyplot = lazy_import("matplotlib.pyplot")
 
 
 def _series(report: dict[str, Any]) -> dict[str, list[tuple[int, float, float]]]:
@@ -36,23 +38,15 @@ def check_png_path(path: str | Path) -> Path:
     return path
 
 
-def require_matplotlib() -> ModuleType:
-    """matplotlib with the Agg backend, or BackendUnavailableError naming the ``plot`` extra."""
-    try:
-        matplotlib = require("matplotlib")
-    except BackendUnavailableError:
-        raise BackendUnavailableError(
-            "--plot needs matplotlib, which is not installed: pip install 'arcface-trt[plot]'"
-        ) from None
+def require_matplotlib() -> None:
+    """Select matplotlib's Agg backend (no display needed), or BackendUnavailableError naming the ``plot`` extra."""
     matplotlib.use("Agg", force=True)
-    return matplotlib
 
 
 def plot_report(report: dict[str, Any], path: str | Path) -> Path:
     """Draw the report's throughput and latency against batch size into the PNG ``path`` (atomic write)."""
     path = check_png_path(path)
     require_matplotlib()
-    pyplot = require("matplotlib.pyplot")
 
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4.2))
     try:

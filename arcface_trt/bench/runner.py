@@ -18,6 +18,7 @@ side alike.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,14 +26,19 @@ from typing import Any
 
 import numpy as np
 
+from arcface_trt.backends import create_embedder
 from arcface_trt.backends.base import Embedder
+from arcface_trt.backends.spec import BackendSpec
+from arcface_trt.bench.environment import collect_environment
 from arcface_trt.bench.memory import GpuMemoryTracker, memory_record
 from arcface_trt.bench.stats import latency_stats, speedup, throughput
 from arcface_trt.bench.timing import Samples, Timed, TimingPlan, ignore_result, run_interleaved
+from arcface_trt.bench.trt_timing import trt_functions, trt_mode_names
+from arcface_trt.config import enable_for_explicit_request, load_config, with_overrides
 from arcface_trt.errors import InputError
+from arcface_trt.faces import sample_faces
+from arcface_trt.names import REFERENCE_BACKEND, canonical_backend
 
-#: The reference backend the speedup column is computed against.
-REFERENCE = "insightface"
 CPU_MODES = ("end_to_end", "inference")
 TRANSFER_PARTS = ("h2d_ms", "compute_ms", "d2h_ms")
 #: What the figures of a report mean (copied into every report).
@@ -63,8 +69,6 @@ class BenchmarkRequest:
     cuda_graph: bool = False
 
     def __post_init__(self) -> None:
-        from arcface_trt.backends import canonical_backend
-
         if not self.backends:
             raise InputError("give at least one --backend")
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -109,28 +113,15 @@ def mode_record(batch_size: int, samples: Samples, host: bool = True) -> dict[st
     return record
 
 
-def is_gpu_backend(embedder: Embedder) -> bool:
-    """True when the embedder computes on a GPU (TensorRT, or ONNX Runtime with CUDA applied)."""
-    if embedder.info().backend == "tensorrt":
-        return True
-    return "CUDAExecutionProvider" in embedder.providers[:1]
-
-
-def _trt_runner(embedder: Embedder) -> Any | None:
-    return getattr(embedder, "runner", None) if embedder.info().backend == "tensorrt" else None
-
-
 def timed_functions(embedder: Embedder, crops: np.ndarray, cuda_graph: bool = False) -> dict[str, tuple[Timed, bool]]:
     """The functions each mode times for ``embedder``: name -> (function, timed on the host)."""
     batch = embedder.preprocess(crops)
     functions: dict[str, tuple[Timed, bool]] = {"end_to_end": (ignore_result(lambda: embedder.encode(crops)), True)}
-    runner = _trt_runner(embedder)
-    if runner is None:
+    timer = embedder.device_timer()
+    if timer is None:
         functions["inference"] = (ignore_result(lambda: embedder.forward(batch)), True)
         return functions
-    from arcface_trt.bench.trt_timing import trt_functions
-
-    functions.update(trt_functions(runner, batch, cuda_graph))
+    functions.update(trt_functions(timer, batch, cuda_graph))
     return functions
 
 
@@ -138,8 +129,8 @@ def _row(
     embedder: Embedder, batch_size: int, modes: dict[str, Any], tracker: GpuMemoryTracker | None
 ) -> dict[str, Any]:
     info = embedder.info()
-    runner = _trt_runner(embedder)
-    engine_bytes = getattr(runner, "device_memory_bytes", None) if runner is not None else None
+    timer = embedder.device_timer()
+    engine_bytes = timer.device_memory_bytes if timer is not None else None
     return {
         "backend": info.backend,
         "requested_backend": info.requested_backend,
@@ -165,8 +156,6 @@ def benchmark_batch(
     advance: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every mode of every backend at one batch size, timed round-robin; one result row per backend."""
-    from arcface_trt.faces import sample_faces
-
     crops = sample_faces(batch_size, seed)
     functions: dict[str, Timed] = {}
     timed_on_host: dict[str, bool] = {}
@@ -182,7 +171,7 @@ def benchmark_batch(
             for key in functions
             if key.startswith(f"{index}/")
         }
-        tracker = GpuMemoryTracker() if is_gpu_backend(embedder) else None
+        tracker = GpuMemoryTracker() if embedder.on_gpu else None
         if tracker is not None:
             tracker.sample()
         rows.append(_row(embedder, batch_size, modes, tracker))
@@ -203,24 +192,26 @@ def benchmark_one(
 
 def add_speedups(rows: list[dict[str, Any]]) -> str | None:
     """Add ``speedup_vs_reference`` to every row (None without the reference); returns the reference name."""
-    reference = {r["batch_size"]: r for r in rows if r["backend"] == REFERENCE and r["requested_backend"] == REFERENCE}
+    reference = {
+        r["batch_size"]: r
+        for r in rows
+        if r["backend"] == REFERENCE_BACKEND and r["requested_backend"] == REFERENCE_BACKEND
+    }
     for row in rows:
         ref = reference.get(row["batch_size"])
         row["speedup_vs_reference"] = {
             "end_to_end": speedup(row["throughput_fps"], ref["throughput_fps"] if ref else None),
             "inference": speedup(row["inference_throughput_fps"], ref["inference_throughput_fps"] if ref else None),
         }
-    return REFERENCE if reference else None
+    return REFERENCE_BACKEND if reference else None
 
 
 def mode_names(embedder: Embedder, batch_size: int, cuda_graph: bool = False) -> list[str]:
     """The modes timed for ``embedder`` at ``batch_size``, in order."""
-    runner = _trt_runner(embedder)
-    if runner is None:
+    timer = embedder.device_timer()
+    if timer is None:
         return list(CPU_MODES)
-    from arcface_trt.bench.trt_timing import trt_mode_names
-
-    return ["end_to_end", *trt_mode_names(runner, batch_size, cuda_graph)]
+    return ["end_to_end", *trt_mode_names(timer, batch_size, cuda_graph)]
 
 
 def steps(request: BenchmarkRequest, embedders: Sequence[Embedder]) -> int:
@@ -230,25 +221,22 @@ def steps(request: BenchmarkRequest, embedders: Sequence[Embedder]) -> int:
 
 def load_backends(request: BenchmarkRequest) -> list[Embedder]:
     """Load every requested backend before anything is timed (fails fast, never falls back silently)."""
-    import dataclasses
-
-    from arcface_trt.backends import get_embedding_backend
-    from arcface_trt.config import enable_for_explicit_request, load_config, with_overrides
-
     cfg = enable_for_explicit_request(load_config(request.config), request.backends)
     if request.precision is not None:
         settings = with_overrides(cfg.tensorrt.tensorrt, "tensorrt", precision=request.precision)
         cfg = dataclasses.replace(cfg, tensorrt=dataclasses.replace(cfg.tensorrt, tensorrt=settings))
     # A benchmark of a fallback would put reference figures under another backend's name.
     return [
-        get_embedding_backend(
-            name,
-            device=request.device,
-            allow_cpu_fallback=False,
-            onnx_path=request.onnx_path,
-            config=cfg,
-            batch_size=max(request.batch_sizes),
-            precision=request.precision if name == "onnxruntime" else None,
+        create_embedder(
+            BackendSpec.resolve(
+                name,
+                device=request.device,
+                allow_cpu_fallback=False,
+                onnx_path=request.onnx_path,
+                config=cfg,
+                batch_size=max(request.batch_sizes),
+                precision=request.precision if name == "onnxruntime" else None,
+            )
         )
         for name in request.backends
     ]
@@ -260,8 +248,6 @@ def run_benchmark(
     advance: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Benchmark every backend at every batch size; returns the JSON-friendly report."""
-    from arcface_trt.bench.environment import collect_environment
-
     embedders = list(embedders) if embedders is not None else load_backends(request)
     rows = []
     for batch_size in request.batch_sizes:

@@ -8,19 +8,19 @@ so a p99 over five samples is read for what it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from arcface_trt.errors import InputError
+from arcface_trt.records import Record
 
 #: Percentiles reported for every latency series.
 PERCENTILES = (50, 90, 95, 99)
 
 
 @dataclass(frozen=True)
-class LatencyStats:
+class LatencyStats(Record):
     """Latency of one batch, in milliseconds, over ``n`` timed iterations."""
 
     n: int
@@ -32,10 +32,6 @@ class LatencyStats:
     min: float
     max: float
     std: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly record."""
-        return asdict(self)
 
 
 def latency_stats(samples_ms: Sequence[float] | np.ndarray) -> LatencyStats:

@@ -1,4 +1,4 @@
-"""TensorRT timing modes, in trtexec's terms, on a :class:`arcface_trt.engine.runtime.TrtRunner`.
+"""TensorRT timing modes, in trtexec's terms, on an embedder's :class:`~arcface_trt.backends.base.DeviceTimer`.
 
 - ``inference``: H2D copy + GPU compute + D2H copy of a preprocessed batch; the host
   time of the whole call is the latency, and the three parts are timed separately by
@@ -14,14 +14,13 @@ first (warm-up included), so that is the same real preprocessed batch.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from arcface_trt.backends.base import DeviceTimer
 from arcface_trt.bench.timing import Timed
 
 
-def trt_mode_names(runner: Any, batch_size: int, cuda_graph: bool) -> list[str]:
+def trt_mode_names(runner: DeviceTimer, batch_size: int, cuda_graph: bool) -> list[str]:
     """The TensorRT modes timed at ``batch_size`` (compute-only needs the batch inside the engine profile)."""
     names = ["inference"]
     if runner.min_batch <= batch_size <= runner.max_batch:
@@ -31,7 +30,7 @@ def trt_mode_names(runner: Any, batch_size: int, cuda_graph: bool) -> list[str]:
     return names
 
 
-def trt_functions(runner: Any, batch: np.ndarray, cuda_graph: bool) -> dict[str, tuple[Timed, bool]]:
+def trt_functions(runner: DeviceTimer, batch: np.ndarray, cuda_graph: bool) -> dict[str, tuple[Timed, bool]]:
     """name -> (timed function, timed on the host) for :func:`arcface_trt.bench.runner.timed_functions`."""
     n = len(batch)
 

@@ -7,15 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
-from arcface_trt.cli.common import ConfigOption, DeviceOption, JsonOption, OnnxPathOption, emit_json, progress, status
+from arcface_trt.bench.plot import check_png_path, plot_report, require_matplotlib
+from arcface_trt.bench.report import check_output_path, table_rows, write_report
+from arcface_trt.bench.runner import BenchmarkRequest, load_backends, parse_batch_sizes, run_benchmark, steps
+from arcface_trt.bench.timing import TimingPlan
+from arcface_trt.cli import common
+from arcface_trt.cli.common import emit_json, option, progress, status, stdout_console
 
 
 def _table(report: dict[str, Any]) -> Any:
     from rich import box
     from rich.markup import escape
     from rich.table import Table
-
-    from arcface_trt.bench.report import table_rows
 
     columns, rows = table_rows(report)
     plan = report["plan"]
@@ -46,53 +49,43 @@ def _table(report: dict[str, Any]) -> Any:
 def benchmark(
     backend: Annotated[
         list[str] | None,
-        typer.Option(
+        option(
             "--backend",
             help="Backend to time, repeatable: pytorch|insightface|onnxruntime|tensorrt (default onnxruntime).",
-            show_default=False,
         ),
     ] = None,
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated batch sizes.")] = "1,8,32",
     iterations: Annotated[
-        int | None,
-        typer.Option("--iterations", help="Timed iterations per mode (instead of --duration).", show_default=False),
+        int | None, option("--iterations", help="Timed iterations per mode (instead of --duration).")
     ] = None,
     duration: Annotated[
         float | None,
-        typer.Option(
-            "--duration",
-            help="Seconds of timed iterations per mode (default 3, at least 3 iterations).",
-            show_default=False,
-        ),
+        option("--duration", help="Seconds of timed iterations per mode (default 3, at least 3 iterations)."),
     ] = None,
     warmup: Annotated[
         float,
         typer.Option("--warmup", help="Seconds of warm-up per mode, excluded from the figures (at least one call)."),
     ] = 0.2,
-    onnx_path: OnnxPathOption = None,
+    onnx_path: common.OnnxPathOption = None,
     precision: Annotated[
         str | None,
-        typer.Option(
+        option(
             "--precision",
             help="fp32 | fp16 | int8: the onnxruntime backend runs the cached CPU engine of this precision; "
             "tensorrt builds/uses a plan of it (default: the ONNX as it is; tensorrt.precision).",
-            show_default=False,
         ),
     ] = None,
-    device: DeviceOption = None,
+    device: common.DeviceOption = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample face crops.")] = 0,
     cuda_graph: Annotated[
         bool, typer.Option("--cuda-graph", help="TensorRT: also time GPU compute replayed from a CUDA graph.")
     ] = False,
-    config: ConfigOption = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", help="Also write the JSON report here.", show_default=False)
-    ] = None,
+    config: common.ConfigOption = None,
+    output: Annotated[Path | None, option("--output", help="Also write the JSON report here.")] = None,
     plot: Annotated[
-        Path | None,
-        typer.Option("--plot", help="Draw throughput and latency vs batch size to this PNG.", show_default=False),
+        Path | None, option("--plot", help="Draw throughput and latency vs batch size to this PNG.")
     ] = None,
-    json_output: JsonOption = False,
+    json_output: common.JsonOption = False,
 ) -> None:
     """Measure throughput (images/s), latency per batch and memory of each backend at each batch size.
 
@@ -100,11 +93,6 @@ def benchmark(
 
     TensorRT: also H2D, GPU compute and D2H separately (CUDA events), and GPU compute alone.
     """
-    from arcface_trt.bench.plot import check_png_path, require_matplotlib
-    from arcface_trt.bench.report import check_output_path, write_report
-    from arcface_trt.bench.runner import BenchmarkRequest, load_backends, parse_batch_sizes, run_benchmark, steps
-    from arcface_trt.bench.timing import TimingPlan
-
     request = BenchmarkRequest(
         backends=tuple(backend or ("onnxruntime",)),
         batch_sizes=parse_batch_sizes(batch_sizes),
@@ -128,14 +116,10 @@ def benchmark(
     if output is not None:
         write_report(output, report)
     if plot is not None:
-        from arcface_trt.bench.plot import plot_report
-
         plot_report(report, plot)
     if json_output:
         emit_json(report)
     else:
-        from arcface_trt.cli.common import stdout_console
-
         console = stdout_console()
         if not console.is_terminal:
             # Piped or logged: rich would fold the table to 80 columns.

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from arcface_trt.cli import common
 from arcface_trt.cli.calibration import (
     ActivationTypeOption,
     CalibImagesOption,
@@ -14,7 +15,16 @@ from arcface_trt.cli.calibration import (
     CalibSamplesOption,
     calibration_settings,
 )
-from arcface_trt.cli.common import ConfigOption, JsonOption, OnnxPathOption, emit_json, status
+from arcface_trt.cli.common import emit_json, option, status, tensorrt_settings
+from arcface_trt.config import load_config
+from arcface_trt.engine.build import BuildRequest, build_engine
+from arcface_trt.engine.build import dry_run as plan_dry_run
+from arcface_trt.errors import InputError
+from arcface_trt.model.default import resolve_model_path
+from arcface_trt.names import check_target
+from arcface_trt.paths import engine_cache_root
+from arcface_trt.precision.cpu_engine import ensure_cpu_engine
+from arcface_trt.store import engines as engine_store
 
 
 def _human_dry_run(plan: dict[str, Any]) -> None:
@@ -53,35 +63,21 @@ def _human_result(record: dict[str, Any]) -> None:
 
 
 def build(
-    onnx_path: OnnxPathOption = None,
+    onnx_path: common.OnnxPathOption = None,
     precision: Annotated[
-        str | None,
-        typer.Option(
-            "--precision", help="fp32 | fp16 | int8 (TensorRT int8 needs a QDQ ONNX: see quantize).", show_default=False
-        ),
+        str | None, option("--precision", help="fp32 | fp16 | int8 (TensorRT int8 needs a QDQ ONNX: see quantize).")
     ] = None,
-    min_batch: Annotated[
-        int | None, typer.Option("--min-batch", help="Optimization profile min batch.", show_default=False)
-    ] = None,
-    opt_batch: Annotated[
-        int | None, typer.Option("--opt-batch", help="Profile opt batch: the batch you serve.", show_default=False)
-    ] = None,
-    max_batch: Annotated[int | None, typer.Option("--max-batch", help="Profile max batch.", show_default=False)] = None,
-    workspace_mb: Annotated[
-        int | None, typer.Option("--workspace-mb", help="Builder workspace pool limit (MiB).", show_default=False)
-    ] = None,
+    min_batch: Annotated[int | None, option("--min-batch", help="Optimization profile min batch.")] = None,
+    opt_batch: Annotated[int | None, option("--opt-batch", help="Profile opt batch: the batch you serve.")] = None,
+    max_batch: Annotated[int | None, option("--max-batch", help="Profile max batch.")] = None,
+    workspace_mb: Annotated[int | None, option("--workspace-mb", help="Builder workspace pool limit (MiB).")] = None,
     arch: Annotated[
-        str | None,
-        typer.Option(
-            "--arch", help="GPU compute capability (75, 86, 90, sm89); default: this GPU's.", show_default=False
-        ),
+        str | None, option("--arch", help="GPU compute capability (75, 86, 90, sm89); default: this GPU's.")
     ] = None,
     hardware_compatibility: Annotated[
-        str | None, typer.Option("--hardware-compatibility", help="none | ampere_plus | same_cc.", show_default=False)
+        str | None, option("--hardware-compatibility", help="none | ampere_plus | same_cc.")
     ] = None,
-    cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Engine cache folder.", show_default=False)
-    ] = None,
+    cache_dir: common.CacheDirOption = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when the cached plan matches.")] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the engine name, paths, manifest and settings; build nothing.")
@@ -97,32 +93,22 @@ def build(
     calib_samples: CalibSamplesOption = 64,
     calibration_method: CalibrationMethodOption = "minmax",
     activation_type: ActivationTypeOption = "uint8",
-    config: ConfigOption = None,
-    json_output: JsonOption = False,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
 ) -> None:
     """Build a TensorRT engine from an ONNX model, or reuse the cached one whose manifest matches.
 
     With --target cpu: a precision-transformed, ONNX Runtime-optimised ONNX for the CPU, cached the same way.
     """
-    from arcface_trt.errors import InputError
-
-    if target not in ("gpu", "cpu"):
-        raise InputError(f"unknown --target '{target}' (choose gpu or cpu)")
-    if target == "cpu":
+    if check_target(target) == "cpu":
         if upload or dry_run or arch:
             raise InputError("--upload, --dry-run and --arch apply to TensorRT plans (--target gpu)")
         calibration = calibration_settings(calib_images, calib_samples, calibration_method, activation_type)
         _build_cpu(onnx_path, precision, calibration, cache_dir, force, config, json_output)
         return
-    from arcface_trt.config import TensorrtConfig, load_config, with_overrides
-    from arcface_trt.engine.build import BuildRequest, build_engine
-    from arcface_trt.engine.build import dry_run as plan_dry_run
-    from arcface_trt.model.default import resolve_model_path
 
-    cfg = load_config(config)
-    settings = with_overrides(
-        cfg.tensorrt.tensorrt,
-        "tensorrt",
+    cfg, settings = tensorrt_settings(
+        config,
         precision=precision,
         min_batch_size=min_batch,
         opt_batch_size=opt_batch,
@@ -130,10 +116,15 @@ def build(
         workspace_size_mb=workspace_mb,
         hardware_compatibility=hardware_compatibility,
     )
-    TensorrtConfig(tensorrt=settings, source="command line")  # checks min <= opt <= max
-    emb = cfg.embedding
-    model_path = resolve_model_path(onnx_path, emb)
-    request = BuildRequest(onnx_path=Path(model_path), settings=settings, arch=arch, cache_dir=cache_dir, force=force)
+    model_path = resolve_model_path(onnx_path, cfg.embedding)
+    request = BuildRequest(
+        onnx_path=Path(model_path),
+        settings=settings,
+        arch=arch,
+        cache_dir=cache_dir,
+        force=force,
+        keep_fp32_nodes=cfg.precision.keep_fp32_nodes,
+    )
 
     if dry_run:
         plan = plan_dry_run(request)
@@ -146,10 +137,8 @@ def build(
     result = build_engine(request, on_status=lambda message: status(message, enabled=not json_output))
     record = result.to_dict()
     if upload:
-        from arcface_trt.store import push_plan
-
         status("uploading to the engine store ...", enabled=not json_output)
-        record["upload"] = push_plan(settings, result.plan_path, overwrite=overwrite)
+        record["upload"] = engine_store.push_plan(settings, result.plan_path, overwrite=overwrite)
     if json_output:
         emit_json(record)
     else:
@@ -166,23 +155,15 @@ def _build_cpu(
     json_output: bool,
 ) -> None:
     """``--target cpu``: the cached CPU engine (arcface_trt.precision.cpu_engine), built when needed."""
-    from arcface_trt.config import load_config
-    from arcface_trt.errors import InputError
-    from arcface_trt.model.default import resolve_model_path
-    from arcface_trt.precision.cpu_engine import ensure_cpu_engine
-
     if precision is None:
         raise InputError("--target cpu needs --precision fp32, fp16 or int8")
     cfg = load_config(config)
-    # Not named ``trt``: that name is reserved for the tensorrt module (tests/tensorrt/test_trt_static_api.py).
-    emb, trt_settings = cfg.embedding, cfg.tensorrt.tensorrt
-    model_path = resolve_model_path(onnx_path, emb)
     engine = ensure_cpu_engine(
-        model_path,
+        resolve_model_path(onnx_path, cfg.embedding),
         precision,
         calibration=calibration if precision == "int8" else None,
-        keep_fp32_nodes=trt_settings.fp16_keep_fp32_nodes,
-        cache_dir=cache_dir or trt_settings.cache_dir,
+        keep_fp32_nodes=cfg.precision.keep_fp32_nodes,
+        cache_dir=engine_cache_root(cfg.tensorrt.tensorrt.cache_dir, cache_dir),
         force=force,
     )
     if json_output:
@@ -191,10 +172,10 @@ def _build_cpu(
     manifest = engine.manifest
     lines = [
         f"engine:     {engine.path}",
-        f"size:       {manifest['engine_bytes'] / 1e6:.1f} MB",
+        f"size:       {manifest.engine_bytes / 1e6:.1f} MB",
         f"from cache: {'no' if engine.built else 'yes (manifest matches)'}",
     ]
     if engine.built:
-        lines.append(f"build time: {manifest['build_seconds']:.1f} s")
+        lines.append(f"build time: {manifest.build_seconds:.1f} s")
         lines.append(f"built because: {'; '.join(engine.rebuild_reasons)}")
     typer.echo("\n".join(lines))

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-CalibImagesOption = Annotated[
-    Path | None,
-    typer.Option("--calib-images", help="int8: folder of face crops to calibrate on.", show_default=False),
-]
+from arcface_trt.cli.common import option
+from arcface_trt.precision.int8 import CalibrationSettings
+
+CalibImagesOption = Annotated[Path | None, option("--calib-images", help="int8: folder of face crops to calibrate on.")]
 CalibSamplesOption = Annotated[
     int, typer.Option("--calib-samples", help="int8: crops to calibrate on (seeded faces without --calib-images).")
 ]
@@ -20,8 +20,7 @@ CalibrationMethodOption = Annotated[
 ActivationTypeOption = Annotated[
     str,
     typer.Option(
-        "--activation-type",
-        help="int8: uint8 (U8S8, fast ONNX Runtime CPU kernels) | int8 (S8S8, TensorRT needs it).",
+        "--activation-type", help="int8: uint8 (U8S8, fast ONNX Runtime CPU kernels) | int8 (S8S8, TensorRT needs it)."
     ),
 ]
 
@@ -34,8 +33,6 @@ def calibration_settings(
     reduce_range: bool | None = None,
 ) -> Any:
     """The :class:`~arcface_trt.precision.int8.CalibrationSettings` these options describe (validated)."""
-    from arcface_trt.precision.int8 import CalibrationSettings
-
     return CalibrationSettings(
         samples=calib_samples,
         method=calibration_method,

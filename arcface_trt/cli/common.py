@@ -11,38 +11,44 @@ from typing import Annotated, Any
 
 import typer
 
+
+def option(*names: str, help: str) -> Any:
+    """An option whose default is described in its help (so Typer shows none)."""
+    return typer.Option(*names, help=help, show_default=False)
+
+
 ConfigOption = Annotated[
     Path | None,
-    typer.Option(
+    option(
         "--config",
-        help=(
-            "embedding.yaml to use (default: $ARCFACE_TRT_CONFIG, else ./config/pipeline/embedding.yaml "
-            "if present, else built-in defaults)."
-        ),
-        show_default=False,
+        help="embedding.yaml to use (default: $ARCFACE_TRT_CONFIG, else ./config/pipeline/embedding.yaml "
+        "if present, else built-in defaults).",
     ),
 ]
 OnnxPathOption = Annotated[
     Path | None,
-    typer.Option(
-        "--onnx-path",
-        help="ONNX recognition model (default: the configured model, else the built-in r50).",
-        show_default=False,
-    ),
+    option("--onnx-path", help="ONNX recognition model (default: the configured model, else the built-in r50)."),
 ]
 AllowCpuFallbackOption = Annotated[
     bool | None,
-    typer.Option(
+    option(
         "--allow-cpu-fallback/--no-cpu-fallback",
         help="Fall back to the reference on the CPU, and say so (default: embedding.allow_cpu_fallback).",
-        show_default=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
-DeviceOption = Annotated[
-    str | None,
-    typer.Option("--device", help="auto | cpu | cuda | coreml (default: embedding.device).", show_default=False),
+DeviceOption = Annotated[str | None, option("--device", help="auto | cpu | cuda | coreml (default: embedding.device).")]
+CacheDirOption = Annotated[
+    Path | None, option("--cache-dir", help="Engine cache folder (default: tensorrt.cache_dir, else the user cache).")
 ]
+
+
+def tensorrt_settings(config: Path | None, **overrides: Any) -> tuple[Any, Any]:
+    """The loaded config and its ``tensorrt:`` section with the command-line ``overrides`` (None: not given) applied."""
+    from arcface_trt.config import load_config, with_overrides
+
+    cfg = load_config(config)
+    return cfg, with_overrides(cfg.tensorrt.tensorrt, "tensorrt", **overrides)
 
 
 def emit_json(data: Any) -> None:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from arcface_trt.cli.common import (
-    AllowCpuFallbackOption,
-    ConfigOption,
-    DeviceOption,
-    JsonOption,
-    OnnxPathOption,
-    emit_json,
-    progress,
-)
+from arcface_trt.cli import common
+from arcface_trt.cli.common import emit_json, option, progress, stdout_console
+from arcface_trt.errors import InputError
+from arcface_trt.fileio import write_text_atomic
+from arcface_trt.parity import CompareRequest, parse_precisions, run_compare, run_drift
 
 
 def _table(result: Any) -> Any:
@@ -44,66 +41,50 @@ def compare(
         str, typer.Option("--backend-a", help="Reference backend: pytorch|insightface|onnxruntime|tensorrt.")
     ] = "insightface",
     backend_b: Annotated[str, typer.Option("--backend-b", help="Backend under test.")] = "onnxruntime",
-    onnx_path: OnnxPathOption = None,
+    onnx_path: common.OnnxPathOption = None,
     onnx_path_b: Annotated[
-        Path | None,
-        typer.Option("--onnx-path-b", help="Run backend B on this model instead of --onnx-path.", show_default=False),
+        Path | None, option("--onnx-path-b", help="Run backend B on this model instead of --onnx-path.")
     ] = None,
     n_samples: Annotated[
-        int | None,
-        typer.Option(
-            "--n-samples", help="Seeded face-like crops to use (default: validation.n_samples).", show_default=False
-        ),
+        int | None, option("--n-samples", help="Seeded face-like crops to use (default: validation.n_samples).")
     ] = None,
-    images: Annotated[
-        Path | None, typer.Option("--images", help="Folder of face crops (jpg/png, recursive).", show_default=False)
-    ] = None,
-    npy: Annotated[
-        Path | None, typer.Option("--npy", help=".npy array of crops, shape (N, H, W, 3).", show_default=False)
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the generated crops.", show_default=False)] = None,
-    device: DeviceOption = None,
+    images: Annotated[Path | None, option("--images", help="Folder of face crops (jpg/png, recursive).")] = None,
+    npy: Annotated[Path | None, option("--npy", help=".npy array of crops, shape (N, H, W, 3).")] = None,
+    seed: Annotated[int | None, option("--seed", help="Seed of the generated crops.")] = None,
+    device: common.DeviceOption = None,
     max_drift_cosine: Annotated[
         float | None,
-        typer.Option(
+        option(
             "--max-drift-cosine",
             help="Tolerance on the worst sample's 1 - cosine (default: validation.max_drift_cosine).",
-            show_default=False,
         ),
     ] = None,
-    allow_cpu_fallback: AllowCpuFallbackOption = None,
-    config: ConfigOption = None,
+    allow_cpu_fallback: common.AllowCpuFallbackOption = None,
+    config: common.ConfigOption = None,
     output: Annotated[
-        Path | None,
-        typer.Option("--output", help="Also write the JSON report (with per-sample cosines) here.", show_default=False),
+        Path | None, option("--output", help="Also write the JSON report (with per-sample cosines) here.")
     ] = None,
     precision: Annotated[
         str | None,
-        typer.Option(
+        option(
             "--precision",
             help="Run backend B (onnxruntime) on its cached CPU engine of this precision: fp32|fp16|int8.",
-            show_default=False,
         ),
     ] = None,
     precisions: Annotated[
         str | None,
-        typer.Option(
+        option(
             "--precisions",
             help="Drift report: backend B at each precision (e.g. fp32,fp16,int8) against the fp32 reference A.",
-            show_default=False,
         ),
     ] = None,
-    json_output: JsonOption = False,
+    json_output: common.JsonOption = False,
 ) -> None:
     """Score backend B against backend A by cosine similarity and L2 distance; exit 1 when drift is above tolerance.
 
     The tolerance applies to the worst sample: the check passes when 1 - min(cosine) <= max_drift_cosine.
     With --precisions, one row per precision; the check applies to every row.
     """
-    from arcface_trt.errors import InputError
-    from arcface_trt.fileio import write_text_atomic
-    from arcface_trt.parity import CompareRequest, parse_precisions, run_compare
-
     if precision is not None and precisions is not None:
         raise InputError("give either --precision or --precisions, not both")
     if precision is not None:
@@ -134,39 +115,28 @@ def compare(
     total = 2 * (n_samples or 100)
     with progress("comparing", total, enabled=not json_output) as advance:
         result = run_compare(request, advance)
-    if output is not None:
-        import json
-
-        write_text_atomic(output, json.dumps(result.to_dict(per_sample=True), indent=2))
-    if json_output:
-        emit_json(result.to_dict())
-    else:
-        from arcface_trt.cli.common import stdout_console
-
-        stdout_console().print(_table(result))
-    if not result.passed:
-        raise typer.Exit(1)
+    _finish(result, _table, output, json_output, per_sample=True)
 
 
 def _drift(request: Any, n_samples: int | None, output: Path | None, json_output: bool) -> None:
     """The --precisions path: run the drift report, render it, exit 1 when a row fails."""
-    from arcface_trt.fileio import write_text_atomic
-    from arcface_trt.parity import run_drift
-
     total = (1 + len(request.precisions)) * (n_samples or 100)
     with progress("drift report", total, enabled=not json_output) as advance:
         report = run_drift(request, advance)
+    _finish(report, _drift_table, output, json_output)
+
+
+def _finish(outcome: Any, table: Callable[[Any], Any], output: Path | None, json_output: bool, **saved: Any) -> None:
+    """Write ``outcome.to_dict(**saved)`` to --output, print the outcome (JSON or its table), exit 1 when it failed."""
     if output is not None:
         import json
 
-        write_text_atomic(output, json.dumps(report.to_dict(), indent=2))
+        write_text_atomic(output, json.dumps(outcome.to_dict(**saved), indent=2))
     if json_output:
-        emit_json(report.to_dict())
+        emit_json(outcome.to_dict())
     else:
-        from arcface_trt.cli.common import stdout_console
-
-        stdout_console().print(_drift_table(report))
-    if not report.passed:
+        stdout_console().print(table(outcome))
+    if not outcome.passed:
         raise typer.Exit(1)
 
 

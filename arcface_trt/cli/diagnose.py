@@ -6,7 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from arcface_trt.cli.common import ConfigOption, JsonOption, OnnxPathOption, emit_json, status
+from arcface_trt.cli import common
+from arcface_trt.cli.common import emit_json, status, stdout_console
+from arcface_trt.diagnose import DiagnoseRequest, run_diagnose
+from arcface_trt.errors import CheckFailedError
 
 
 def _fmt(value: Any, spec: str = "") -> str:
@@ -16,8 +19,6 @@ def _fmt(value: Any, spec: str = "") -> str:
 def _render(record: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
-
-    from arcface_trt.cli.common import stdout_console
 
     console = stdout_console()
     table = Table(title="What is running", show_header=False)
@@ -68,19 +69,16 @@ def _render(record: dict[str, Any]) -> None:
 
 
 def diagnose(
-    config: ConfigOption = None,
-    onnx_path: OnnxPathOption = None,
+    config: common.ConfigOption = None,
+    onnx_path: common.OnnxPathOption = None,
     n_samples: Annotated[int, typer.Option("--n-samples", help="Face crops in the short parity check.")] = 16,
     iterations: Annotated[int, typer.Option("--iterations", help="Timed batches in the short benchmark.")] = 3,
-    json_output: JsonOption = False,
+    json_output: common.JsonOption = False,
 ) -> None:
     """Load the configured backend as the pipeline does, measure it, check parity, and flag silent problems.
 
     Exit 1 when the configured backend cannot load or its drift is above the tolerance (the record is printed first).
     """
-    from arcface_trt.diagnose import DiagnoseRequest, run_diagnose
-    from arcface_trt.errors import CheckFailedError
-
     status("diagnosing (loads the backend, times a few batches, checks parity) ...", enabled=not json_output)
     record = run_diagnose(
         DiagnoseRequest(

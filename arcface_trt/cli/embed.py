@@ -9,14 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from arcface_trt.cli.common import (
-    AllowCpuFallbackOption,
-    ConfigOption,
-    DeviceOption,
-    JsonOption,
-    OnnxPathOption,
-    emit_json,
-)
+from arcface_trt.backends.spec import BackendSpec
+from arcface_trt.cli import common
+from arcface_trt.cli.common import emit_json, option, stdout_console
+from arcface_trt.embed import embed_to_file
 
 #: Unreadable paths listed in the table (all of them are in --json).
 _SHOWN_UNREADABLE = 10
@@ -96,33 +92,18 @@ def embed(
             show_default=False,
         ),
     ],
-    out: Annotated[
-        Path,
-        typer.Option("--out", help="Output: FILE.parquet, or FILE.npy (+ FILE.index.parquet).", show_default=False),
-    ],
+    out: Annotated[Path, option("--out", help="Output: FILE.parquet, or FILE.npy (+ FILE.index.parquet).")],
     backend: Annotated[
-        str | None,
-        typer.Option(
-            "--backend",
-            help="pytorch|insightface|onnxruntime|tensorrt (default: embedding.backend).",
-            show_default=False,
-        ),
+        str | None, option("--backend", help="pytorch|insightface|onnxruntime|tensorrt (default: embedding.backend).")
     ] = None,
-    onnx_path: OnnxPathOption = None,
-    device: DeviceOption = None,
+    onnx_path: common.OnnxPathOption = None,
+    device: common.DeviceOption = None,
     batch_size: Annotated[
-        int | None,
-        typer.Option(
-            "--batch-size", help="Crops per backend call (default: embedding.batch_size).", show_default=False
-        ),
+        int | None, option("--batch-size", help="Crops per backend call (default: embedding.batch_size).")
     ] = None,
     threads: Annotated[
         int | None,
-        typer.Option(
-            "--threads",
-            help="Reader threads that decode and preprocess ahead (default: half the cores, 1 to 4).",
-            show_default=False,
-        ),
+        option("--threads", help="Reader threads that decode and preprocess ahead (default: half the cores, 1 to 4)."),
     ] = None,
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", help="Rows per committed part (what an interruption can lose at most).")
@@ -133,41 +114,33 @@ def embed(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing output or unfinished run.")
     ] = False,
-    allow_cpu_fallback: AllowCpuFallbackOption = None,
+    allow_cpu_fallback: common.AllowCpuFallbackOption = None,
     ray: Annotated[
         bool, typer.Option("--ray", help="Run on Ray Data (a local instance unless --ray-address).")
     ] = False,
     ray_address: Annotated[
         str | None,
-        typer.Option(
-            "--ray-address",
-            help="Ray cluster to connect to, e.g. 'auto' or ray://host:10001 (implies --ray).",
-            show_default=False,
-        ),
+        option("--ray-address", help="Ray cluster to connect to, e.g. 'auto' or ray://host:10001 (implies --ray)."),
     ] = None,
-    config: ConfigOption = None,
-    json_output: JsonOption = False,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
 ) -> None:
     """Embed every face crop of INPUT into --out, reading ahead in threads; resumable; optionally on Ray.
 
     Unreadable images are skipped and listed. Continue an interrupted run with --resume. See docs/embed.md.
     """
-    from arcface_trt.embed import embed_to_file
-
+    spec = BackendSpec.resolve(
+        backend, device, None, allow_cpu_fallback, onnx_path, config=config, batch_size=batch_size
+    )
     with _rate_progress(enabled=not json_output) as advance:
         summary = embed_to_file(
             input_path,
             out,
-            backend=backend,
-            onnx_path=onnx_path,
-            device=device,
-            batch_size=batch_size,
+            spec=spec,
             threads=threads,
             chunk_size=chunk_size,
             resume=resume,
             overwrite=overwrite,
-            allow_cpu_fallback=allow_cpu_fallback,
-            config=config,
             progress=advance,
             ray=ray,
             ray_address=ray_address,
@@ -175,6 +148,4 @@ def embed(
     if json_output:
         emit_json(summary.to_dict())
     else:
-        from arcface_trt.cli.common import stdout_console
-
         stdout_console().print(_table(summary))

@@ -6,33 +6,26 @@ from typing import Annotated
 
 import typer
 
-from arcface_trt.cli.common import ConfigOption, JsonOption, emit_json, stdout_console
-from arcface_trt.cli.store_options import (
-    BucketOption,
-    EndpointOption,
-    PrefixOption,
-    RegionOption,
-    human_bytes,
-    store_settings,
-)
+from arcface_trt.cli import common
+from arcface_trt.cli import store_options as store
+from arcface_trt.cli.common import emit_json, option, stdout_console
+from arcface_trt.store.engines import list_engines as list_store
+from arcface_trt.store.s3 import StoreSettings
 
 
 def list_engines(
-    model: Annotated[str | None, typer.Option("--model", help="Only this model's engines.", show_default=False)] = None,
-    bucket: BucketOption = None,
-    prefix: PrefixOption = None,
-    endpoint_url: EndpointOption = None,
-    region: RegionOption = None,
-    config: ConfigOption = None,
-    json_output: JsonOption = False,
+    model: Annotated[str | None, option("--model", help="Only this model's engines.")] = None,
+    bucket: store.BucketOption = None,
+    prefix: store.PrefixOption = None,
+    endpoint_url: store.EndpointOption = None,
+    region: store.RegionOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
 ) -> None:
     """List the engines in the store: model, precision, GPU arch, TensorRT version, size, date."""
     from rich.table import Table
 
-    from arcface_trt.store.engines import list_engines as list_store
-    from arcface_trt.store.s3 import StoreSettings
-
-    _, section = store_settings(config, bucket, prefix, endpoint_url, region)
+    _, section = store.store_settings(config, bucket, prefix, endpoint_url, region)
     where = StoreSettings.from_section(section).uri()
     entries = list_store(section, model=model)
     if json_output:
@@ -47,7 +40,9 @@ def list_engines(
     for e in entries:
         date = (e.last_modified or "-")[:16].replace("T", " ")
         style = None if e.has_manifest and e.plan_bytes is not None else "red"
-        table.add_row(e.model, e.precision, e.sm_arch, e.trt_version, human_bytes(e.plan_bytes), date, style=style)
+        table.add_row(
+            e.model, e.precision, e.sm_arch, e.trt_version, store.human_bytes(e.plan_bytes), date, style=style
+        )
     incomplete = [e.label for e in entries if not e.has_manifest or e.plan_bytes is None]
     if incomplete:
         table.caption = f"incomplete (fetch refuses them; push again): {', '.join(incomplete)}"

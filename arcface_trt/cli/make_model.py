@@ -7,23 +7,23 @@ from typing import Annotated
 
 import typer
 
-from arcface_trt.cli.common import JsonOption, emit_json, status
+from arcface_trt.cli import common
+from arcface_trt.cli.common import emit_json, status
+from arcface_trt.errors import InputError
+from arcface_trt.fileio import sha256_file
+from arcface_trt.model.iresnet import write_model
 
 
 def make_model(
     out: Annotated[Path, typer.Option("--out", help="Where to write the .onnx file.")],
     arch: Annotated[str, typer.Option("--arch", help="IResNet depth: r18 | r34 | r50 | r100.")] = "r50",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights (same seed, same model).")] = 0,
-    json_output: JsonOption = False,
+    json_output: common.JsonOption = False,
 ) -> None:
     """Generate an ArcFace-architecture (InsightFace IResNet) ONNX model with RANDOM, seeded weights.
 
     For demos and tests only: the weights are not trained. Real work uses InsightFace's ONNX files.
     """
-    from arcface_trt.errors import InputError
-    from arcface_trt.fileio import sha256_file
-    from arcface_trt.model.iresnet import write_model
-
     if out.exists() and out.is_dir():
         raise InputError(f"--out is a folder, give a file path: {out}")
     status(f"generating {arch} (seed {seed}) ...", enabled=not json_output)

@@ -7,15 +7,10 @@ from typing import Annotated
 
 import typer
 
-from arcface_trt.cli.common import ConfigOption, JsonOption, emit_json
-from arcface_trt.cli.store_options import (
-    BucketOption,
-    EndpointOption,
-    PrefixOption,
-    RegionOption,
-    human_bytes,
-    store_settings,
-)
+from arcface_trt.cli import common
+from arcface_trt.cli import store_options as store
+from arcface_trt.cli.common import emit_json
+from arcface_trt.store.engines import push_plan
 
 
 def push_engine(
@@ -26,21 +21,19 @@ def push_engine(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a different plan already stored under the same key.")
     ] = False,
-    bucket: BucketOption = None,
-    prefix: PrefixOption = None,
-    endpoint_url: EndpointOption = None,
-    region: RegionOption = None,
-    config: ConfigOption = None,
-    json_output: JsonOption = False,
+    bucket: store.BucketOption = None,
+    prefix: store.PrefixOption = None,
+    endpoint_url: store.EndpointOption = None,
+    region: store.RegionOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
 ) -> None:
     """Upload a plan and its manifest (plan first, manifest last) under the plan's engine key.
 
     Refuses a plan without a manifest or whose sha256 differs from it. Pushing the same
     plan again changes nothing; a different plan under the same key needs --overwrite.
     """
-    from arcface_trt.store.engines import push_plan
-
-    _, section = store_settings(config, bucket, prefix, endpoint_url, region)
+    _, section = store.store_settings(config, bucket, prefix, endpoint_url, region)
     record = push_plan(section, plan, overwrite=overwrite)
     if json_output:
         emit_json(record)
@@ -48,4 +41,4 @@ def push_engine(
         typer.echo(f"already in the store: {record['plan_uri']} (same sha256; nothing uploaded)")
     else:
         verb = "replaced" if record["replaced"] else "uploaded"
-        typer.echo(f"{verb} {record['plan_uri']} ({human_bytes(record['plan_bytes'])}) and its manifest")
+        typer.echo(f"{verb} {record['plan_uri']} ({store.human_bytes(record['plan_bytes'])}) and its manifest")

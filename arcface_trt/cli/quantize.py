@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from arcface_trt.cli import common
 from arcface_trt.cli.calibration import (
     ActivationTypeOption,
     CalibImagesOption,
@@ -14,12 +15,19 @@ from arcface_trt.cli.calibration import (
     CalibSamplesOption,
     calibration_settings,
 )
-from arcface_trt.cli.common import ConfigOption, JsonOption, OnnxPathOption, emit_json, status
+from arcface_trt.cli.common import emit_json, status
+from arcface_trt.config import load_config
+from arcface_trt.errors import InputError
+from arcface_trt.fileio import sha256_file
+from arcface_trt.model.default import resolve_model_path
+from arcface_trt.model.inspect import inspect_model
+from arcface_trt.precision.int8 import check_calibration_source, quantize_int8
+from arcface_trt.precision.qdq import summarize_qdq
 
 
 def quantize(
     out: Annotated[Path, typer.Option("--out", help="Where to write the QDQ .onnx file.")],
-    onnx_path: OnnxPathOption = None,
+    onnx_path: common.OnnxPathOption = None,
     calib_images: CalibImagesOption = None,
     calib_samples: CalibSamplesOption = 64,
     calibration_method: CalibrationMethodOption = "minmax",
@@ -31,8 +39,8 @@ def quantize(
             help="7-bit weights: only for ONNX Runtime on x86 CPUs without VNNI (8-bit kernels overflow there).",
         ),
     ] = False,
-    config: ConfigOption = None,
-    json_output: JsonOption = False,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
 ) -> None:
     """Quantize a model to an int8 QDQ ONNX (per-channel weights, calibrated on face crops).
 
@@ -40,14 +48,6 @@ def quantize(
     engine: `arcface-trt build --onnx-path OUT --precision int8`. For ONNX Runtime on the CPU, `build --target cpu
     --precision int8` quantizes and optimises in one step.
     """
-    from arcface_trt.config import load_config
-    from arcface_trt.errors import InputError
-    from arcface_trt.fileio import sha256_file
-    from arcface_trt.model.default import resolve_model_path
-    from arcface_trt.model.inspect import inspect_model
-    from arcface_trt.precision.int8 import check_calibration_source, quantize_int8
-    from arcface_trt.precision.qdq import summarize_qdq
-
     if out.is_dir():
         raise InputError(f"--out is a folder, give a file path: {out}")
     settings = calibration_settings(calib_images, calib_samples, calibration_method, activation_type, reduce_range)

@@ -5,36 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import typer
+from arcface_trt.cli.common import option, tensorrt_settings
 
 BucketOption = Annotated[
-    str | None,
-    typer.Option(
-        "--bucket", help="S3 bucket of the engine store (default: tensorrt.engine_s3_bucket).", show_default=False
-    ),
+    str | None, option("--bucket", help="S3 bucket of the engine store (default: tensorrt.engine_s3_bucket).")
 ]
 PrefixOption = Annotated[
     str | None,
-    typer.Option(
-        "--prefix",
-        help="Key prefix inside the bucket (default: tensorrt.engine_s3_prefix, 'engines/').",
-        show_default=False,
-    ),
+    option("--prefix", help="Key prefix inside the bucket (default: tensorrt.engine_s3_prefix, 'engines/')."),
 ]
 EndpointOption = Annotated[
     str | None,
-    typer.Option(
+    option(
         "--endpoint-url",
         help="S3-compatible endpoint, e.g. http://minio:9000 (default: tensorrt.engine_s3_endpoint_url, "
         "else $AWS_ENDPOINT_URL, else AWS).",
-        show_default=False,
     ),
 ]
 RegionOption = Annotated[
-    str | None,
-    typer.Option(
-        "--region", help="Bucket region (default: tensorrt.engine_s3_region, else $AWS_REGION).", show_default=False
-    ),
+    str | None, option("--region", help="Bucket region (default: tensorrt.engine_s3_region, else $AWS_REGION).")
 ]
 
 
@@ -47,19 +36,14 @@ def store_settings(
     **more: Any,
 ) -> tuple[Any, Any]:
     """The loaded config and its ``tensorrt:`` section with the command-line overrides applied."""
-    from arcface_trt.config import load_config, with_overrides
-
-    cfg = load_config(config)
-    section = with_overrides(
-        cfg.tensorrt.tensorrt,
-        "tensorrt",
+    return tensorrt_settings(
+        config,
         engine_s3_bucket=bucket,
         engine_s3_prefix=prefix,
         engine_s3_endpoint_url=endpoint_url,
         engine_s3_region=region,
         **more,
     )
-    return cfg, section
 
 
 def human_bytes(size: int | None) -> str:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arcface_trt.artifacts.key import normalize_arch, same_trt_version, trt_major_minor
+from arcface_trt.artifacts.manifest import Manifest
 from arcface_trt.backends.providers import CPU, CUDA, DEVICE_PROVIDER
-from arcface_trt.engine.key import Manifest, normalize_arch, same_trt_version
+from arcface_trt.records import Record
 
 #: Problem codes, in the order of docs/troubleshooting.md.
 CODES = (
@@ -30,16 +32,12 @@ CODES = (
 
 
 @dataclass(frozen=True)
-class Problem:
+class Problem(Record):
     """One thing that is wrong without anything failing loudly, and how to fix it."""
 
     code: str
     message: str
     fix: str
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON-friendly record."""
-        return asdict(self)
 
 
 def check_fallback(requested: str, backend: str | None, reason: str | None) -> Problem | None:
@@ -153,22 +151,16 @@ def check_engines(
     ]
     if not relevant:
         return None
-    mismatched = [(m, _matches(m, _major_minor(trt_version), sm_arch)) for m in relevant]
+    here = trt_major_minor(trt_version) if trt_version else None
+    mismatched = [(m, _matches(m, here, sm_arch)) for m in relevant]
     if any(not why for _, why in mismatched):
         return None
-    described = "; ".join(f"{m.key.plan_relpath} built for {' and '.join(why)}" for m, why in mismatched)
+    described = "; ".join(f"{m.key.relpath} built for {' and '.join(why)}" for m, why in mismatched)
     return Problem(
         "engine_mismatch",
         f"no cached engine for {model_name} ({precision}) loads here: {described}",
         "build one on this machine (arcface-trt build) or fetch the one for this GPU and TensorRT version",
     )
-
-
-def _major_minor(version: str | None) -> str | None:
-    if not version:
-        return None
-    parts = version.split(".")
-    return ".".join(parts[:2])
 
 
 def check_writable(folder: str | Path, what: str) -> Problem | None:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arcface_trt.artifacts.cache import ArtifactCache
+from arcface_trt.backends import create_embedder
 from arcface_trt.backends.base import Embedder
-from arcface_trt.config import EmbeddingConfig
+from arcface_trt.backends.spec import BackendSpec
+from arcface_trt.bench.environment import collect_environment, current_sm_arch
+from arcface_trt.bench.memory import GpuMemoryTracker
+from arcface_trt.bench.stats import latency_stats, throughput
+from arcface_trt.bench.timing import TimingPlan, ignore_result, run_timed
+from arcface_trt.config import EmbeddingConfig, load_config
 from arcface_trt.diagnose import checks
 from arcface_trt.errors import BackendUnavailableError, InputError
-
-REFERENCE = "insightface"
+from arcface_trt.faces import sample_faces
+from arcface_trt.model.inspect import inspect_model
+from arcface_trt.names import REFERENCE_BACKEND
+from arcface_trt.parity import compare_embedders
+from arcface_trt.paths import engine_cache_root, models_dir
 
 
 @dataclass(frozen=True)
@@ -29,39 +40,29 @@ class DiagnoseRequest:
 
 def engine_cache_dir(cfg: EmbeddingConfig) -> Path:
     """The engine cache folder the TensorRT backend uses for this config."""
-    from arcface_trt.paths import engines_dir
-
-    configured = cfg.tensorrt.tensorrt.cache_dir
-    return Path(configured).expanduser() if configured else engines_dir()
+    return engine_cache_root(cfg.tensorrt.tensorrt.cache_dir)
 
 
-def _load(cfg: EmbeddingConfig, onnx_path: str | None) -> tuple[Embedder | None, str | None]:
+def _load(spec: BackendSpec) -> tuple[Embedder | None, str | None]:
     """The backend as the pipeline gets it, or the reason it cannot load."""
-    from arcface_trt.backends import get_embedding_backend
-
     try:
-        return get_embedding_backend(config=cfg, onnx_path=onnx_path), None
+        return create_embedder(spec), None
     except BackendUnavailableError as exc:
         return None, str(exc)
 
 
 def short_benchmark(embedder: Embedder, request: DiagnoseRequest) -> dict[str, Any]:
     """Time ``encode`` on one configured batch of sample faces (warm-up excluded)."""
-    from arcface_trt.bench.memory import GpuMemoryTracker
-    from arcface_trt.bench.runner import is_gpu_backend
-    from arcface_trt.bench.stats import latency_stats, throughput
-    from arcface_trt.bench.timing import TimingPlan, ignore_result, run_timed
-    from arcface_trt.faces import sample_faces
-
     batch = embedder.batch_size
     crops = sample_faces(batch, seed=0)
     plan = TimingPlan(iterations=request.iterations, warmup_s=request.warmup_s)
     samples = run_timed(ignore_result(lambda: embedder.encode(crops)), plan)
     vram_mb, vram_source = None, None
-    if is_gpu_backend(embedder):
+    if embedder.on_gpu:
         tracker = GpuMemoryTracker()
         tracker.sample()
-        engine_bytes = getattr(getattr(embedder, "runner", None), "device_memory_bytes", None)
+        timer = embedder.device_timer()
+        engine_bytes = timer.device_memory_bytes if timer is not None else None
         if tracker.peak_mb is not None:
             vram_mb, vram_source = tracker.peak_mb, tracker.source
         elif engine_bytes is not None:
@@ -76,29 +77,20 @@ def short_benchmark(embedder: Embedder, request: DiagnoseRequest) -> dict[str, A
     }
 
 
-def parity(embedder: Embedder, cfg: EmbeddingConfig, request: DiagnoseRequest) -> dict[str, Any]:
-    """Short parity check of ``embedder`` against the InsightFace reference on the CPU."""
-    from arcface_trt.backends import get_embedding_backend
-    from arcface_trt.faces import sample_faces
-    from arcface_trt.parity import compare_embedders
-
+def parity(embedder: Embedder, spec: BackendSpec, cfg: EmbeddingConfig, request: DiagnoseRequest) -> dict[str, Any]:
+    """Short parity check of ``embedder`` (made from ``spec``) against the InsightFace reference on the CPU."""
     tolerance = cfg.validation.max_drift_cosine
     out: dict[str, Any] = {
         "drift_vs_pytorch": None,
         "regression_test": "not run",
-        "reference": f"{REFERENCE} (cpu)",
+        "reference": f"{REFERENCE_BACKEND} (cpu)",
         "n_samples": request.n_samples,
         "max_drift_cosine": tolerance,
         "metric": "drift_vs_pytorch = worst-sample cosine similarity to the reference",
     }
     try:
-        reference = get_embedding_backend(
-            REFERENCE,
-            device="cpu",
-            allow_cpu_fallback=False,
-            onnx_path=embedder.model.path,
-            config=cfg,
-            batch_size=embedder.batch_size,
+        reference = create_embedder(
+            dataclasses.replace(spec, backend=REFERENCE_BACKEND, device="cpu", allow_cpu_fallback=False, precision=None)
         )
     except (BackendUnavailableError, InputError) as exc:
         out["error"] = f"the reference cannot load: {exc}"
@@ -112,57 +104,47 @@ def parity(embedder: Embedder, cfg: EmbeddingConfig, request: DiagnoseRequest) -
         max_drift=result.max_drift,
         nn_agreement=result.nn_agreement,
     )
-    if embedder.info().backend == REFERENCE and embedder.device in ("cpu", "auto"):
+    if embedder.info().backend == REFERENCE_BACKEND and embedder.device in ("cpu", "auto"):
         out["note"] = "the running backend is the reference itself"
     return out
 
 
 def _engines(cfg: EmbeddingConfig) -> list[Any]:
-    from arcface_trt.engine.cache import EngineCache
-
     folder = engine_cache_dir(cfg)
-    return list(EngineCache(folder).entries()) if folder.is_dir() else []
+    return list(ArtifactCache(folder).entries()) if folder.is_dir() else []
 
 
-def _model_facts(cfg: EmbeddingConfig, embedder: Embedder | None, onnx_path: str | None) -> tuple[str, str]:
+def _model_facts(spec: BackendSpec, embedder: Embedder | None) -> tuple[str, str]:
     """(model name, onnx sha256) of the configured model, to find its cached engines."""
     if embedder is not None:
         return embedder.model.name, embedder.model.sha256
-    from arcface_trt.model.default import resolve_model_path
-    from arcface_trt.model.inspect import inspect_model
-
-    emb = cfg.embedding
     try:
-        model = inspect_model(resolve_model_path(onnx_path, emb))
+        model = inspect_model(spec.model_file())
     except InputError:
-        return Path(onnx_path or emb.model_path or "").stem, ""
+        return Path(spec.model_path or "").stem, ""
     return model.name, model.sha256
 
 
 def find_problems(
     cfg: EmbeddingConfig,
+    spec: BackendSpec,
     environment: dict[str, Any],
     embedder: Embedder | None,
     load_error: str | None,
     validation: dict[str, Any],
-    onnx_path: str | None = None,
 ) -> list[checks.Problem]:
     """Run every check; the problems found, in :data:`checks.CODES` order."""
-    from arcface_trt.backends import canonical_backend
-    from arcface_trt.bench.environment import current_sm_arch
-    from arcface_trt.paths import models_dir
-
-    requested = canonical_backend(cfg.embedding.backend)
+    requested = spec.backend
     info = embedder.info() if embedder is not None else None
     ort = environment["onnxruntime"]
-    model_name, model_sha = _model_facts(cfg, embedder, onnx_path)
+    model_name, model_sha = _model_facts(spec, embedder)
     found = [
         checks.check_fallback(requested, info and info.backend, info and info.fallback_reason),
         checks.check_backend_loaded(requested, load_error),
         checks.check_provider_applied(
             requested,
             info and info.backend,
-            cfg.embedding.device,
+            spec.device,
             ort["providers_available"],
             info.providers if info else [],
         ),
@@ -187,19 +169,16 @@ def find_problems(
 
 def run_diagnose(request: DiagnoseRequest) -> dict[str, Any]:
     """The full record (see the module docstring); never raises for the backend failing to load."""
-    from arcface_trt.backends import canonical_backend
-    from arcface_trt.bench.environment import collect_environment
-    from arcface_trt.config import load_config
-
     if request.n_samples < 1:
         raise InputError(f"--n-samples must be at least 1, got {request.n_samples}")
     cfg = load_config(request.config)
     environment = collect_environment()
-    embedder, load_error = _load(cfg, request.onnx_path)
+    spec = BackendSpec.resolve(config=cfg, onnx_path=request.onnx_path)
+    embedder, load_error = _load(spec)
     info = embedder.info() if embedder is not None else None
     bench = short_benchmark(embedder, request) if embedder is not None else None
     validation = (
-        parity(embedder, cfg, request)
+        parity(embedder, spec, cfg, request)
         if embedder is not None
         else {
             "drift_vs_pytorch": None,
@@ -209,10 +188,10 @@ def run_diagnose(request: DiagnoseRequest) -> dict[str, Any]:
     )
     environment["device_requested"] = cfg.embedding.device
     environment["providers_applied"] = info.providers if info else []
-    problems = find_problems(cfg, environment, embedder, load_error, validation, request.onnx_path)
+    problems = find_problems(cfg, spec, environment, embedder, load_error, validation)
     return {
         "backend": info.backend if info else None,
-        "requested_backend": canonical_backend(cfg.embedding.backend),
+        "requested_backend": spec.backend,
         "fallback_reason": info.fallback_reason if info else None,
         "engine_path": info.engine_path if info else None,
         "precision": info.precision if info else None,

@@ -7,17 +7,17 @@ See docs/embed.md for the on-disk format and the resume rules.
 
 from __future__ import annotations
 
+from arcface_trt.embed.batch import EmbeddedBatch
 from arcface_trt.embed.job import (
     DEFAULT_CHUNK_SIZE,
-    EmbeddedBatch,
     EmbeddedPaths,
     EmbedSummary,
     embed_paths,
     embed_to_file,
     iter_embeddings,
 )
+from arcface_trt.embed.parts import read_embeddings
 from arcface_trt.embed.sources import Source, open_source
-from arcface_trt.embed.store import read_embeddings
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

@@ -8,35 +8,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from arcface_trt.backends import create_embedder
 from arcface_trt.backends.base import Embedder
+from arcface_trt.backends.spec import BackendSpec
+from arcface_trt.embed.batch import EmbeddedBatch
+from arcface_trt.embed.parts import PartStore, check_output
+from arcface_trt.embed.ray_job import RayEmbedJob
 from arcface_trt.embed.reader import default_threads, read_batches
 from arcface_trt.embed.sources import open_source, source_from_paths
-from arcface_trt.embed.store import PartStore, check_output
 from arcface_trt.errors import InputError
 from arcface_trt.preprocess import l2_normalize
+from arcface_trt.records import Record
 
 #: Rows per committed part: what a killed run can lose at most, and the output's row-group size.
 DEFAULT_CHUNK_SIZE = 2048
 
 #: ``progress(advance, todo)``: called once with ``(0, todo)`` before the first batch, then per batch.
 ProgressHook = Callable[[int, int], None]
-
-
-@dataclass
-class EmbeddedBatch:
-    """One batch out of a backend: keys with their L2-normalised embeddings, plus what could not be read."""
-
-    keys: list[str]
-    embeddings: np.ndarray
-    failures: list[tuple[str, str]]
-    backend: str
-    precision: str
 
 
 @dataclass
@@ -49,7 +43,7 @@ class EmbeddedPaths:
 
 
 @dataclass
-class EmbedSummary:
+class EmbedSummary(Record):
     """What a run did. ``images_per_s`` is ``embedded / embed_elapsed_s`` (reading, embedding, committing
     parts); ``elapsed_s`` is the whole call, model loading and the final merge included."""
 
@@ -77,10 +71,6 @@ class EmbedSummary:
     ray_address: str | None = None
     unreadable: list[dict[str, str]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly record."""
-        return asdict(self)
-
 
 def iter_embeddings(
     embedder: Embedder,
@@ -101,22 +91,13 @@ def iter_embeddings(
         yield EmbeddedBatch(batch.keys, embeddings, batch.failures, info.backend, info.precision)
 
 
-def _make_embedder(
-    embedder: Embedder | None,
-    backend: str | None,
-    onnx_path: str | Path | None,
-    device: str | None,
-    batch_size: int | None,
-    allow_cpu_fallback: bool | None,
-    config: Any,
-) -> Embedder:
+def _make_embedder(embedder: Embedder | None, spec: BackendSpec | None) -> Embedder:
+    """The given embedder, else one made from ``spec`` (else from the configured backend)."""
     if embedder is not None:
+        if spec is not None:
+            raise InputError("give either a ready embedder or a backend spec, not both")
         return embedder
-    from arcface_trt.backends import get_embedding_backend
-
-    return get_embedding_backend(
-        backend, device, None, allow_cpu_fallback, onnx_path, config=config, batch_size=batch_size
-    )
+    return create_embedder(spec or BackendSpec.resolve())
 
 
 def _check_sizes(batch_size: int | None, threads: int | None, chunk_size: int) -> None:
@@ -129,22 +110,19 @@ def embed_paths(
     paths: Sequence[str | Path],
     *,
     embedder: Embedder | None = None,
-    backend: str | None = None,
-    onnx_path: str | Path | None = None,
-    device: str | None = None,
+    spec: BackendSpec | None = None,
     batch_size: int | None = None,
     threads: int | None = None,
-    allow_cpu_fallback: bool | None = None,
-    config: Any = None,
 ) -> EmbeddedPaths:
     """Embed image files in memory (for pipelines): unreadable files are listed, never raised.
 
     Paths are returned absolute, in the given order, duplicates once. Pass ``embedder`` to reuse
-    a loaded backend; otherwise one is made like :func:`arcface_trt.get_embedding_backend`.
+    a loaded backend, or a :class:`BackendSpec` to make one (default: the configured backend).
+    ``batch_size``: rows per ``forward`` call (default: the backend's batch size).
     """
     _check_sizes(batch_size, threads, 1)
     source = source_from_paths(list(paths))
-    emb = _make_embedder(embedder, backend, onnx_path, device, batch_size, allow_cpu_fallback, config)
+    emb = _make_embedder(embedder, spec)
     keys: list[str] = []
     chunks: list[np.ndarray] = []
     unreadable: list[dict[str, str]] = []
@@ -160,16 +138,12 @@ def embed_to_file(
     out: str | Path,
     *,
     embedder: Embedder | None = None,
-    backend: str | None = None,
-    onnx_path: str | Path | None = None,
-    device: str | None = None,
+    spec: BackendSpec | None = None,
     batch_size: int | None = None,
     threads: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     resume: bool = False,
     overwrite: bool = False,
-    allow_cpu_fallback: bool | None = None,
-    config: Any = None,
     progress: ProgressHook | None = None,
     ray: bool = False,
     ray_address: str | None = None,
@@ -177,6 +151,8 @@ def embed_to_file(
 ) -> EmbedSummary:
     """Embed every crop of ``input_path`` (folder, list file or ``.npy``) into ``out`` (``.parquet`` or ``.npy``).
 
+    The backend is ``embedder`` (a loaded one), else the one ``spec`` describes (default: the
+    configured backend); ``batch_size`` is the rows per ``forward`` call (default: the backend's).
     Rows are committed every ``chunk_size`` rows, so an interrupted run keeps its work and
     ``resume=True`` embeds only what the output lacks (every key ends up exactly once).
     ``ray=True`` runs the embedding on Ray Data (``ray_address``: an existing cluster, else a
@@ -188,18 +164,14 @@ def embed_to_file(
     source = open_source(input_path)
     use_ray = ray or ray_address is not None
     if use_ray:
-        from arcface_trt.embed.ray_job import RayEmbedJob
-
         if embedder is not None:
-            raise InputError("a ready embedder cannot be shipped to Ray workers; give backend/onnx_path instead")
-        job: Any = RayEmbedJob(
-            backend, onnx_path, device, batch_size, allow_cpu_fallback, config, ray_address, ray_num_cpus
-        )
+            raise InputError("a ready embedder cannot be shipped to Ray workers; give a backend spec instead")
+        job = RayEmbedJob(spec or BackendSpec.resolve(), batch_size, ray_address, ray_num_cpus)
         model = job.model
-        requested, fallback_reason, size = job.requested_backend, None, job.batch_size
+        requested, fallback_reason, size = job.spec.backend, None, job.batch_size
         precision: str | None = None  # known once an actor has reported it
     else:
-        emb = _make_embedder(embedder, backend, onnx_path, device, batch_size, allow_cpu_fallback, config)
+        emb = _make_embedder(embedder, spec)
         emb.ensure_ready()
         model, size = emb.model, batch_size or emb.batch_size
         info = emb.info()

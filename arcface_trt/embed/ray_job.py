@@ -14,43 +14,34 @@ On a multi-node cluster the image paths and the model path must be readable on e
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from arcface_trt.embed.job import EmbeddedBatch
+from arcface_trt.backends import create_embedder
+from arcface_trt.backends.spec import BackendSpec
+from arcface_trt.embed.batch import EmbeddedBatch
 from arcface_trt.embed.reader import read_batch
-from arcface_trt.embed.sources import Source
-from arcface_trt.errors import ArcFaceTrtError, BackendUnavailableError, InputError
+from arcface_trt.embed.sources import Source, load_image_file
+from arcface_trt.errors import ArcFaceTrtError, InputError
+from arcface_trt.lazy import lazy_import
+from arcface_trt.model.inspect import inspect_model
+from arcface_trt.preprocess import l2_normalize, preprocess
 
-INSTALL_HINT = "pip install 'arcface-trt[ray]' (or: pip install 'ray[data]')"
-
-
-def require_ray() -> Any:
-    """Import ``ray`` with Ray Data, or raise BackendUnavailableError with the install hint."""
-    try:
-        import ray
-        import ray.data  # Ray Data ships as the ray[data] extra
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            f"--ray needs Ray Data, which is not importable ({exc}): {INSTALL_HINT}"
-        ) from None
-    return ray
+ray = lazy_import("ray")
+ray_data = lazy_import("ray.data")  # Ray Data ships as the ray[data] extra
 
 
 def decode_and_preprocess(
     batch: dict[str, np.ndarray], input_size: tuple[int, int], mean: float, std: float
 ) -> dict[str, np.ndarray]:
     """Ray task: decode (or take the ``crop`` column of) a batch and preprocess it; failures keep a row."""
-    from arcface_trt.embed.sources import load_image_file
-    from arcface_trt.preprocess import preprocess
-
     keys = [str(k) for k in batch["path"]]
     if "crop" in batch:
         crops = dict(zip(keys, batch["crop"], strict=True))
@@ -71,24 +62,12 @@ def decode_and_preprocess(
 class EmbedActor:
     """Ray actor: one embedder per actor, made once, checked to run the model the driver hashed."""
 
-    def __init__(
-        self,
-        backend: str,
-        model_path: str,
-        model_sha256: str,
-        device: str,
-        batch_size: int,
-        allow_cpu_fallback: bool,
-        config: Any,
-    ) -> None:
-        from arcface_trt.backends import get_embedding_backend
-
-        self.embedder = get_embedding_backend(
-            backend, device, None, allow_cpu_fallback, model_path, config=config, batch_size=batch_size
-        )
-        if self.embedder.model.sha256 != model_sha256:
+    def __init__(self, spec: BackendSpec, model_sha256: str) -> None:
+        self.embedder = create_embedder(spec)
+        model = self.embedder.model
+        if model.sha256 != model_sha256:
             raise InputError(
-                f"the model at {model_path} differs on this Ray node (sha256 {self.embedder.model.sha256[:12]}... "
+                f"the model at {model.path} differs on this Ray node (sha256 {model.sha256[:12]}... "
                 f"instead of {model_sha256[:12]}...)"
             )
         info = self.embedder.info()
@@ -96,8 +75,6 @@ class EmbedActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Embed the rows that decoded; the others keep a zero embedding and their error."""
-        from arcface_trt.preprocess import l2_normalize
-
         n = len(batch["path"])
         ok = np.array([not e for e in batch["error"]], dtype=bool)
         embeddings = np.zeros((n, self.embedder.model.embedding_dim), dtype=np.float32)
@@ -125,39 +102,22 @@ def _user_error(exc: BaseException) -> ArcFaceTrtError | None:
 
 
 class RayEmbedJob:
-    """Settings resolved on the driver (config, backend, model hash) and the Ray run itself."""
+    """The backend spec resolved on the driver (with the model's hash), and the Ray run itself."""
 
-    def __init__(
-        self,
-        backend: str | None,
-        onnx_path: str | Path | None,
-        device: str | None,
-        batch_size: int | None,
-        allow_cpu_fallback: bool | None,
-        config: Any,
-        address: str | None,
-        num_cpus: int | None,
-    ) -> None:
-        from arcface_trt.backends import canonical_backend
-        from arcface_trt.config import EmbeddingConfig, load_config
-        from arcface_trt.model.default import resolve_model_path
-        from arcface_trt.model.inspect import inspect_model
-
-        self.ray = require_ray()
-        self.config = config if isinstance(config, EmbeddingConfig) else load_config(config)
-        emb = self.config.embedding
-        self.requested_backend = canonical_backend(backend or emb.backend)
-        self.device = device or emb.device
-        self.batch_size = batch_size or emb.batch_size
-        self.allow_cpu_fallback = emb.allow_cpu_fallback if allow_cpu_fallback is None else allow_cpu_fallback
-        self.model = inspect_model(resolve_model_path(onnx_path, emb))
+    def __init__(self, spec: BackendSpec, batch_size: int | None, address: str | None, num_cpus: int | None) -> None:
+        ray_data.DataContext  # noqa: B018 - a missing Ray Data is its install hint now, before any work
+        if spec.model_path is not None:
+            # Workers need not share the driver's working folder: hand them an absolute model path.
+            spec = dataclasses.replace(spec, model_path=os.path.abspath(spec.model_path))
+        self.spec = spec
+        self.batch_size = batch_size or spec.batch_size
+        self.model = inspect_model(spec.model_file())
         self.address = address
         self.num_cpus = num_cpus
 
     @contextlib.contextmanager
     def _connected(self) -> Iterator[None]:
         """Use a running Ray, else connect to ``address``, else start a local instance (stopped after)."""
-        ray = self.ray
         if ray.is_initialized():
             yield
             return
@@ -177,30 +137,27 @@ class RayEmbedJob:
 
     def _actor_options(self) -> dict[str, Any]:
         """One actor per GPU when the cluster has GPUs (and the device allows), else one per CPU slot but one."""
-        from ray.data import ActorPoolStrategy
-
-        resources = self.ray.cluster_resources()
+        resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        if gpus > 0 and self.device != "cpu":
-            return {"compute": ActorPoolStrategy(size=gpus), "num_gpus": 1}
+        if gpus > 0 and self.spec.device != "cpu":
+            return {"compute": ray_data.ActorPoolStrategy(size=gpus), "num_gpus": 1}
         cpus = max(1, int(resources.get("CPU", 1)))
         # Keep one CPU slot free for the decode tasks, or the pipeline stalls on a small machine.
-        return {"compute": ActorPoolStrategy(size=max(1, cpus - 1)), "num_cpus": 1}
+        return {"compute": ray_data.ActorPoolStrategy(size=max(1, cpus - 1)), "num_cpus": 1}
 
     def _dataset(self, source: Source, todo: list[str]) -> Any:
-        data = self.ray.data
         blocks = max(1, min(math.ceil(len(todo) / self.batch_size), 1000))
         if source.kind == "npy":
             # The crops are in the driver's memory already; ship them with their keys.
             rows: list[dict[str, Any]] = [{"path": key, "crop": source.load(key)} for key in todo]
         else:
             rows = [{"path": key} for key in todo]
-        return data.from_items(rows, override_num_blocks=blocks)
+        return ray_data.from_items(rows, override_num_blocks=blocks)
 
     def run(self, source: Source, todo: list[str]) -> Iterator[EmbeddedBatch]:
         """Yield embedded batches of ``todo`` as the Ray pipeline produces them."""
         with self._connected():
-            context = self.ray.data.DataContext.get_current()
+            context = ray_data.DataContext.get_current()
             saved = (context.execution_options.preserve_order, context.enable_progress_bars)
             # Same row order as the input, and our own progress bar instead of Ray's.
             context.execution_options.preserve_order = True
@@ -229,15 +186,7 @@ class RayEmbedJob:
             EmbedActor,
             batch_size=self.batch_size,
             batch_format="numpy",
-            fn_constructor_kwargs={
-                "backend": self.requested_backend,
-                "model_path": os.path.abspath(model.path),  # workers need not share the driver's folder
-                "model_sha256": model.sha256,
-                "device": self.device,
-                "batch_size": self.batch_size,
-                "allow_cpu_fallback": self.allow_cpu_fallback,
-                "config": self.config,
-            },
+            fn_constructor_kwargs={"spec": self.spec, "model_sha256": model.sha256},
             **self._actor_options(),
         )
         try:

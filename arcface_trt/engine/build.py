@@ -1,11 +1,16 @@
-"""Build orchestration: request -> engine key + expected manifest -> cache -> reuse or (re)build.
+"""Build orchestration as a chain of small steps: resolve -> look up -> obtain (fetch | build) -> record.
 
-``build_engine`` reuses a cached plan only when its manifest matches the request
-(model hash, precision, arch, TensorRT version, batch profile, compatibility level)
-and the plan's sha256 checks out; otherwise it rebuilds under the key's file lock
-and says why. ``dry_run`` reports the same decisions without needing a GPU or
-TensorRT. ``ensure_engine`` is the backend's entry: cache, then the S3 store (when
-configured), then a build.
+- :func:`resolve`: what a request means here (the precision plan, the engine key, the
+  manifest values a cached plan must have).
+- look up: :meth:`ArtifactCache.lookup` reuses a cached plan only when its manifest matches
+  (model hash, precision, arch, TensorRT version, batch profile, compatibility level) and
+  the plan's sha256 checks out.
+- obtain: an injected :data:`Fetcher` (the S3 engine store, when configured) or a build
+  under the key's file lock; :func:`record` writes the manifest of a built plan.
+
+:func:`dry_run` reports the same decisions without needing a GPU or TensorRT.
+:func:`ensure_engine` is the tensorrt backend's entry. This module never imports the
+store: the store is handed in as a fetcher.
 """
 
 from __future__ import annotations
@@ -16,18 +21,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from arcface_trt.artifacts.cache import ArtifactCache
+from arcface_trt.artifacts.key import EngineKey, Variant, engine_stem, normalize_arch, trt_major_minor
+from arcface_trt.artifacts.manifest import Manifest
 from arcface_trt.config import TensorrtSection
-from arcface_trt.engine.cache import EngineCache
-from arcface_trt.engine.key import EngineKey, Manifest, normalize_arch, trt_major_minor
+from arcface_trt.engine import builder, gpu, trt_api
 from arcface_trt.errors import BackendUnavailableError, InputError, StoreError
+from arcface_trt.model.dynamic_batch import ensure_dynamic_batch
 from arcface_trt.model.inspect import ModelInfo, inspect_model
+from arcface_trt.paths import engine_cache_root
+from arcface_trt.precision.plan import PrecisionPlan, describe_known_paths, plans_for_known_tensorrt
+from arcface_trt.version import __version__
 
 log = logging.getLogger("arcface_trt.engine")
 
 Status = Callable[[str], None]
+#: Puts the plan of a key into a cache and says where it came from; raises StoreError when it cannot.
+Fetcher = Callable[[EngineKey, ArtifactCache], str]
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,8 @@ class BuildRequest:
     #: Cache folder override; default ``settings.cache_dir``, else the user cache.
     cache_dir: Path | None = None
     force: bool = False
+    #: ``precision.keep_fp32_nodes`` (fp16 from a mixed-precision ONNX); None keeps the embedding head.
+    keep_fp32_nodes: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -64,7 +78,7 @@ class BuildResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly record for ``arcface-trt build --json``."""
         return {
-            "engine_name": self.key.plan_name,
+            "engine_name": self.key.name,
             "plan_path": str(self.plan_path),
             "manifest_path": str(self.plan_path.with_suffix(".json")),
             "plan_bytes": self.plan_path.stat().st_size if self.plan_path.exists() else None,
@@ -76,14 +90,12 @@ class BuildResult:
         }
 
 
-def engine_cache(settings: TensorrtSection, cache_dir: str | Path | None = None) -> EngineCache:
+def engine_cache(settings: TensorrtSection, cache_dir: str | Path | None = None) -> ArtifactCache:
     """The local engine cache chosen by the override, the config, or the user cache."""
-    from arcface_trt.paths import engines_dir
-
-    return EngineCache(Path(cache_dir or settings.cache_dir or engines_dir()))
+    return ArtifactCache(engine_cache_root(settings.cache_dir, cache_dir))
 
 
-def timing_cache_path(cache: EngineCache, key: EngineKey) -> Path:
+def timing_cache_path(cache: ArtifactCache, key: EngineKey) -> Path:
     """``{cache}/trt{major}.{minor}/timing-sm{arch}.cache``: keyed like the engines."""
     return cache.root / key.folder / f"timing-{key.sm_arch}.cache"
 
@@ -102,12 +114,24 @@ def expected_fields(model: ModelInfo, settings: TensorrtSection, sm_arch: str, t
     }
 
 
-def _check_settings(settings: TensorrtSection) -> None:
-    if not settings.min_batch_size <= settings.opt_batch_size <= settings.max_batch_size:
-        raise InputError(
-            "batch sizes must satisfy min <= opt <= max, got "
-            f"{settings.min_batch_size} <= {settings.opt_batch_size} <= {settings.max_batch_size}"
-        )
+@dataclass(frozen=True)
+class ResolvedBuild:
+    """What a request means on this machine: the plan of its precision, its key, the manifest it needs."""
+
+    request: BuildRequest
+    model: ModelInfo
+    plan: PrecisionPlan
+    key: EngineKey
+    expected: dict[str, Any]
+
+
+def resolve(
+    request: BuildRequest, model: ModelInfo, plan: PrecisionPlan, sm_arch: str, trt_version: str
+) -> ResolvedBuild:
+    """The key and the expected manifest of ``request`` for a GPU arch and a full TensorRT version."""
+    settings = request.settings
+    key = EngineKey(model.name, settings.precision, sm_arch, trt_version, Variant.of(plan.recipe))
+    return ResolvedBuild(request, model, plan, key, expected_fields(model, settings, sm_arch, trt_version))
 
 
 def _input_chw(model: ModelInfo) -> tuple[int, int, int]:
@@ -115,35 +139,51 @@ def _input_chw(model: ModelInfo) -> tuple[int, int, int]:
     return int(c), int(h), int(w)
 
 
-def _require_trt_and_gpu() -> tuple[ModuleType, Any]:
-    """TensorRT and a GPU, or one error line naming everything that is missing."""
-    from arcface_trt.engine import gpu, trt_api
-
+def _require_trt_and_gpu() -> gpu.GpuInfo:
+    """The GPU when TensorRT and a GPU are both here, or one error line naming everything that is missing."""
     problems = []
-    trt = None
     try:
-        trt = trt_api.load()
+        trt_api.version()
     except BackendUnavailableError as exc:
         problems.append(str(exc))
     info, reason = gpu.try_gpu_info()
     if reason:
         problems.append(reason)
-    if problems:
+    if problems or info is None:
         raise BackendUnavailableError("cannot build or run a TensorRT engine here: " + "; ".join(problems))
-    return trt, info
+    return info
+
+
+def detect_sm_arch() -> str:
+    """This machine's GPU arch, or an :class:`InputError` asking for ``--arch``."""
+    info, reason = gpu.try_gpu_info()
+    if info is None:
+        raise InputError(
+            f"cannot detect this machine's GPU arch ({' '.join(str(reason).split())}); "
+            "pass --arch (e.g. 90 for H100, 89 for L4)"
+        )
+    return info.sm_arch
+
+
+def detect_trt_version() -> str:
+    """The installed TensorRT's version, or an :class:`InputError` asking for ``--trt-version``."""
+    try:
+        return trt_api.version()
+    except BackendUnavailableError as exc:
+        reason = " ".join(str(exc).split())
+        raise InputError(f"cannot detect the TensorRT version ({reason}); pass --trt-version (e.g. 10.16)") from None
 
 
 def dry_run(request: BuildRequest) -> dict[str, Any]:
     """What a build would do (name, paths, manifest fields, settings); needs neither GPU nor TensorRT."""
-    from arcface_trt import __version__
-    from arcface_trt.engine import gpu, trt_api
-
     settings = request.settings
-    _check_settings(settings)
     model = inspect_model(request.onnx_path)
-    trt = trt_api.installed()
-    caps = trt_api.capabilities(trt) if trt is not None else None
+    caps = trt_api.capabilities() if trt_api.installed() else None
     trt_version = caps.version if caps else None
+    if caps is not None:
+        plans = {caps.version: PrecisionPlan.for_target(settings.precision, "gpu", caps, request.keep_fp32_nodes)}
+    else:
+        plans = plans_for_known_tensorrt(settings.precision, request.keep_fp32_nodes)
     info, gpu_reason = gpu.try_gpu_info()
     sm_arch = normalize_arch(request.arch) if request.arch else (info.sm_arch if info else None)
     notes = []
@@ -153,27 +193,23 @@ def dry_run(request: BuildRequest) -> dict[str, Any]:
         notes.append(f"no GPU detected ({gpu_reason}): pass --arch to name the engine")
     elif info and sm_arch != info.sm_arch:
         notes.append(f"--arch {sm_arch} differs from this GPU ({info.sm_arch}): a build here would be refused")
+    for plan in plans.values():
+        notes += [n for n in plan.notes if n not in notes]
 
     cache = engine_cache(settings, request.cache_dir)
     folder = f"trt{trt_major_minor(trt_version)}" if trt_version else "trt<major>.<minor>"
-    name = f"{model.name}-{settings.precision}-{sm_arch or 'sm<arch>'}.plan"
+    names = {
+        engine_stem(model.name, settings.precision, Variant.of(plan.recipe), sm_arch or "sm<arch>")
+        for plan in plans.values()
+    }
+    stem = names.pop() if len(names) == 1 else " | ".join(sorted(names))
     cache_state: dict[str, Any] = {"status": "unknown", "reasons": ["TensorRT version or GPU arch unknown"]}
     if trt_version and sm_arch:
-        key = EngineKey(model.name, settings.precision, sm_arch, trt_version)
-        lookup = cache.lookup(key, expected_fields(model, settings, sm_arch, trt_version))
+        resolved = resolve(request, model, next(iter(plans.values())), sm_arch, trt_version)
+        lookup = cache.lookup(resolved.key, resolved.expected)
         cache_state = {"status": "hit" if lookup.hit else "miss", "reasons": list(lookup.reasons)}
         if request.force:
             cache_state["reasons"].append("--force: would rebuild")
-    if caps is None:
-        precision_path = {
-            "fp32": "fp32-onnx",
-            "fp16": "fp16-builder-flag on TensorRT 10.x; fp16-mixed-precision-onnx on 11.x",
-            "int8": "int8-qdq-onnx (needs a QDQ model)",
-        }[settings.precision]
-    else:
-        precision_path = {"fp32": "fp32-onnx", "fp16": f"fp16-{caps.fp16_path}", "int8": "int8-qdq-onnx"}[
-            settings.precision
-        ]
     manifest = {
         "model": model.name,
         **expected_fields(model, settings, sm_arch or None, trt_version),  # type: ignore[arg-type]
@@ -185,11 +221,11 @@ def dry_run(request: BuildRequest) -> dict[str, Any]:
     }
     return {
         "dry_run": True,
-        "engine_name": name,
+        "engine_name": f"{stem}.plan",
         "folder": folder,
         "cache_dir": str(cache.root),
-        "plan_path": str(cache.root / folder / name),
-        "manifest_path": str(cache.root / folder / (name[: -len(".plan")] + ".json")),
+        "plan_path": str(cache.root / folder / f"{stem}.plan"),
+        "manifest_path": str(cache.root / folder / f"{stem}.json"),
         "trt_version": trt_version,
         "trt_capabilities": caps.to_dict() if caps else None,
         "gpu": info.to_dict() if info else None,
@@ -197,7 +233,8 @@ def dry_run(request: BuildRequest) -> dict[str, Any]:
         "manifest": manifest,
         "build_settings": {
             "precision": settings.precision,
-            "precision_path": precision_path,
+            "precision_path": describe_known_paths(plans),
+            "precision_plan": {shape: plan.to_dict() for shape, plan in plans.items()},
             "min_batch": settings.min_batch_size,
             "opt_batch": settings.opt_batch_size,
             "max_batch": settings.max_batch_size,
@@ -206,7 +243,6 @@ def dry_run(request: BuildRequest) -> dict[str, Any]:
             "timing_cache": (
                 str(cache.root / folder / f"timing-{sm_arch or 'sm<arch>'}.cache") if settings.timing_cache else None
             ),
-            "fp16_keep_fp32_nodes": list(settings.fp16_keep_fp32_nodes) if settings.fp16_keep_fp32_nodes else None,
             "dynamic_batch": model.dynamic_batch,
             "force": request.force,
         },
@@ -215,115 +251,109 @@ def dry_run(request: BuildRequest) -> dict[str, Any]:
     }
 
 
-def _try_fetch(settings: TensorrtSection, key: EngineKey, cache: EngineCache, status: Status) -> bool:
-    """Ask the S3 store for the plan; False (logged) when it cannot help."""
+def _try_fetch(fetcher: Fetcher, key: EngineKey, cache: ArtifactCache, status: Status) -> bool:
+    """Ask the fetcher (the engine store) for the plan; False (logged) when it cannot help."""
     try:
-        from arcface_trt.store import fetch_into_cache
-    except ImportError as exc:
-        log.warning("engine store not available (%s); building instead", exc)
-        return False
-    try:
-        fetch_into_cache(settings, key, cache)
+        source = fetcher(key, cache)
     except StoreError as exc:
-        log.warning("could not fetch %s from the engine store: %s; building instead", key.plan_relpath, exc)
+        log.warning("could not fetch %s from the engine store: %s; building instead", key.relpath, exc)
         return False
-    status(f"fetched {key.plan_relpath} from s3://{settings.engine_s3_bucket}/{settings.engine_s3_prefix}")
+    status(f"fetched {key.relpath} from {source}")
     return True
 
 
-def build_engine(request: BuildRequest, on_status: Status | None = None, allow_fetch: bool = False) -> BuildResult:
-    """Reuse the cached plan when its manifest matches, else fetch (``allow_fetch``) or build it."""
-    from arcface_trt import __version__
-    from arcface_trt.engine import builder, trt_api
-    from arcface_trt.model.dynamic_batch import ensure_dynamic_batch
+def record(resolved: ResolvedBuild, info: gpu.GpuInfo, plan_bytes: bytes, seconds: float) -> Manifest:
+    """The manifest of a plan just built for ``resolved`` on the GPU ``info``."""
+    settings, model, plan = resolved.request.settings, resolved.model, resolved.plan
+    return Manifest(
+        model=model.name,
+        **resolved.expected,
+        plan_sha256=hashlib.sha256(plan_bytes).hexdigest(),
+        workspace_mb=settings.workspace_size_mb,
+        gpu_name=info.name,
+        tool_version=__version__,
+        plan_bytes=len(plan_bytes),
+        build_seconds=round(seconds, 3),
+        input_name=model.input_name,
+        embedding_dim=model.embedding_dim,
+        recipe=plan.recipe,
+        extra={
+            "precision_path": plan.path,
+            "precision_plan": plan.to_dict(),
+            "timing_cache": settings.timing_cache,
+            "dynamic_batch_rewritten": not model.dynamic_batch,
+            "compute_capability": info.compute_capability,
+        },
+    )
 
+
+def _build(
+    resolved: ResolvedBuild, cache: ArtifactCache, info: gpu.GpuInfo, status: Status
+) -> tuple[Path, Manifest, float]:
+    """Build the plan of ``resolved`` and store it with its manifest (the caller holds the key's lock)."""
+    settings, model, key = resolved.request.settings, resolved.model, resolved.key
+    work_dir = cache.root / "onnx"
+    source = ensure_dynamic_batch(model, work_dir)
+    prepared = builder.prepare_onnx(resolved.plan, source, work_dir, model.sha256)
+    build_settings = builder.BuildSettings(
+        min_batch=settings.min_batch_size,
+        opt_batch=settings.opt_batch_size,
+        max_batch=settings.max_batch_size,
+        workspace_mb=settings.workspace_size_mb,
+        hardware_compatibility=settings.hardware_compatibility,
+        timing_cache_path=timing_cache_path(cache, key) if settings.timing_cache else None,
+    )
+    start = time.perf_counter()
+    plan = builder.build_serialized_plan(prepared, _input_chw(model), build_settings, trt_api.TrtLog(), status)
+    seconds = time.perf_counter() - start
+    manifest = record(resolved, info, plan, seconds)
+    path = cache.store(key, plan, manifest)
+    status(f"stored {path} ({len(plan) / 1e6:.1f} MB, built in {seconds:.1f} s)")
+    return path, manifest, seconds
+
+
+def build_engine(request: BuildRequest, on_status: Status | None = None, fetcher: Fetcher | None = None) -> BuildResult:
+    """Reuse the cached plan when its manifest matches, else fetch it (with a ``fetcher``) or build it."""
     status = on_status or (lambda message: log.info("%s", message))
-    settings = request.settings
-    _check_settings(settings)
     model = inspect_model(request.onnx_path)
-    trt, info = _require_trt_and_gpu()
-    trt_version = trt_api.version(trt)
-    sm_arch = info.sm_arch
-    if request.arch and normalize_arch(request.arch) != sm_arch:
+    info = _require_trt_and_gpu()
+    if request.arch and normalize_arch(request.arch) != info.sm_arch:
         raise InputError(
-            f"--arch {normalize_arch(request.arch)} differs from this GPU ({info.name}, {sm_arch}): "
+            f"--arch {normalize_arch(request.arch)} differs from this GPU ({info.name}, {info.sm_arch}): "
             "TensorRT builds for the GPU it runs on; build on such a GPU, or use --dry-run"
         )
-    key = EngineKey(model.name, settings.precision, sm_arch, trt_version)
-    expected = expected_fields(model, settings, sm_arch, trt_version)
-    cache = engine_cache(settings, request.cache_dir)
+    plan = PrecisionPlan.for_target(request.settings.precision, "gpu", trt_api.capabilities(), request.keep_fp32_nodes)
+    resolved = resolve(request, model, plan, info.sm_arch, trt_api.version())
+    key, expected = resolved.key, resolved.expected
+    cache = engine_cache(request.settings, request.cache_dir)
 
     lookup = cache.lookup(key, expected)
     if lookup.hit and not request.force:
-        return BuildResult(key, lookup.plan_path, lookup.manifest, "cache")  # type: ignore[arg-type]
-    if allow_fetch and settings.engine_s3_bucket and not request.force and _try_fetch(settings, key, cache, status):
+        return BuildResult(key, lookup.path, lookup.manifest, "cache")
+    if fetcher is not None and not request.force and _try_fetch(fetcher, key, cache, status):
         lookup = cache.lookup(key, expected)
         if lookup.hit:
-            return BuildResult(key, lookup.plan_path, lookup.manifest, "store")  # type: ignore[arg-type]
-        log.warning("the fetched %s does not match this request: %s", key.plan_name, "; ".join(lookup.reasons))
+            return BuildResult(key, lookup.path, lookup.manifest, "store")
+        log.warning("the fetched %s does not match this request: %s", key.name, "; ".join(lookup.reasons))
 
     with cache.lock(key):
         # Another process may have built it while this one waited for the lock.
         lookup = cache.lookup(key, expected)
         if lookup.hit and not request.force:
-            return BuildResult(key, lookup.plan_path, lookup.manifest, "cache")  # type: ignore[arg-type]
+            return BuildResult(key, lookup.path, lookup.manifest, "cache")
         reasons = ["--force"] if request.force else list(lookup.reasons)
-        status(f"building {key.plan_relpath}: {'; '.join(reasons)}")
-
-        work_dir = cache.root / "onnx"
-        source = ensure_dynamic_batch(model, work_dir)
-        prepared = builder.prepare_onnx(
-            trt, source, settings.precision, work_dir, model.sha256, settings.fp16_keep_fp32_nodes
-        )
-        build_settings = builder.BuildSettings(
-            precision=settings.precision,
-            min_batch=settings.min_batch_size,
-            opt_batch=settings.opt_batch_size,
-            max_batch=settings.max_batch_size,
-            workspace_mb=settings.workspace_size_mb,
-            hardware_compatibility=settings.hardware_compatibility,
-            timing_cache_path=timing_cache_path(cache, key) if settings.timing_cache else None,
-        )
-        trt_log = trt_api.TrtLog(trt)
-        start = time.perf_counter()
-        plan = builder.build_serialized_plan(trt, prepared, _input_chw(model), build_settings, trt_log, status)
-        seconds = time.perf_counter() - start
-        manifest = Manifest(
-            model=model.name,
-            precision=settings.precision,
-            sm_arch=sm_arch,
-            trt_version=trt_version,
-            onnx_sha256=model.sha256,
-            plan_sha256=hashlib.sha256(plan).hexdigest(),
-            min_batch=settings.min_batch_size,
-            opt_batch=settings.opt_batch_size,
-            max_batch=settings.max_batch_size,
-            workspace_mb=settings.workspace_size_mb,
-            hardware_compatibility=settings.hardware_compatibility,
-            gpu_name=info.name,
-            tool_version=__version__,
-            plan_bytes=len(plan),
-            build_seconds=round(seconds, 3),
-            input_name=model.input_name,
-            embedding_dim=model.embedding_dim,
-            extra={
-                "precision_path": prepared.precision_path,
-                "fp16_keep_fp32_nodes": list(settings.fp16_keep_fp32_nodes) if settings.fp16_keep_fp32_nodes else None,
-                "timing_cache": settings.timing_cache,
-                "dynamic_batch_rewritten": not model.dynamic_batch,
-                "compute_capability": info.compute_capability,
-            },
-        )
-        path = cache.store(key, plan, manifest)
-    status(f"stored {path} ({len(plan) / 1e6:.1f} MB, built in {seconds:.1f} s)")
+        status(f"building {key.relpath}: {'; '.join(reasons)}")
+        path, manifest, seconds = _build(resolved, cache, info, status)
     return BuildResult(key, path, manifest, "built", reasons, seconds)
 
 
-def request_for_model(model_path: str | Path, settings: TensorrtSection) -> BuildRequest:
-    """The request the ``tensorrt`` backend makes for its configured model."""
-    return BuildRequest(onnx_path=Path(model_path), settings=settings)
-
-
-def ensure_engine(model_path: str | Path, settings: TensorrtSection, on_status: Status | None = None) -> BuildResult:
-    """Cached plan, else fetched from the store (when configured), else built."""
-    return build_engine(request_for_model(model_path, settings), on_status, allow_fetch=True)
+def ensure_engine(
+    model_path: str | Path,
+    settings: TensorrtSection,
+    keep_fp32_nodes: tuple[str, ...] | None = None,
+    on_status: Status | None = None,
+    fetcher: Fetcher | None = None,
+) -> BuildResult:
+    """The tensorrt backend's entry: the cached plan, else fetched (with a ``fetcher``), else built."""
+    request = BuildRequest(onnx_path=Path(model_path), settings=settings, keep_fp32_nodes=keep_fp32_nodes)
+    return build_engine(request, on_status, fetcher)

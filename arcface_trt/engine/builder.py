@@ -1,18 +1,13 @@
 """ONNX -> serialized TensorRT plan, on TensorRT 10.x and 11.x.
 
 The steps are NVIDIA's: ``Builder`` -> ``create_network`` -> ``OnnxParser.parse`` (every
-parser error reported) -> ``create_builder_config`` -> workspace pool limit -> one
-optimization profile (min/opt/max batch; ``opt`` is the serving batch) -> timing
-cache -> hardware compatibility level -> ``build_serialized_network``.
+parser error reported) -> ``create_builder_config`` -> workspace pool limit -> precision
+flags -> hardware compatibility level -> one optimization profile (min/opt/max batch;
+``opt`` is the serving batch) -> timing cache -> ``build_serialized_network``.
 
-Precision is chosen by what the module has (see :mod:`arcface_trt.engine.trt_api`):
-
-- fp32: the ONNX as it is; TF32 is switched off so "fp32" means fp32.
-- fp16 with ``BuilderFlag.FP16`` (10.x): the flag on the fp32 network.
-- fp16 without it (11.x, strongly typed): the ONNX is first converted to mixed
-  precision (fp32 inputs/outputs kept) and built as a strongly typed network.
-- int8: only from a QDQ (explicitly quantized) ONNX, built strongly typed with no
-  precision flags, as NVIDIA recommends for explicit quantization.
+Precision is not decided here: :func:`prepare_onnx` runs the transform the
+:class:`~arcface_trt.precision.plan.PrecisionPlan` names, and :func:`build_serialized_plan`
+sets the flags and network type the plan names.
 """
 
 from __future__ import annotations
@@ -20,32 +15,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from arcface_trt.engine.trt_api import TrtLog
+from arcface_trt.engine.trt_api import TrtLog, trt
 from arcface_trt.errors import BackendUnavailableError, InputError
 from arcface_trt.fileio import write_bytes_atomic
+from arcface_trt.precision import fp16, qdq
+from arcface_trt.precision.plan import TRANSFORM_FP16, TRANSFORM_NONE, TRANSFORM_REQUIRE_QDQ, PrecisionPlan
 
 log = logging.getLogger("arcface_trt.engine")
-
-#: How each precision reaches TensorRT, for the manifest and the docs.
-PATH_FP32 = "fp32-onnx"
-PATH_FP16_FLAG = "fp16-builder-flag"
-PATH_FP16_ONNX = "fp16-mixed-precision-onnx"
-PATH_INT8_QDQ = "int8-qdq-onnx"
 
 Phase = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class BuildSettings:
-    """What the builder needs besides the ONNX file."""
+    """What the builder needs besides the ONNX file and its precision plan."""
 
-    precision: str
     min_batch: int
     opt_batch: int
     max_batch: int
@@ -57,66 +46,31 @@ class BuildSettings:
 
 @dataclass(frozen=True)
 class PreparedOnnx:
-    """The ONNX file handed to the parser and how the precision gets into the engine."""
+    """The ONNX file handed to the parser, and the precision plan it was prepared for."""
 
     path: Path
-    precision_path: str
-    #: The network is created STRONGLY_TYPED (precision comes from the graph's types).
-    strongly_typed: bool
+    plan: PrecisionPlan
 
 
-def prepare_onnx(
-    trt: ModuleType,
-    onnx_path: Path,
-    precision: str,
-    work_dir: Path,
-    sha256: str,
-    keep_fp32_nodes: Sequence[str] | None = None,
-) -> PreparedOnnx:
-    """Turn the request's precision into the ONNX to parse (converting for fp16 on 11.x)."""
-    if precision == "fp32":
-        return PreparedOnnx(onnx_path, PATH_FP32, strongly_typed=False)
-    if precision == "fp16":
-        if hasattr(trt.BuilderFlag, "FP16"):
-            return PreparedOnnx(onnx_path, PATH_FP16_FLAG, strongly_typed=False)
-        from arcface_trt.precision.fp16 import convert_to_fp16
-
+def prepare_onnx(plan: PrecisionPlan, onnx_path: Path, work_dir: Path, sha256: str) -> PreparedOnnx:
+    """Run the plan's transform on ``onnx_path`` (converted files are cached in ``work_dir``)."""
+    if plan.transform == TRANSFORM_NONE:
+        return PreparedOnnx(onnx_path, plan)
+    if plan.transform == TRANSFORM_FP16:
         # The converted file is keyed by the source and the kept nodes (stable across processes).
-        kept = "default" if keep_fp32_nodes is None else "\n".join(keep_fp32_nodes)
+        kept = "default" if plan.keep_fp32_nodes is None else "\n".join(plan.keep_fp32_nodes)
         suffix = hashlib.sha256(kept.encode()).hexdigest()[:10]
         dst = work_dir / f"{onnx_path.stem}-fp16-{sha256[:16]}-{suffix}.onnx"
         if not dst.exists():
-            convert_to_fp16(onnx_path, dst, keep_fp32_nodes)
-        return PreparedOnnx(dst, PATH_FP16_ONNX, strongly_typed=True)
-    if precision == "int8":
-        from arcface_trt.precision.qdq import is_qdq_model
-
-        if not is_qdq_model(onnx_path):
-            raise InputError(
-                f"{onnx_path}: int8 engines are built only from a QDQ (explicitly quantized) ONNX model; "
-                "this model has no QuantizeLinear/DequantizeLinear nodes: quantize it first with "
-                f"arcface-trt quantize --onnx-path {onnx_path} --out <model>-int8-qdq.onnx"
-            )
-        _check_int8_qdq(onnx_path)
-        return PreparedOnnx(onnx_path, PATH_INT8_QDQ, strongly_typed=True)
-    raise InputError(f"unknown precision {precision!r} (choose fp32, fp16 or int8)")
+            fp16.convert_to_fp16(onnx_path, dst, plan.keep_fp32_nodes)
+        return PreparedOnnx(dst, plan)
+    if plan.transform == TRANSFORM_REQUIRE_QDQ:
+        qdq.check_tensorrt_qdq(onnx_path)
+        return PreparedOnnx(onnx_path, plan)
+    raise InputError(f"TensorRT engines cannot be made by the '{plan.transform}' transform")
 
 
-def _check_int8_qdq(onnx_path: Path) -> None:
-    """TensorRT takes symmetric INT8 Q/DQ only: refuse UINT8 (ONNX Runtime's CPU-friendly U8S8) up front."""
-    from arcface_trt.precision.qdq import summarize_qdq
-
-    summary = summarize_qdq(onnx_path)
-    unsigned = sorted({*summary.activation_types, *summary.weight_types} & {"UINT8"})
-    if unsigned:
-        raise InputError(
-            f"{onnx_path}: TensorRT builds int8 engines only from symmetric INT8 Q/DQ (zero point 0); this model "
-            "quantizes with UINT8 (ONNX Runtime's CPU default): quantize it again with int8 activations "
-            "(--activation-type int8)"
-        )
-
-
-def _network_flags(trt: ModuleType, strongly_typed: bool) -> int:
+def _network_flags(strongly_typed: bool) -> int:
     flags = 0
     # 10.x still has EXPLICIT_BATCH (deprecated, ignored); 11.x removed it.
     if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
@@ -139,7 +93,7 @@ def parser_errors(parser: Any) -> list[str]:
     return out
 
 
-def _hardware_level(trt: ModuleType, name: str) -> Any:
+def _hardware_level(name: str) -> Any:
     levels = {
         "none": trt.HardwareCompatibilityLevel.NONE,
         "ampere_plus": trt.HardwareCompatibilityLevel.AMPERE_PLUS,
@@ -148,6 +102,14 @@ def _hardware_level(trt: ModuleType, name: str) -> Any:
     if name not in levels:
         raise InputError(f"unknown hardware compatibility {name!r} (choose none, ampere_plus or same_cc)")
     return levels[name]
+
+
+def _apply_precision(config: Any, plan: PrecisionPlan) -> None:
+    """Set and clear the builder flags the plan names (the plan only names flags the module has)."""
+    for name in plan.clear_flags:
+        config.clear_flag(getattr(trt.BuilderFlag, name))
+    for name in plan.set_flags:
+        config.set_flag(getattr(trt.BuilderFlag, name))
 
 
 def _load_timing_cache(config: Any, path: Path | None) -> Any:
@@ -183,7 +145,6 @@ def _save_timing_cache(config: Any, path: Path | None) -> None:
 
 
 def build_serialized_plan(
-    trt: ModuleType,
     prepared: PreparedOnnx,
     input_shape: tuple[int, int, int],
     settings: BuildSettings,
@@ -192,6 +153,7 @@ def build_serialized_plan(
 ) -> bytes:
     """Build the plan; :class:`InputError` with TensorRT's own messages when it cannot."""
     phase = on_phase or (lambda message: None)
+    plan = prepared.plan
     try:
         builder = trt.Builder(trt_log.trt_logger)
     except TypeError:  # pybind: "factory function returned nullptr" when CUDA cannot start
@@ -199,7 +161,7 @@ def build_serialized_plan(
             f"TensorRT cannot create a builder (no usable GPU?): {trt_log.summary()}"
         ) from None
 
-    network = builder.create_network(_network_flags(trt, prepared.strongly_typed))
+    network = builder.create_network(_network_flags(plan.strongly_typed))
     parser = trt.OnnxParser(network, trt_log.trt_logger)
     phase(f"parsing {prepared.path.name}")
     data = prepared.path.read_bytes()
@@ -212,11 +174,8 @@ def build_serialized_plan(
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mb << 20)
-    if settings.precision == "fp32":
-        config.clear_flag(trt.BuilderFlag.TF32)
-    if settings.precision == "fp16" and not prepared.strongly_typed and hasattr(trt.BuilderFlag, "FP16"):
-        config.set_flag(trt.BuilderFlag.FP16)
-    config.hardware_compatibility_level = _hardware_level(trt, settings.hardware_compatibility)
+    _apply_precision(config, plan)
+    config.hardware_compatibility_level = _hardware_level(settings.hardware_compatibility)
 
     c, h, w = input_shape
     profile = builder.create_optimization_profile()
@@ -230,7 +189,7 @@ def build_serialized_plan(
     _load_timing_cache(config, settings.timing_cache_path)
 
     phase(
-        f"building the {settings.precision} engine "
+        f"building the {plan.precision} engine "
         f"(batch {settings.min_batch}..{settings.max_batch}, opt {settings.opt_batch})"
     )
     start = time.perf_counter()

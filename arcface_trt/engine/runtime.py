@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import ctypes
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from arcface_trt.engine import gpu, trt_api
+from arcface_trt.engine.gpu import cudart
+from arcface_trt.engine.trt_api import trt
 from arcface_trt.errors import BackendUnavailableError, InputError
 
 
@@ -46,12 +47,10 @@ class TrtRunner:
         self.context: Any = None
         self.engine: Any = None
         self.plan_path = None if isinstance(plan, bytes | bytearray) else Path(plan)
-        self.trt: ModuleType = trt_api.load()
-        self.rt: ModuleType = gpu.cuda_runtime()
-        self.trt_version = trt_api.version(self.trt)
-        gpu.device_count(self.rt)
-        gpu.check(self.rt, self.rt.cudaSetDevice(device_index), f"cudaSetDevice({device_index})")
-        self.log = trt_api.TrtLog(self.trt)
+        self.trt_version = trt_api.version()
+        gpu.device_count()
+        gpu.check(cudart.cudaSetDevice(device_index), f"cudaSetDevice({device_index})")
+        self.log = trt_api.TrtLog()
         try:
             self._open(self._plan_bytes(plan))
         except BaseException:
@@ -67,7 +66,6 @@ class TrtRunner:
             raise InputError(f"cannot read engine plan {plan}: {exc.strerror}") from None
 
     def _open(self, data: bytes) -> None:
-        trt, rt = self.trt, self.rt
         self.runtime = trt.Runtime(self.log.trt_logger)
         self.engine = self.runtime.deserialize_cuda_engine(data)
         if self.engine is None:
@@ -97,9 +95,9 @@ class TrtRunner:
         self.context = engine.create_execution_context()
         if self.context is None:
             raise BackendUnavailableError(f"TensorRT could not create an execution context: {self.log.summary()}")
-        self._stream = gpu.check(rt, rt.cudaStreamCreate(), "cudaStreamCreate")
+        self._stream = gpu.check(cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._stream_handle = int(self._stream)
-        self._events = [gpu.check(rt, rt.cudaEventCreate(), "cudaEventCreate") for _ in range(4)]
+        self._events = [gpu.check(cudart.cudaEventCreate(), "cudaEventCreate") for _ in range(4)]
 
         in_full = (self.max_batch, *self.input_shape)
         out_full = (self.max_batch, *self.output_shape)
@@ -118,12 +116,12 @@ class TrtRunner:
         self._batch: int | None = None
 
     def _malloc_host(self, nbytes: int) -> int:
-        ptr = int(gpu.check(self.rt, self.rt.cudaMallocHost(nbytes), f"cudaMallocHost({nbytes})"))
+        ptr = int(gpu.check(cudart.cudaMallocHost(nbytes), f"cudaMallocHost({nbytes})"))
         self._host.append(ptr)
         return ptr
 
     def _malloc_device(self, nbytes: int) -> int:
-        ptr = int(gpu.check(self.rt, self.rt.cudaMalloc(nbytes), f"cudaMalloc({nbytes})"))
+        ptr = int(gpu.check(cudart.cudaMalloc(nbytes), f"cudaMalloc({nbytes})"))
         self._device.append(ptr)
         return ptr
 
@@ -153,13 +151,11 @@ class TrtRunner:
         self._batch = n
 
     def _record(self, index: int) -> None:
-        gpu.check(self.rt, self.rt.cudaEventRecord(self._events[index], self._stream), "cudaEventRecord")
+        gpu.check(cudart.cudaEventRecord(self._events[index], self._stream), "cudaEventRecord")
 
     def _elapsed(self, start: int, end: int) -> float:
         return float(
-            gpu.check(
-                self.rt, self.rt.cudaEventElapsedTime(self._events[start], self._events[end]), "cudaEventElapsedTime"
-            )
+            gpu.check(cudart.cudaEventElapsedTime(self._events[start], self._events[end]), "cudaEventElapsedTime")
         )
 
     def _execute(self) -> None:
@@ -167,7 +163,7 @@ class TrtRunner:
             raise BackendUnavailableError(f"TensorRT execute_async_v3 failed: {self.log.summary()}")
 
     def _sync(self) -> None:
-        gpu.check(self.rt, self.rt.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        gpu.check(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
 
     def _check_batch(self, batch: np.ndarray) -> np.ndarray:
         self._ensure_open()
@@ -185,13 +181,12 @@ class TrtRunner:
         if run_n > n:
             self._h_in[n:run_n] = 0
         self._set_batch(run_n)
-        h2d = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        d2h = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         if times is not None:
             self._record(0)
         gpu.check(
-            self.rt,
-            self.rt.cudaMemcpyAsync(self._d_in, self._h_in_ptr, run_n * self._in_bytes, h2d, self._stream),
+            cudart.cudaMemcpyAsync(self._d_in, self._h_in_ptr, run_n * self._in_bytes, h2d, self._stream),
             "cudaMemcpyAsync H2D",
         )
         if times is not None:
@@ -200,8 +195,7 @@ class TrtRunner:
         if times is not None:
             self._record(2)
         gpu.check(
-            self.rt,
-            self.rt.cudaMemcpyAsync(self._h_out_ptr, self._d_out, run_n * self._out_bytes, d2h, self._stream),
+            cudart.cudaMemcpyAsync(self._h_out_ptr, self._d_out, run_n * self._out_bytes, d2h, self._stream),
             "cudaMemcpyAsync D2H",
         )
         if times is not None:
@@ -248,7 +242,7 @@ class TrtRunner:
         if cuda_graph:
             graph_exec = self._graph(batch_size)
             self._record(1)
-            gpu.check(self.rt, self.rt.cudaGraphLaunch(graph_exec, self._stream), "cudaGraphLaunch")
+            gpu.check(cudart.cudaGraphLaunch(graph_exec, self._stream), "cudaGraphLaunch")
         else:
             self._record(1)
             self._execute()
@@ -260,20 +254,19 @@ class TrtRunner:
         """Capture (once) the execution at ``batch_size`` into an instantiated CUDA graph."""
         if batch_size in self._graphs:
             return self._graphs[batch_size][1]
-        rt = self.rt
         # One ordinary run first, so TensorRT finishes its deferred shape work outside the capture.
         self._execute()
         self._sync()
-        mode = rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
-        gpu.check(rt, rt.cudaStreamBeginCapture(self._stream, mode), "cudaStreamBeginCapture")
+        mode = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+        gpu.check(cudart.cudaStreamBeginCapture(self._stream, mode), "cudaStreamBeginCapture")
         ok = self.context.execute_async_v3(self._stream_handle)
-        graph = gpu.check(rt, rt.cudaStreamEndCapture(self._stream), "cudaStreamEndCapture")
+        graph = gpu.check(cudart.cudaStreamEndCapture(self._stream), "cudaStreamEndCapture")
         if not ok:
-            rt.cudaGraphDestroy(graph)
+            cudart.cudaGraphDestroy(graph)
             raise BackendUnavailableError(
                 f"TensorRT execution could not be captured in a CUDA graph: {self.log.summary()}"
             )
-        graph_exec = gpu.check(rt, rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+        graph_exec = gpu.check(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
         self._graphs[batch_size] = (graph, graph_exec)
         return graph_exec
 
@@ -283,21 +276,20 @@ class TrtRunner:
         if self._closed:
             return
         self._closed = True
-        rt = getattr(self, "rt", None)
-        if rt is not None:
-            for graph, graph_exec in self._graphs.values():
-                rt.cudaGraphExecDestroy(graph_exec)
-                rt.cudaGraphDestroy(graph)
-            if self._stream is not None:
-                rt.cudaStreamSynchronize(self._stream)
-            for ptr in self._device:
-                rt.cudaFree(ptr)
-            for ptr in self._host:
-                rt.cudaFreeHost(ptr)
-            for event in self._events:
-                rt.cudaEventDestroy(event)
-            if self._stream is not None:
-                rt.cudaStreamDestroy(self._stream)
+        # Only what was created is freed: a runner that failed early calls no CUDA function here.
+        for graph, graph_exec in self._graphs.values():
+            cudart.cudaGraphExecDestroy(graph_exec)
+            cudart.cudaGraphDestroy(graph)
+        if self._stream is not None:
+            cudart.cudaStreamSynchronize(self._stream)
+        for ptr in self._device:
+            cudart.cudaFree(ptr)
+        for ptr in self._host:
+            cudart.cudaFreeHost(ptr)
+        for event in self._events:
+            cudart.cudaEventDestroy(event)
+        if self._stream is not None:
+            cudart.cudaStreamDestroy(self._stream)
         self._graphs, self._device, self._host, self._events, self._stream = {}, [], [], [], None
         # The host views point into freed page-locked memory: drop them.
         self._h_in = self._h_out = None  # type: ignore[assignment]

@@ -1,26 +1,29 @@
-"""The one door to the ``tensorrt`` module: lazy import, a collecting logger, capability checks.
+"""The one door to the ``tensorrt`` module: the lazy module, a collecting logger, capability facts.
 
-TensorRT 10.x and 11.x differ in what they offer, and the code picks its path by what
-the installed module HAS (``hasattr(trt.BuilderFlag, "FP16")``), never by parsing
-version strings. The version is only read to name the engine folder
-(``trt{major}.{minor}``) and to fill the manifest.
+TensorRT 10.x and 11.x differ in what they offer. :func:`capabilities` reads what the
+installed module HAS (``hasattr(trt.BuilderFlag, "FP16")``), never a version string; the
+decisions taken on those facts live in :mod:`arcface_trt.precision.plan`. The version is
+only read to name the engine folder (``trt{major}.{minor}``) and to fill the manifest.
 
-Guard convention (checked by ``tests/tensorrt/test_trt_static_api.py``): every
-``trt.X`` / ``trt.X.Y`` attribute chain in ``arcface_trt/`` must exist in the recorded
-10.16 or 11.4 API; a chain that exists in only one of them may only be used inside
-the true branch of an ``if`` / conditional expression / ``and`` whose test contains
-``hasattr(trt.X, "Y")`` (or ``hasattr(trt, "X")``) for that same chain. The
-module is always bound to the name ``trt``.
+Guard convention (checked by the static TensorRT-API test): every ``trt.X`` / ``trt.X.Y``
+attribute chain in ``arcface_trt/`` must exist in the recorded 10.16 or 11.4 API; a chain
+that exists in only one of them may only be used inside the true branch of an ``if`` /
+conditional expression / ``and`` whose test contains ``hasattr(trt.X, "Y")`` (or
+``hasattr(trt, "X")``) for that same chain. The module is always bound to the name ``trt``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
+from arcface_trt.artifacts.key import trt_major_minor
 from arcface_trt.errors import BackendUnavailableError
+from arcface_trt.lazy import available, lazy_import
+from arcface_trt.records import Record
+
+trt = lazy_import("tensorrt")
 
 log = logging.getLogger("arcface_trt.tensorrt")
 
@@ -28,22 +31,12 @@ log = logging.getLogger("arcface_trt.tensorrt")
 MAX_MESSAGES = 500
 
 
-def load() -> ModuleType:
-    """Import ``tensorrt`` or raise :class:`BackendUnavailableError` with the install hint."""
-    from arcface_trt.lazy import require
-
-    return require("tensorrt")
+def installed() -> bool:
+    """True when ``import tensorrt`` works here (dry runs and diagnostics ask before touching it)."""
+    return available("tensorrt")
 
 
-def installed() -> ModuleType | None:
-    """The ``tensorrt`` module when importable, else None (for dry runs and diagnostics)."""
-    try:
-        return load()
-    except BackendUnavailableError:
-        return None
-
-
-def version(trt: ModuleType) -> str:
+def version() -> str:
     """Full version of the loaded module, e.g. ``"10.16.1.11"``."""
     value = getattr(trt, "__version__", None)
     if not value:
@@ -51,45 +44,35 @@ def version(trt: ModuleType) -> str:
     return str(value)
 
 
-def major_minor(trt: ModuleType) -> str:
+def major_minor() -> str:
     """``"10.16"`` for TensorRT 10.16.x: the engine folder name part."""
-    from arcface_trt.engine.key import trt_major_minor
-
-    return trt_major_minor(version(trt))
+    return trt_major_minor(version())
 
 
 @dataclass(frozen=True)
-class Capabilities:
-    """What the installed TensorRT offers, found by attribute presence."""
+class Capabilities(Record):
+    """What a TensorRT module offers, found by attribute presence."""
 
     version: str
-    #: ``BuilderFlag.FP16`` exists (10.x): fp16 is a builder flag on an fp32 network.
+    #: ``BuilderFlag.FP16`` exists (10.x): fp16 can be a builder flag on an fp32 network.
     fp16_flag: bool
     #: ``NetworkDefinitionCreationFlag.EXPLICIT_BATCH`` exists (10.x, deprecated, ignored).
     explicit_batch_flag: bool
     #: ``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` exists (10.x and 11.x).
     strongly_typed_flag: bool
 
-    @property
-    def fp16_path(self) -> str:
-        """How an fp16 engine is made here."""
-        return "builder-flag" if self.fp16_flag else "mixed-precision-onnx"
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly record (dry run, diagnose)."""
-        return {
-            "version": self.version,
-            "fp16_flag": self.fp16_flag,
-            "explicit_batch_flag": self.explicit_batch_flag,
-            "strongly_typed_flag": self.strongly_typed_flag,
-            "fp16_path": self.fp16_path,
-        }
+#: The two API shapes this project is built against, for decisions made without TensorRT (dry runs).
+KNOWN_SHAPES = {
+    "10.x": Capabilities("10.x", fp16_flag=True, explicit_batch_flag=True, strongly_typed_flag=True),
+    "11.x": Capabilities("11.x", fp16_flag=False, explicit_batch_flag=False, strongly_typed_flag=True),
+}
 
 
-def capabilities(trt: ModuleType) -> Capabilities:
-    """Detect the 10.x / 11.x differences this project cares about."""
+def capabilities() -> Capabilities:
+    """Detect the 10.x / 11.x differences of the installed module."""
     return Capabilities(
-        version=version(trt),
+        version=version(),
         fp16_flag=hasattr(trt.BuilderFlag, "FP16"),
         explicit_batch_flag=hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"),
         strongly_typed_flag=hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"),
@@ -109,25 +92,25 @@ _LEVELS = {
     "VERBOSE": logging.DEBUG,
 }
 
-_logger_classes: dict[int, type] = {}
+#: One ILogger subclass per ``trt.ILogger`` class (the tests swap TensorRT modules).
+_logger_classes: dict[type, type] = {}
 
 
-def _logger_class(trt: ModuleType) -> type:
+def _logger_class() -> type:
     """A ``trt.ILogger`` subclass (made once per loaded module) that forwards to a :class:`TrtLog`."""
-    cls = _logger_classes.get(id(trt))
-    # id() may be reused by another module object later (tests swap fakes): check the base too.
-    if cls is None or cls.__mro__[1] is not trt.ILogger:
+    base = trt.ILogger
+    cls = _logger_classes.get(base)
+    if cls is None:
 
-        class _CollectingILogger(trt.ILogger):  # type: ignore[name-defined,misc]
+        class _CollectingILogger(base):  # type: ignore[valid-type,misc]
             def __init__(self, sink: TrtLog) -> None:
-                trt.ILogger.__init__(self)
+                base.__init__(self)
                 self._sink = sink
 
             def log(self, severity: Any, msg: str) -> None:
                 self._sink.record(_severity_name(severity), msg)
 
-        cls = _CollectingILogger
-        _logger_classes[id(trt)] = cls
+        cls = _logger_classes[base] = _CollectingILogger
     return cls
 
 
@@ -139,9 +122,9 @@ class TrtLog:
     messages are dropped.
     """
 
-    def __init__(self, trt: ModuleType) -> None:
+    def __init__(self) -> None:
         self.messages: list[tuple[str, str]] = []
-        self.trt_logger = _logger_class(trt)(self)
+        self.trt_logger = _logger_class()(self)
 
     def record(self, severity: str, message: str) -> None:
         """Keep one message (called by TensorRT through the ILogger)."""

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from arcface_trt.config import EmbeddingSection
 from arcface_trt.filelock import file_lock
+from arcface_trt.model.iresnet import write_model
 from arcface_trt.paths import models_dir
-
-if TYPE_CHECKING:
-    from arcface_trt.config import EmbeddingSection
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +20,6 @@ def default_model_path(arch: str = "r50", seed: int = 0) -> Path:
 
 def ensure_default_model(arch: str = "r50", seed: int = 0) -> Path:
     """Return the built-in model's path, generating it first if it is not cached yet."""
-    from arcface_trt.model.iresnet import write_model
-
     path = default_model_path(arch, seed)
     if path.exists():
         return path
@@ -33,6 +29,13 @@ def ensure_default_model(arch: str = "r50", seed: int = 0) -> Path:
             log.info("generating the built-in %s model (random weights, seed %d) into %s", arch, seed, path)
             write_model(path, arch, seed)
     return path
+
+
+def configured_model_name(embedding: EmbeddingSection) -> str:
+    """The engine-key name of the configured model: its file stem, else the built-in model's."""
+    if embedding.model_path:
+        return Path(embedding.model_path).stem
+    return default_model_path(embedding.model_arch, embedding.model_seed).stem
 
 
 def resolve_model_path(onnx_path: str | Path | None, embedding: EmbeddingSection) -> Path:

@@ -14,7 +14,10 @@ from typing import Any
 
 from arcface_trt.errors import InputError
 from arcface_trt.fileio import write_bytes_atomic
+from arcface_trt.lazy import lazy_import
 from arcface_trt.model.inspect import ModelInfo, load_onnx
+
+onnx = lazy_import("onnx")
 
 BATCH_DIM = "batch"
 
@@ -28,18 +31,16 @@ def _set_batch_symbolic(value_info: Any, name: str) -> None:
 
 def _fix_reshapes(graph: Any) -> int:
     """Rewrite constant Reshape targets ``[1, ...]`` to ``[0, ...]``; returns how many changed."""
-    from onnx import numpy_helper
-
     inits = {init.name: init for init in graph.initializer}
     changed = 0
     for node in graph.node:
         if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] not in inits:
             continue
         init = inits[node.input[1]]
-        shape = numpy_helper.to_array(init).copy()
+        shape = onnx.numpy_helper.to_array(init).copy()
         if shape.ndim == 1 and shape.size > 1 and shape[0] == 1:
             shape[0] = 0
-            init.CopyFrom(numpy_helper.from_array(shape, init.name))
+            init.CopyFrom(onnx.numpy_helper.from_array(shape, init.name))
             changed += 1
     return changed
 

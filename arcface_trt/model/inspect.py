@@ -7,16 +7,20 @@ graph (mean 0, std 1); any other model takes ``(x - 127.5) / 127.5``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from arcface_trt.errors import InputError
 from arcface_trt.fileio import sha256_file
+from arcface_trt.lazy import lazy_import
+from arcface_trt.records import Record
+
+onnx = lazy_import("onnx")
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class ModelInfo(Record):
     """What the backends need to know about a recognition model."""
 
     path: str
@@ -36,10 +40,6 @@ class ModelInfo:
         """(width, height) of the input, the order cv2 takes."""
         return int(self.input_shape[3]), int(self.input_shape[2])
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly record."""
-        return asdict(self)
-
 
 def _dims(value_info: Any) -> tuple[int | str, ...]:
     dims = value_info.type.tensor_type.shape.dim
@@ -56,8 +56,6 @@ def mean_std_from_graph(graph: Any) -> tuple[float, float]:
 
 def load_onnx(path: str | Path) -> Any:
     """Load an ONNX model, turning a missing or unparsable file into :class:`InputError`."""
-    import onnx
-
     path = Path(path)
     if not path.exists():
         raise InputError(f"ONNX model not found: {path}")

@@ -20,6 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from arcface_trt.errors import InputError
+from arcface_trt.faces import sample_faces
+from arcface_trt.fileio import write_bytes_atomic
+from arcface_trt.lazy import lazy_import
+from arcface_trt.preprocess import preprocess
+
+onnx = lazy_import("onnx")
+ort = lazy_import("onnxruntime")
 
 LAYERS = {"r18": (2, 2, 2, 2), "r34": (3, 4, 6, 3), "r50": (3, 4, 14, 3), "r100": (3, 13, 30, 3)}
 WIDTHS = (64, 128, 256, 512)
@@ -44,16 +51,12 @@ class _GraphBuilder:
         return f"{op}_{self.counter}"
 
     def _const(self, name: str, array: np.ndarray) -> str:
-        from onnx import numpy_helper
-
-        self.initializers.append(numpy_helper.from_array(array.astype(np.float32), name))
+        self.initializers.append(onnx.numpy_helper.from_array(array.astype(np.float32), name))
         return name
 
     def node(self, op: str, inputs: list[str], **attrs: object) -> str:
-        from onnx import helper
-
         name = self._name(op)
-        self.nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        self.nodes.append(onnx.helper.make_node(op, inputs, [name], name=name, **attrs))
         return name
 
     def conv(self, x: str, cin: int, cout: int, k: int, stride: int, gain: float = 1.0) -> str:
@@ -102,8 +105,7 @@ def _block(g: _GraphBuilder, x: str, cin: int, cout: int, stride: int) -> str:
 
 
 def _build_graph(arch: str, seed: int, features_mean: np.ndarray | None, features_var: np.ndarray | None):
-    from onnx import TensorProto, helper
-
+    helper, float_type = onnx.helper, onnx.TensorProto.FLOAT
     g = _GraphBuilder(rng=np.random.default_rng(seed), nodes=[], initializers=[])
     x = g.conv(INPUT_NAME, 3, WIDTHS[0], 3, 1)
     x = g.prelu(x, WIDTHS[0])
@@ -124,8 +126,8 @@ def _build_graph(arch: str, seed: int, features_mean: np.ndarray | None, feature
     graph = helper.make_graph(
         g.nodes,
         f"arcface_iresnet{arch[1:]}",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 3, 112, 112])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", EMBEDDING_DIM])],
+        [helper.make_tensor_value_info(INPUT_NAME, float_type, ["N", 3, 112, 112])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, float_type, ["N", EMBEDDING_DIM])],
         g.initializers,
     )
     model = helper.make_model(
@@ -140,11 +142,6 @@ def _build_graph(arch: str, seed: int, features_mean: np.ndarray | None, feature
 
 def _features_statistics(model_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of the FC output over the sample faces (the final BN's running stats)."""
-    import onnxruntime as ort
-
-    from arcface_trt.faces import sample_faces
-    from arcface_trt.preprocess import preprocess
-
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
@@ -166,10 +163,6 @@ def make_model(arch: str = "r50", seed: int = 0):
 
 def write_model(path: Path, arch: str = "r50", seed: int = 0) -> Path:
     """Generate the model and write it atomically to ``path``; returns the path."""
-    import onnx
-
-    from arcface_trt.fileio import write_bytes_atomic
-
     model = make_model(arch, seed)
     onnx.checker.check_model(model)
     write_bytes_atomic(Path(path), model.SerializeToString())

@@ -10,12 +10,20 @@ fp32: they are few, cheap, and where fp16 rounding would reach the embedding dir
 from __future__ import annotations
 
 import re
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from arcface_trt.errors import InputError
+from arcface_trt.fileio import write_bytes_atomic
+from arcface_trt.lazy import lazy_import
+from arcface_trt.model.inspect import load_onnx
+
+onnx = lazy_import("onnx")
+float16 = lazy_import("onnxconverter_common.float16")
+autocast = lazy_import("modelopt.onnx.autocast")
 
 #: Ops that mark the start of the embedding head.
 _HEAD_OPS = ("Gemm", "MatMul")
@@ -82,9 +90,6 @@ def convert_to_fp16(
     none. ``converter``: ``"onnxconverter"`` (default) or ``"autocast"`` (NVIDIA
     ModelOpt, only where installed). Returns ``dst``.
     """
-    from arcface_trt.fileio import write_bytes_atomic
-    from arcface_trt.model.inspect import load_onnx
-
     if converter not in CONVERTERS:
         choices = ", ".join(CONVERTERS)
         raise InputError(f"unknown fp16 converter '{converter}' (choose one of {choices})")
@@ -100,9 +105,6 @@ def convert_to_fp16(
 
 
 def _onnxconverter(model: Any, keep: list[str]) -> Any:
-    from arcface_trt.lazy import require
-
-    float16 = require("onnxconverter_common.float16")
     graph = model.graph
     io_types = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]}
     with warnings.catch_warnings():
@@ -123,8 +125,6 @@ def restore_io_types(model: Any, io_types: dict[str, int]) -> None:
     type (correct whatever its input type is); any other output whose type changed
     gets a Cast back to its original type.
     """
-    from onnx import helper
-
     graph = model.graph
     producers = {out: node for node in graph.node for out in node.output}
     for value in graph.output:
@@ -142,19 +142,12 @@ def restore_io_types(model: Any, io_types: dict[str, int]) -> None:
             for node in graph.node:
                 node.output[:] = [renamed if o == value.name else o for o in node.output]
             cast_name = f"{value.name}_restore_cast"
-            graph.node.append(helper.make_node("Cast", [renamed], [value.name], name=cast_name, to=original))
+            graph.node.append(onnx.helper.make_node("Cast", [renamed], [value.name], name=cast_name, to=original))
         tensor_type.elem_type = original
 
 
 def _autocast(model: Any, keep: list[str]) -> Any:
     """ModelOpt AutoCast (untested here: modelopt is not installed on the build machine)."""
-    import tempfile
-
-    import onnx
-
-    from arcface_trt.lazy import require
-
-    autocast = require("modelopt.onnx.autocast")
     # AutoCast takes name patterns (regular expressions); anchor them to match exact names.
     patterns = [f"^{re.escape(name)}$" for name in keep]
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,13 +18,25 @@ import logging
 import platform
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from arcface_trt.errors import InputError, first_line
+from arcface_trt.faces import sample_faces
+from arcface_trt.fileio import write_bytes_atomic
+from arcface_trt.inputs import list_images, read_image
+from arcface_trt.lazy import lazy_import
+from arcface_trt.model.inspect import inspect_model, load_onnx
+from arcface_trt.precision.fp16 import default_fp32_nodes, name_unnamed_nodes
+from arcface_trt.preprocess import preprocess
+from arcface_trt.records import Record
+
+onnx = lazy_import("onnx")
+quantization = lazy_import("onnxruntime.quantization")
+shape_inference = lazy_import("onnxruntime.quantization.shape_inference")
 
 log = logging.getLogger("arcface_trt")
 
@@ -40,7 +52,7 @@ CALIBRATION_BATCH = 8
 
 
 @dataclass(frozen=True)
-class CalibrationSettings:
+class CalibrationSettings(Record):
     """How an int8 model is calibrated; part of the CPU engine manifest.
 
     ``images``: folder of face crops (None: the seeded sample faces). ``samples``:
@@ -79,10 +91,6 @@ class CalibrationSettings:
             return self
         return replace(self, reduce_range=default_reduce_range())
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly record (what the manifest stores and compares)."""
-        return asdict(self)
-
 
 def _cpu_flags() -> set[str]:
     try:
@@ -120,11 +128,7 @@ def load_calibration_crops(settings: CalibrationSettings) -> np.ndarray | list[n
     unreadable files beside readable ones are skipped with a warning.
     """
     if settings.images is None:
-        from arcface_trt.faces import sample_faces
-
         return sample_faces(settings.samples, settings.seed)
-    from arcface_trt.inputs import list_images, read_image
-
     folder = Path(settings.images)
     try:
         paths = list_images(folder)
@@ -154,8 +158,6 @@ def check_calibration_source(settings: CalibrationSettings) -> None:
     """
     if settings.images is None:
         return
-    from arcface_trt.inputs import list_images, read_image
-
     folder = Path(settings.images)
     try:
         paths = list_images(folder)
@@ -193,9 +195,6 @@ def calibration_batches(model_path: Path, crops: Any, batch: int = CALIBRATION_B
     batch the largest divisor of the crop count up to ``batch``; for a fixed batch that
     batch, dropping the remainder.
     """
-    from arcface_trt.model.inspect import inspect_model
-    from arcface_trt.preprocess import preprocess
-
     info = inspect_model(model_path)
     data = preprocess(crops, info.input_size, info.input_mean, info.input_std)
     if info.dynamic_batch:
@@ -214,13 +213,6 @@ def quantize_int8(src: Path, dst: Path, settings: CalibrationSettings | None = N
     Per-channel int8 weights (symmetric), ``settings.activation_type`` activations,
     ranges from ``settings.method`` over ``settings.samples`` face crops. Returns ``dst``.
     """
-    from arcface_trt.fileio import write_bytes_atomic
-    from arcface_trt.lazy import require
-    from arcface_trt.model.inspect import inspect_model, load_onnx
-    from arcface_trt.precision.fp16 import default_fp32_nodes, name_unnamed_nodes
-
-    quantization = require("onnxruntime.quantization")
-    shape_inference = require("onnxruntime.quantization.shape_inference")
     settings = (settings or CalibrationSettings()).resolved()
     src, dst = Path(src), Path(dst)
     info = inspect_model(src)
@@ -231,7 +223,7 @@ def quantize_int8(src: Path, dst: Path, settings: CalibrationSettings | None = N
         prepared = Path(tmp) / "prepared.onnx"
         model = load_onnx(src)
         name_unnamed_nodes(model)
-        _save(model, named)
+        onnx.save(model, str(named))
         # ORT's recommended pre-processing: shape inference plus the basic graph
         # optimisations (Conv+BN folding), so quantization sees the graph that runs.
         shape_inference.quant_pre_process(str(named), str(prepared), skip_symbolic_shape=True)
@@ -248,10 +240,10 @@ def quantize_int8(src: Path, dst: Path, settings: CalibrationSettings | None = N
                 op_types_to_quantize=list(QUANTIZED_OPS),
                 per_channel=settings.per_channel,
                 reduce_range=settings.reduce_range,
-                activation_type=_quant_type(quantization, settings.activation_type),
+                activation_type=_quant_type(settings.activation_type),
                 weight_type=quantization.QuantType.QInt8,
                 nodes_to_exclude=exclude or None,
-                calibrate_method=_method(quantization, settings.method),
+                calibrate_method=_method(settings.method),
                 extra_options=_extra_options(settings),
             )
         if chatter.getvalue().strip():
@@ -271,17 +263,11 @@ def _one_line_errors(src: Path) -> Iterator[None]:
         raise InputError(f"int8 quantization of {src} failed: {type(exc).__name__}: {first_line(exc)}") from exc
 
 
-def _save(model: Any, path: Path) -> None:
-    import onnx
-
-    onnx.save(model, str(path))
-
-
-def _quant_type(quantization: Any, name: str) -> Any:
+def _quant_type(name: str) -> Any:
     return quantization.QuantType.QUInt8 if name == "uint8" else quantization.QuantType.QInt8
 
 
-def _method(quantization: Any, name: str) -> Any:
+def _method(name: str) -> Any:
     methods = quantization.CalibrationMethod
     return {"minmax": methods.MinMax, "entropy": methods.Entropy, "percentile": methods.Percentile}[name]
 

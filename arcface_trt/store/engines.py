@@ -1,6 +1,6 @@
 """Engines in the S3 store: push a plan + manifest, fetch one into the local cache, list them.
 
-Layout (the same as the local cache, under a key prefix)::
+Layout (the same as the local cache, under a key prefix; every name is :class:`EngineKey`'s)::
 
     s3://{bucket}/{prefix}trt{major}.{minor}/{model}-{precision}-sm{arch}.plan
     s3://{bucket}/{prefix}trt{major}.{minor}/{model}-{precision}-sm{arch}.json
@@ -17,17 +17,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arcface_trt.artifacts.cache import ArtifactCache
+from arcface_trt.artifacts.key import EngineKey
+from arcface_trt.artifacts.manifest import Manifest
 from arcface_trt.config import TensorrtSection
-from arcface_trt.engine.cache import EngineCache
-from arcface_trt.engine.key import EngineKey, Manifest
 from arcface_trt.errors import InputError, StoreError
 from arcface_trt.fileio import atomic_writer, write_bytes_atomic
 from arcface_trt.store.s3 import DownloadDropped, ObjectInfo, S3Store, StoreSettings
@@ -38,8 +38,6 @@ DOWNLOAD_ATTEMPTS = 2
 SHA_METADATA = "plan_sha256"
 #: Store entries named in an "object missing" message before "and N more".
 _MAX_LISTED = 12
-
-_PLAN_RELPATH = re.compile(r"^trt(\d+\.\d+)/(.+)-([A-Za-z0-9]+)-(sm\d+)\.(plan|json)$")
 
 
 @dataclass(frozen=True)
@@ -82,6 +80,8 @@ class StoreEntry:
     precision: str
     sm_arch: str
     trt_version: str
+    #: ``default``, or the variant's tags and recipe hash (``keep-1a2b3c4d``).
+    variant: str
     plan_uri: str
     plan_bytes: int | None
     last_modified: str | None
@@ -97,7 +97,8 @@ class StoreEntry:
         state = "" if self.has_manifest else " (no manifest)"
         if self.plan_bytes is None:
             state = " (manifest only)"
-        return f"trt{self.trt_version} {self.precision} {self.sm_arch}{state}"
+        variant = "" if self.variant == "default" else f" {self.variant}"
+        return f"trt{self.trt_version} {self.precision}{variant} {self.sm_arch}{state}"
 
 
 def open_store(settings: TensorrtSection) -> S3Store:
@@ -108,7 +109,7 @@ def open_store(settings: TensorrtSection) -> S3Store:
 # -- fetch ---------------------------------------------------------------------------------------
 
 
-def fetch(settings: TensorrtSection, key: EngineKey, cache: EngineCache, force: bool = False) -> FetchResult:
+def fetch(settings: TensorrtSection, key: EngineKey, cache: ArtifactCache, force: bool = False) -> FetchResult:
     """Bring the store's plan for ``key`` into ``cache``; skip the download when the local copy is current.
 
     "Current" means the cached plan's sha256 equals both its own manifest and the store's
@@ -117,52 +118,28 @@ def fetch(settings: TensorrtSection, key: EngineKey, cache: EngineCache, force: 
     """
     started = time.perf_counter()
     store = open_store(settings)
-    plan_uri = store.settings.uri(key.plan_relpath)
+    plan_uri = store.settings.uri(key.relpath)
     manifest_raw = store.get_bytes(key.manifest_relpath)
     if manifest_raw is None:
         raise _missing_error(store, key)
     remote = _parse_manifest(manifest_raw, store.settings.uri(key.manifest_relpath))
     if remote.key != key:
         raise StoreError(
-            f"{store.settings.uri(key.manifest_relpath)} describes {remote.key.plan_relpath}, not {key.plan_relpath}"
+            f"{store.settings.uri(key.manifest_relpath)} describes {remote.key.relpath}, not {key.relpath}"
         )
-    if not force:
-        local = cache.lookup(key, {})
-        if local.hit and local.manifest is not None and local.manifest.plan_sha256 == remote.plan_sha256:
-            return FetchResult(
-                key=key,
-                plan_path=local.plan_path,
-                manifest_path=local.manifest_path,
-                source=plan_uri,
-                downloaded=False,
-                plan_bytes=local.plan_path.stat().st_size,
-                plan_sha256=remote.plan_sha256,
-                seconds=time.perf_counter() - started,
-                attempts=0,
-            )
-    plan_path, manifest_path = cache.plan_path(key), cache.manifest_path(key)
-    try:
-        with _remove_new_folders(plan_path.parent), ExitStack() as locked:
-            with atomic_writer(plan_path) as handle:
-                sha, size, attempts = _download_plan(store, key, handle)
-                if sha != remote.plan_sha256:
-                    raise StoreError(
-                        f"sha256 mismatch: {plan_uri} has sha256 {sha[:16]}... but its manifest says "
-                        f"{remote.plan_sha256[:16]}... (corrupt or replaced object); it was not kept, "
-                        "the cache is unchanged"
-                    )
-                # Rename the plan and write its manifest under the key's lock, so a build or
-                # another fetch never sees this plan beside another manifest.
-                locked.enter_context(cache.lock(key))
-            write_bytes_atomic(manifest_path, manifest_raw)
-    except OSError as exc:
-        raise StoreError(f"cannot write to the engine cache {cache.root}: {exc.strerror or exc}") from None
+    plan_path, manifest_path = cache.path(key), cache.manifest_path(key)
+    local = cache.lookup(key, {})
+    current = local.hit and local.manifest.plan_sha256 == remote.plan_sha256
+    if current and not force:
+        sha, size, attempts = remote.plan_sha256, plan_path.stat().st_size, 0
+    else:
+        sha, size, attempts = _download_into(store, key, cache, remote.plan_sha256, manifest_raw)
     return FetchResult(
         key=key,
         plan_path=plan_path,
         manifest_path=manifest_path,
         source=plan_uri,
-        downloaded=True,
+        downloaded=attempts > 0,
         plan_bytes=size,
         plan_sha256=sha,
         seconds=time.perf_counter() - started,
@@ -170,9 +147,46 @@ def fetch(settings: TensorrtSection, key: EngineKey, cache: EngineCache, force: 
     )
 
 
-def fetch_into_cache(settings: TensorrtSection, key: EngineKey, cache: EngineCache, force: bool = False) -> Path:
-    """:func:`fetch` and return the cached plan's path (the entry point the tensorrt backend uses)."""
-    return fetch(settings, key, cache, force).plan_path
+def _download_into(
+    store: S3Store, key: EngineKey, cache: ArtifactCache, want_sha: str, manifest_raw: bytes
+) -> tuple[str, int, int]:
+    """Download the plan of ``key`` into ``cache`` with its manifest; (sha256, bytes, attempts).
+
+    The plan streams into a temporary file, is checked against ``want_sha``, then renamed into
+    place and its manifest written, both under the key's lock; any failure leaves the cache as it was.
+    """
+    plan_path = cache.path(key)
+    plan_uri = store.settings.uri(key.relpath)
+    try:
+        with _remove_new_folders(plan_path.parent), ExitStack() as locked:
+            with atomic_writer(plan_path) as handle:
+                sha, size, attempts = _download_plan(store, key, handle)
+                if sha != want_sha:
+                    raise StoreError(
+                        f"sha256 mismatch: {plan_uri} has sha256 {sha[:16]}... but its manifest says "
+                        f"{want_sha[:16]}... (corrupt or replaced object); it was not kept, "
+                        "the cache is unchanged"
+                    )
+                # Rename the plan and write its manifest under the key's lock, so a build or
+                # another fetch never sees this plan beside another manifest.
+                locked.enter_context(cache.lock(key))
+            write_bytes_atomic(cache.manifest_path(key), manifest_raw)
+    except OSError as exc:
+        raise StoreError(f"cannot write to the engine cache {cache.root}: {exc.strerror or exc}") from None
+    return sha, size, attempts
+
+
+def store_fetcher(settings: TensorrtSection) -> Callable[[EngineKey, ArtifactCache], str]:
+    """The engine build's fetcher for this store: :func:`fetch` a key into a cache, say where it came from.
+
+    The engine build takes it as an argument (:data:`arcface_trt.engine.build.Fetcher`), so
+    the engine package never imports the store.
+    """
+
+    def fetch_into_cache(key: EngineKey, cache: ArtifactCache) -> str:
+        return fetch(settings, key, cache).source
+
+    return fetch_into_cache
 
 
 def _download_plan(store: S3Store, key: EngineKey, handle: Any) -> tuple[str, int, int]:
@@ -180,7 +194,7 @@ def _download_plan(store: S3Store, key: EngineKey, handle: Any) -> tuple[str, in
     attempt = 1
     while True:
         try:
-            sha, size = store.download(key.plan_relpath, handle)
+            sha, size = store.download(key.relpath, handle)
             return sha, size, attempt
         except DownloadDropped:
             if attempt >= DOWNLOAD_ATTEMPTS:
@@ -220,8 +234,8 @@ def _parse_manifest(raw: bytes, where: str) -> Manifest:
 
 def _missing_error(store: S3Store, key: EngineKey) -> StoreError:
     """The manifest is absent: say whether the plan is there without it, else what the store has."""
-    plan_uri = store.settings.uri(key.plan_relpath)
-    if store.head(key.plan_relpath) is not None:
+    plan_uri = store.settings.uri(key.relpath)
+    if store.head(key.relpath) is not None:
         return StoreError(
             f"manifest missing: {store.settings.uri(key.manifest_relpath)} does not exist although the plan does "
             "(an interrupted upload?); push the plan and its manifest again"
@@ -289,7 +303,7 @@ def push_plan(settings: TensorrtSection, plan_path: Path, overwrite: bool = Fals
         "sm_arch": key.sm_arch,
         "trt_version": manifest.trt_version,
         "plan_path": str(plan_path),
-        "plan_uri": store.settings.uri(key.plan_relpath),
+        "plan_uri": store.settings.uri(key.relpath),
         "manifest_uri": store.settings.uri(key.manifest_relpath),
         "plan_bytes": size,
         "plan_sha256": sha,
@@ -302,7 +316,7 @@ def push_plan(settings: TensorrtSection, plan_path: Path, overwrite: bool = Fals
             remote_sha: str | None = _parse_manifest(remote_raw, record["manifest_uri"]).plan_sha256
         except StoreError:
             remote_sha = None  # an unreadable manifest is replaced like a different one
-        if remote_sha == sha and _same_object(store.head(key.plan_relpath), sha, md5, size):
+        if remote_sha == sha and _same_object(store.head(key.relpath), sha, md5, size):
             return record  # the same plan is stored: leave it (and its manifest) as they are
         # A stored manifest naming this very plan over missing or damaged plan bytes is repaired
         # without --overwrite: the result is what that manifest already promises.
@@ -313,7 +327,7 @@ def push_plan(settings: TensorrtSection, plan_path: Path, overwrite: bool = Fals
             )
         record["replaced"] = True
     # Plan first, manifest last: a manifest in the store always means a complete plan.
-    store.put_file(key.plan_relpath, plan_path, {SHA_METADATA: sha}, "application/octet-stream")
+    store.put_file(key.relpath, plan_path, {SHA_METADATA: sha}, "application/octet-stream")
     store.put_bytes(key.manifest_relpath, manifest_raw, {SHA_METADATA: sha}, "application/json")
     record["uploaded"] = True
     return record
@@ -324,35 +338,38 @@ def push_plan(settings: TensorrtSection, plan_path: Path, overwrite: bool = Fals
 
 def list_entries_from(store: S3Store) -> list[StoreEntry]:
     """Every plan (or orphan manifest) under the store's prefix, sorted by model, TensorRT, precision, arch."""
-    plans: dict[tuple[str, str, str, str], ObjectInfo] = {}
-    manifests: set[tuple[str, str, str, str]] = set()
+    plans: dict[EngineKey, ObjectInfo] = {}
+    manifests: set[EngineKey] = set()
     for info in store.list():
-        match = _PLAN_RELPATH.match(info.relpath)
-        if not match:
+        parsed = EngineKey.parse(info.relpath)
+        if parsed is None or parsed[0].target != "gpu":
             continue
-        trt, model, precision, arch, kind = match.groups()
-        ident = (model, trt, precision, arch)
-        if kind == "plan":
-            plans[ident] = info
+        key, is_manifest = parsed
+        if is_manifest:
+            manifests.add(key)
         else:
-            manifests.add(ident)
+            plans[key] = info
     entries = []
-    for ident in sorted(set(plans) | manifests):
-        model, trt, precision, arch = ident
-        plan = plans.get(ident)
+    for key in sorted(set(plans) | manifests, key=_listing_order):
+        plan = plans.get(key)
         entries.append(
             StoreEntry(
-                model=model,
-                precision=precision,
-                sm_arch=arch,
-                trt_version=trt,
-                plan_uri=store.settings.uri(f"trt{trt}/{model}-{precision}-{arch}.plan"),
+                model=key.model,
+                precision=key.precision,
+                sm_arch=key.sm_arch,
+                trt_version=str(key.trt_version),
+                variant=str(key.variant),
+                plan_uri=store.settings.uri(key.relpath),
                 plan_bytes=plan.size if plan else None,
                 last_modified=plan.last_modified.isoformat() if plan and plan.last_modified else None,
-                has_manifest=ident in manifests,
+                has_manifest=key in manifests,
             )
         )
     return entries
+
+
+def _listing_order(key: EngineKey) -> tuple[str, str, str, str, str]:
+    return key.model, str(key.trt_version), key.precision, key.sm_arch, str(key.variant)
 
 
 def list_engines(settings: TensorrtSection, model: str | None = None) -> list[StoreEntry]:
@@ -365,7 +382,7 @@ __all__ = [
     "FetchResult",
     "StoreEntry",
     "fetch",
-    "fetch_into_cache",
     "list_engines",
     "push_plan",
+    "store_fetcher",
 ]

@@ -25,6 +25,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from arcface_trt.config import TensorrtSection
 from arcface_trt.errors import StoreError
+from arcface_trt.lazy import lazy_import
+from arcface_trt.version import __version__
+
+boto3 = lazy_import("boto3")
+bx = lazy_import("botocore.exceptions")
+botocore_config = lazy_import("botocore.config")
+botocore_loaders = lazy_import("botocore.loaders")
+botocore_session = lazy_import("botocore.session")
+urllib3_exceptions = lazy_import("urllib3.exceptions")
 
 #: Seconds to open a TCP connection to the endpoint (per attempt).
 CONNECT_TIMEOUT_S = 4.0
@@ -150,12 +159,9 @@ def _botocore_session() -> Any:
     changes within a process, so later stores in the same process reuse it.
     """
     global _LOADER
-    import botocore.session
-    from botocore.loaders import create_loader
-
-    session = botocore.session.get_session()
+    session = botocore_session.get_session()
     if _LOADER is None:
-        _LOADER = create_loader(session.get_config_variable("data_path"))
+        _LOADER = botocore_loaders.create_loader(session.get_config_variable("data_path"))
     session.register_component("data_loader", _LOADER)
     return session
 
@@ -164,20 +170,8 @@ class S3Store:
     """A bucket and prefix behind one boto3 client; every failure is a one-line :class:`StoreError`."""
 
     def __init__(self, settings: StoreSettings) -> None:
-        from arcface_trt.errors import BackendUnavailableError
-        from arcface_trt.lazy import require
-
-        try:
-            boto3 = require("boto3")
-        except BackendUnavailableError as exc:
-            raise StoreError(str(exc)) from None
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError
-
-        from arcface_trt import __version__
-
         self.settings = settings
-        config = Config(
+        config = botocore_config.Config(
             connect_timeout=CONNECT_TIMEOUT_S,
             read_timeout=READ_TIMEOUT_S,
             retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
@@ -188,15 +182,13 @@ class S3Store:
         try:
             self._session = boto3.session.Session(botocore_session=_botocore_session(), region_name=settings.region)
             self.client = self._session.client("s3", endpoint_url=settings.endpoint_url, config=config)
-        except (BotoCoreError, ValueError) as exc:
+        except (bx.BotoCoreError, ValueError) as exc:
             raise self._error(exc, "connect to", settings.uri()) from None
 
     # -- error mapping -------------------------------------------------------------------------
 
     def _secrets(self, exc: BaseException) -> list[str]:
         """Credential values to scrub from a message about ``exc``."""
-        from botocore import exceptions as bx
-
         values = [os.environ.get(n, "") for n in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")]
         session = getattr(self, "_session", None)
         # With no credentials found, asking again would only walk the provider chain a second time.
@@ -218,7 +210,6 @@ class S3Store:
         return StoreError(message)
 
     def _describe(self, exc: BaseException, action: str, uri: str) -> str:
-        from botocore import exceptions as bx
 
         where = self.settings.endpoint_label
         bucket = self.settings.bucket
@@ -271,9 +262,8 @@ class S3Store:
 
     @staticmethod
     def _is_not_found(exc: BaseException, head: bool = False) -> bool:
-        from botocore.exceptions import ClientError
 
-        if not isinstance(exc, ClientError):
+        if not isinstance(exc, bx.ClientError):
             return False
         code = str(exc.response.get("Error", {}).get("Code") or "")
         return code in (_HEAD_NOT_FOUND if head else _NOT_FOUND)
@@ -282,11 +272,9 @@ class S3Store:
 
     def head(self, relpath: str) -> ObjectInfo | None:
         """Size, date, ETag and metadata of one object; None when it does not exist."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             response = self.client.head_object(Bucket=self.settings.bucket, Key=self.settings.object_key(relpath))
-        except (BotoCoreError, ClientError) as exc:
+        except (bx.BotoCoreError, bx.ClientError) as exc:
             if self._is_not_found(exc, head=True):
                 return None
             raise self._error(exc, "read", self.settings.uri(relpath)) from None
@@ -300,13 +288,11 @@ class S3Store:
 
     def get_bytes(self, relpath: str) -> bytes | None:
         """A small object's content (a manifest); None when it does not exist."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         uri = self.settings.uri(relpath)
         try:
             response = self.client.get_object(Bucket=self.settings.bucket, Key=self.settings.object_key(relpath))
             return response["Body"].read()
-        except (BotoCoreError, ClientError) as exc:
+        except (bx.BotoCoreError, bx.ClientError) as exc:
             if self._is_not_found(exc):
                 return None
             raise self._error(exc, "download", uri) from None
@@ -317,13 +303,10 @@ class S3Store:
         A connection that breaks mid-body raises :class:`DownloadDropped` (botocore does not
         retry a body that is already streaming); a missing object raises a not-found StoreError.
         """
-        import urllib3.exceptions
-        from botocore.exceptions import BotoCoreError, ClientError
-
         uri = self.settings.uri(relpath)
         try:
             response = self.client.get_object(Bucket=self.settings.bucket, Key=self.settings.object_key(relpath))
-        except (BotoCoreError, ClientError) as exc:
+        except (bx.BotoCoreError, bx.ClientError) as exc:
             raise self._error(exc, "download", uri) from None
         expected = response.get("ContentLength")
         body = response["Body"]
@@ -332,7 +315,7 @@ class S3Store:
             while True:
                 try:
                     chunk = body.read(CHUNK_BYTES)
-                except (BotoCoreError, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
+                except (bx.BotoCoreError, urllib3_exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
                     raise DownloadDropped(
                         f"connection dropped while downloading {uri} ({received} of {expected} bytes received, "
                         f"{type(exc).__name__}); nothing was written to the cache: run the command again"
@@ -358,8 +341,6 @@ class S3Store:
 
     def put_bytes(self, relpath: str, data: bytes | BinaryIO, metadata: dict[str, str], content_type: str) -> None:
         """Upload bytes or an open binary file in one PUT."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         uri = self.settings.uri(relpath)
         try:
             self.client.put_object(
@@ -369,13 +350,11 @@ class S3Store:
                 Metadata=metadata,
                 ContentType=content_type,
             )
-        except (BotoCoreError, ClientError) as exc:
+        except (bx.BotoCoreError, bx.ClientError) as exc:
             raise self._error(exc, "upload to", uri) from None
 
     def list(self, relprefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under the prefix (paginated); keys are given relative to the prefix."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         start = len(self.settings.prefix)
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -390,5 +369,5 @@ class S3Store:
                         etag=str(item.get("ETag", "")).strip('"') or None,
                         metadata={},
                     )
-        except (BotoCoreError, ClientError) as exc:
+        except (bx.BotoCoreError, bx.ClientError) as exc:
             raise self._error(exc, "list", self.settings.uri(relprefix)) from None

@@ -34,6 +34,11 @@ import numpy as np
 
 from arcface_trt.errors import InputError
 from arcface_trt.fileio import atomic_writer
+from arcface_trt.filelock import file_lock
+from arcface_trt.lazy import lazy_import
+
+pa = lazy_import("pyarrow")
+pq = lazy_import("pyarrow.parquet")
 
 FORMAT_TAG = "arcface-trt-embed/1"
 FORMATS = ("parquet", "npy")
@@ -41,21 +46,8 @@ COLUMNS = ("path", "embedding", "backend", "precision", "model_sha256")
 _PART = re.compile(r"^part-(\d{6,})\.parquet$")
 
 
-def _pa() -> Any:
-    import pyarrow
-
-    return pyarrow
-
-
-def _pq() -> Any:
-    import pyarrow.parquet
-
-    return pyarrow.parquet
-
-
 def schema(dim: int, with_embedding: bool = True) -> Any:
     """Arrow schema of the output: ``embedding`` is a fixed-size list of ``dim`` float32."""
-    pa = _pa()
     fields = [pa.field("path", pa.string(), nullable=False)]
     if with_embedding:
         fields.append(pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False))
@@ -81,7 +73,6 @@ def index_path(npy_out: str | Path) -> Path:
 
 def make_table(keys: list[str], embeddings: np.ndarray, backend: str, precision: str, model_sha256: str) -> Any:
     """Rows of the output schema from keys and their ``(n, D)`` embeddings."""
-    pa = _pa()
     emb = np.ascontiguousarray(embeddings, dtype=np.float32)
     n, dim = emb.shape
     if n != len(keys):
@@ -98,7 +89,6 @@ def make_table(keys: list[str], embeddings: np.ndarray, backend: str, precision:
 
 def embeddings_of(table: Any) -> np.ndarray:
     """The ``embedding`` column of a table as an ``(n, D)`` float32 array."""
-    pa = _pa()
     column = table.column("embedding")
     dim = column.type.list_size
     if column.num_chunks == 0 or table.num_rows == 0:
@@ -109,7 +99,7 @@ def embeddings_of(table: Any) -> np.ndarray:
 
 def _read_parquet(path: Path, columns: list[str] | None = None) -> Any:
     try:
-        return _pq().read_table(path, columns=columns)
+        return pq.read_table(path, columns=columns)
     except Exception as exc:  # pyarrow raises ArrowInvalid/OSError/... for foreign or damaged files
         raise InputError(f"cannot read {path} as embed output: {exc}") from None
 
@@ -144,7 +134,7 @@ def _existing_rows(path: Path, index: Path | None = None) -> _Existing:
     table = _read_parquet(index or path, ["path", "model_sha256"])
     dim = None
     if index is None:
-        dim = _pq().read_schema(path).field("embedding").type.list_size
+        dim = pq.read_schema(path).field("embedding").type.list_size
     return _Existing(
         table.column("path").to_pylist(),
         set(table.column("model_sha256").unique().to_pylist()),
@@ -214,8 +204,6 @@ class PartStore:
     @contextlib.contextmanager
     def open(cls, out: str | Path, model_sha256: str, dim: int, resume: bool, overwrite: bool) -> Iterator[PartStore]:
         """Lock the output and load what a previous run committed (see the module docstring)."""
-        from arcface_trt.filelock import file_lock
-
         store = cls(Path(out), model_sha256, dim)
         store.out.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(store.out.with_name(store.out.name + ".lock")):
@@ -277,7 +265,7 @@ class PartStore:
         shutil.rmtree(building, ignore_errors=True)
         building.mkdir(parents=True)
         with atomic_writer(building / self._part_path(0).name) as handle:
-            writer = _pq().ParquetWriter(handle, schema(self.dim))
+            writer = pq.ParquetWriter(handle, schema(self.dim))
             for table in _final_row_groups(self.out, self.format):
                 writer.write_table(table)
             writer.close()
@@ -292,7 +280,7 @@ class PartStore:
         self._start_parts()
         table = make_table(keys, embeddings, backend, precision, self.model_sha256)
         with atomic_writer(self._part_path(self._next)) as handle:
-            _pq().write_table(table, handle)
+            pq.write_table(table, handle)
         self._next += 1
         self.done.update(keys)
         self.rows_committed += len(keys)
@@ -318,7 +306,7 @@ class PartStore:
     def _merge_parquet(self, parts: list[Path]) -> int:
         rows = 0
         with atomic_writer(self.out) as handle:
-            writer = _pq().ParquetWriter(handle, schema(self.dim))
+            writer = pq.ParquetWriter(handle, schema(self.dim))
             for table in self._row_groups(parts):
                 writer.write_table(table)
                 rows += table.num_rows
@@ -326,7 +314,7 @@ class PartStore:
         return rows
 
     def _merge_npy(self, parts: list[Path]) -> int:
-        rows = sum(_pq().ParquetFile(p).metadata.num_rows for p in parts)
+        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
         header = {
             "descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
             "fortran_order": False,
@@ -338,7 +326,7 @@ class PartStore:
                 handle.write(embeddings_of(table).astype("<f4", copy=False).tobytes())
         # The index goes last: an index beside a .npy means the pair is complete.
         with atomic_writer(index_path(self.out)) as handle:
-            writer = _pq().ParquetWriter(handle, schema(self.dim, with_embedding=False))
+            writer = pq.ParquetWriter(handle, schema(self.dim, with_embedding=False))
             for table in self._row_groups(parts):
                 writer.write_table(table.drop_columns(["embedding"]))
             writer.close()
@@ -351,7 +339,7 @@ def glob_escape(name: str) -> str:
 
 
 def _row_groups_of(part: Path) -> Iterator[Any]:
-    handle = _pq().ParquetFile(part)
+    handle = pq.ParquetFile(part)
     for i in range(handle.num_row_groups):
         yield handle.read_row_group(i)
 
@@ -361,7 +349,6 @@ def _final_row_groups(out: Path, fmt: str) -> Iterator[Any]:
     if fmt == "parquet":
         yield from _row_groups_of(out)
         return
-    pa = _pa()
     embeddings = np.load(out, mmap_mode="r", allow_pickle=False)
     start = 0
     for table in _row_groups_of(index_path(out)):

@@ -1,0 +1,100 @@
+"""The one local cache of built engines: TensorRT plans and CPU engines, each with its manifest.
+
+Layout under one root (:func:`arcface_trt.paths.engine_cache_root`)::
+
+    {root}/trt{major}.{minor}/{name}.plan + {name}.json     TensorRT plans
+    {root}/cpu/{name}.onnx + {name}.json                     ONNX Runtime CPU engines
+
+A cached engine is used only when its manifest agrees with the request and the file's
+sha256 equals the manifest's; otherwise :meth:`ArtifactCache.lookup` says why. Writes are
+atomic (engine first, manifest last: a manifest means a complete engine), and builds or
+fetches of one key hold that key's file lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arcface_trt.artifacts.key import EngineKey
+from arcface_trt.artifacts.manifest import MANIFEST_TYPES, ManifestRecord
+from arcface_trt.errors import InputError
+from arcface_trt.fileio import sha256_file, write_bytes_atomic, write_text_atomic
+from arcface_trt.filelock import file_lock
+
+#: How messages name each kind of engine.
+_NOUNS = {"gpu": "plan", "cpu": "CPU engine"}
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """Result of looking a key up: the engine and manifest when usable, else why not."""
+
+    path: Path
+    manifest_path: Path
+    manifest: Any
+    reasons: tuple[str, ...]
+
+    @property
+    def hit(self) -> bool:
+        """True when the cached engine can be used as it is."""
+        return self.manifest is not None and not self.reasons
+
+
+class ArtifactCache:
+    """The local folder of engines and manifests."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+
+    def path(self, key: EngineKey) -> Path:
+        """Where the engine of ``key`` lives."""
+        return self.root / key.relpath
+
+    def manifest_path(self, key: EngineKey) -> Path:
+        """Where the manifest of ``key`` lives."""
+        return self.root / key.manifest_relpath
+
+    def lookup(self, key: EngineKey, expected: dict[str, Any], verify_sha: bool = True) -> CacheLookup:
+        """Check the cached engine of ``key`` against the ``expected`` manifest values."""
+        path, manifest_path = self.path(key), self.manifest_path(key)
+        noun = _NOUNS[key.target]
+        if not path.exists():
+            return CacheLookup(path, manifest_path, None, (f"no cached {noun}",))
+        if not manifest_path.exists():
+            return CacheLookup(path, manifest_path, None, (f"cached {noun} has no manifest",))
+        try:
+            manifest = MANIFEST_TYPES[key.target].read(manifest_path)
+        except InputError as exc:
+            return CacheLookup(path, manifest_path, None, (str(exc),))
+        reasons = manifest.differences(expected)
+        if verify_sha and not reasons and sha256_file(path) != manifest.artifact_sha256:
+            reasons.append(f"cached {noun}'s sha256 does not match its manifest (corrupt or replaced)")
+        return CacheLookup(path, manifest_path, manifest, tuple(reasons))
+
+    def store(self, key: EngineKey, data: bytes, manifest: ManifestRecord) -> Path:
+        """Write the engine, then the manifest, atomically; returns the engine's path."""
+        path = self.path(key)
+        write_bytes_atomic(path, data)
+        write_text_atomic(self.manifest_path(key), manifest.to_json())
+        return path
+
+    @contextmanager
+    def lock(self, key: EngineKey) -> Iterator[None]:
+        """Exclusive lock for building or fetching ``key``."""
+        with file_lock(self.root / key.folder / f".{key.name}.lock"):
+            yield
+
+    def entries(self, target: str = "gpu") -> Iterator[Any]:
+        """Every readable manifest of ``target`` engines in the cache."""
+        for path in sorted(self.root.glob("*/*.json")):
+            parsed = EngineKey.parse(path.relative_to(self.root).as_posix())
+            if parsed is None or parsed[0].target != target:
+                continue
+            try:
+                yield MANIFEST_TYPES[target].read(path)
+            except InputError:
+                continue

@@ -1,0 +1,180 @@
+"""Manifests: the typed JSON record beside every cached engine.
+
+:class:`Manifest` describes a TensorRT plan (DESIGN.md lists its required fields);
+:class:`CpuManifest` describes an ONNX Runtime CPU engine. Both share one reading,
+writing and comparing behaviour (:class:`ManifestRecord`), so the artifact cache treats
+them alike: a cached engine is reused only when the fields a request names agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+from arcface_trt.artifacts.key import EngineKey, Variant, same_trt_version
+from arcface_trt.errors import InputError
+from arcface_trt.records import Record
+
+
+def utc_now() -> str:
+    """Creation time as manifests record it (ISO 8601, seconds, UTC)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class ManifestRecord(Record):
+    """What every manifest type shares: JSON in and out, the key it describes, and comparison with a request."""
+
+    #: Fields a manifest file may lack (older or hand-written manifests).
+    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ()
+    #: Name of the field holding the engine file's sha256.
+    SHA_FIELD: ClassVar[str] = ""
+
+    @property
+    def key(self) -> EngineKey:
+        """The engine key this manifest describes."""
+        raise NotImplementedError
+
+    @property
+    def artifact_sha256(self) -> str:
+        """sha256 of the engine file this manifest vouches for."""
+        return str(getattr(self, self.SHA_FIELD))
+
+    def to_json(self) -> str:
+        """Serialized manifest (sorted keys, stable for hashing and diffs)."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "manifest") -> Any:
+        """Parse and check a manifest; InputError names what is wrong."""
+        if not isinstance(data, dict):
+            raise InputError(f"{where}: a manifest is a JSON object")
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        missing = sorted(names - set(cls.OPTIONAL_FIELDS) - data.keys())
+        if missing:
+            raise InputError(f"{where}: manifest lacks {', '.join(missing)}")
+        try:
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except (TypeError, InputError) as exc:
+            raise InputError(f"{where}: malformed manifest ({exc})") from None
+
+    @classmethod
+    def read(cls, path: Path) -> Any:
+        """Read a manifest file; InputError for a missing or malformed one."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"manifest not found: {path}") from None
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read manifest {path}: {exc}") from None
+        return cls.from_dict(data, str(path))
+
+    def differences(self, expected: dict[str, Any]) -> list[str]:
+        """Why this manifest does not serve a request, one reason per differing field of ``expected``.
+
+        A field holding a mapping (calibration settings) names the sub-keys that differ.
+        """
+        have = self.to_dict()
+        out = []
+        for name, want in expected.items():
+            got = have.get(name)
+            if isinstance(got, dict) and isinstance(want, dict):
+                out += [
+                    _differs(f"{name}.{sub}", got.get(sub), want.get(sub))
+                    for sub in sorted(set(got) | set(want))
+                    if got.get(sub) != want.get(sub)
+                ]
+            elif not self._same(name, got, want):
+                out.append(_differs(name, got, want))
+        return out
+
+    def _same(self, name: str, have: Any, want: Any) -> bool:
+        return bool(have == want)
+
+
+def _differs(name: str, have: Any, want: Any) -> str:
+    return f"{name}: cached {have!r}, wanted {want!r}"
+
+
+@dataclass
+class Manifest(ManifestRecord):
+    """The JSON record beside each TensorRT plan."""
+
+    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = (
+        "created_at",
+        "plan_bytes",
+        "build_seconds",
+        "input_name",
+        "embedding_dim",
+        "recipe",
+        "extra",
+    )
+    SHA_FIELD: ClassVar[str] = "plan_sha256"
+
+    model: str
+    precision: str
+    sm_arch: str
+    trt_version: str
+    onnx_sha256: str
+    plan_sha256: str
+    min_batch: int
+    opt_batch: int
+    max_batch: int
+    workspace_mb: int
+    hardware_compatibility: str
+    gpu_name: str | None
+    tool_version: str
+    created_at: str = field(default_factory=utc_now)
+    plan_bytes: int | None = None
+    build_seconds: float | None = None
+    input_name: str | None = None
+    embedding_dim: int | None = None
+    #: The non-default build recipe (its option names are the variant's tags); empty for the default.
+    recipe: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> EngineKey:
+        """The engine key this manifest describes."""
+        return EngineKey(self.model, self.precision, self.sm_arch, self.trt_version, Variant.of(self.recipe))
+
+    def _same(self, name: str, have: Any, want: Any) -> bool:
+        if name == "trt_version" and have is not None and want is not None:
+            return same_trt_version(str(have), str(want))
+        return bool(have == want)
+
+
+@dataclass
+class CpuManifest(ManifestRecord):
+    """The JSON record beside each CPU engine (``{model}-{precision}-cpu.onnx``)."""
+
+    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ("recipe", "precision_plan", "source_path", "build_seconds")
+    SHA_FIELD: ClassVar[str] = "engine_sha256"
+
+    format: str
+    model: str
+    precision: str
+    onnx_sha256: str
+    ort_version: str
+    calibration: dict[str, Any] | None
+    keep_fp32_nodes: list[str] | None
+    saved_optimization: str
+    engine_sha256: str
+    engine_bytes: int
+    created_at: str
+    tool_version: str
+    source_path: str | None = None
+    build_seconds: float | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)
+    precision_plan: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> EngineKey:
+        """The engine key this manifest describes."""
+        return EngineKey.cpu(self.model, self.precision, Variant.of(self.recipe))
+
+
+#: The manifest type of each build target.
+MANIFEST_TYPES: dict[str, type[ManifestRecord]] = {"gpu": Manifest, "cpu": CpuManifest}

@@ -1,0 +1,140 @@
+"""The precision plan: the ONE place that decides how a precision is made, per target.
+
+For a precision (fp32 | fp16 | int8), a target (``gpu``: a TensorRT plan, ``cpu``: an ONNX
+Runtime CPU engine) and, on the GPU, what the installed TensorRT offers
+(:class:`~arcface_trt.engine.trt_api.Capabilities`), :meth:`PrecisionPlan.for_target`
+answers which transform runs on the ONNX, which builder flags are set or cleared,
+whether the network is strongly typed, which nodes stay in fp32, and what manifests,
+dry runs and reports print. The builder, the dry run, the CPU engines and the
+backends ask it; none of them decides again.
+
+The policy today:
+
+- fp32: the ONNX as it is; on TensorRT, TF32 is cleared so that fp32 means fp32.
+- fp16 on TensorRT with ``BuilderFlag.FP16`` (10.x): the flag on the fp32 network.
+- fp16 without it (11.x: strongly typed networks only) and fp16 CPU engines: the ONNX is
+  converted to mixed precision (fp32 inputs/outputs; the embedding head, or the
+  configured nodes, kept in fp32); on TensorRT the network is STRONGLY_TYPED.
+- int8 on TensorRT: only a QDQ (explicitly quantized) ONNX, built strongly typed with no
+  precision flags, as NVIDIA recommends for explicit quantization.
+- int8 CPU engines: the ONNX is quantized (QDQ) by static calibration on face crops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from arcface_trt.engine.trt_api import KNOWN_SHAPES, Capabilities
+from arcface_trt.errors import InputError
+from arcface_trt.names import check_precision, check_target
+
+#: How each precision reaches the engine (``precision_path`` in manifests and dry runs).
+PATH_FP32 = "fp32-onnx"
+PATH_FP16_FLAG = "fp16-builder-flag"
+PATH_FP16_ONNX = "fp16-mixed-precision-onnx"
+PATH_INT8_QDQ = "int8-qdq-onnx"
+
+#: Transforms of the ONNX before an engine is made from it.
+TRANSFORM_NONE = "none"
+#: Convert to mixed precision (fp32 I/O, kept nodes in fp32).
+TRANSFORM_FP16 = "fp16-mixed-precision"
+#: Quantize to QDQ by static calibration on face crops.
+TRANSFORM_QUANTIZE = "int8-quantize"
+#: No transform: the ONNX must already be QDQ (symmetric INT8).
+TRANSFORM_REQUIRE_QDQ = "int8-require-qdq"
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How one precision is made for one target; see the module docstring for the policy."""
+
+    precision: str
+    target: str
+    #: ``precision_path``: how the precision gets into the engine.
+    path: str
+    #: One of the ``TRANSFORM_*`` values.
+    transform: str
+    #: ``trt.BuilderFlag`` member names to set / clear (TensorRT only).
+    set_flags: tuple[str, ...] = ()
+    clear_flags: tuple[str, ...] = ()
+    #: The network is created STRONGLY_TYPED (its precision comes from the graph's types).
+    strongly_typed: bool = False
+    #: fp16 transform: node names kept in fp32; None keeps the embedding head.
+    keep_fp32_nodes: tuple[str, ...] | None = None
+    #: Things the user asked for that this plan does not use, and why.
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def for_target(
+        cls,
+        precision: str,
+        target: str,
+        capabilities: Capabilities | None = None,
+        keep_fp32_nodes: Sequence[str] | None = None,
+    ) -> PrecisionPlan:
+        """The plan for ``precision`` on ``target``; a TensorRT fp16 plan needs the module's ``capabilities``."""
+        check_precision(precision)
+        check_target(target)
+        keep = None if keep_fp32_nodes is None else tuple(keep_fp32_nodes)
+        gpu = target == "gpu"
+        if precision == "fp32":
+            # TF32 is on by default on Ampere and newer: clear it so that fp32 means fp32.
+            return cls("fp32", target, PATH_FP32, TRANSFORM_NONE, clear_flags=("TF32",) if gpu else ())
+        if precision == "int8":
+            if gpu:
+                return cls("int8", target, PATH_INT8_QDQ, TRANSFORM_REQUIRE_QDQ, strongly_typed=True)
+            return cls("int8", target, PATH_INT8_QDQ, TRANSFORM_QUANTIZE)
+        if gpu and capabilities is None:
+            raise InputError("the fp16 plan of a TensorRT engine depends on the installed TensorRT's capabilities")
+        if gpu and capabilities is not None and capabilities.fp16_flag:
+            notes = ()
+            if keep is not None:
+                notes = ("precision.keep_fp32_nodes applies to mixed-precision ONNX only, not to the FP16 flag",)
+            return cls("fp16", target, PATH_FP16_FLAG, TRANSFORM_NONE, set_flags=("FP16",), notes=notes)
+        return cls("fp16", target, PATH_FP16_ONNX, TRANSFORM_FP16, strongly_typed=gpu, keep_fp32_nodes=keep)
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """The plan's part of an engine's build recipe: what makes its engine differ from the default one.
+
+        Its option names become the engine name's variant tags (see :class:`~arcface_trt.artifacts.key.Variant`).
+        """
+        if self.transform == TRANSFORM_FP16 and self.keep_fp32_nodes is not None:
+            return {"keep": list(self.keep_fp32_nodes)}
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly record (manifests, dry runs)."""
+        return {
+            "precision": self.precision,
+            "target": self.target,
+            "precision_path": self.path,
+            "transform": self.transform,
+            "set_flags": list(self.set_flags),
+            "clear_flags": list(self.clear_flags),
+            "strongly_typed": self.strongly_typed,
+            "keep_fp32_nodes": self._kept_description(),
+            "notes": list(self.notes),
+        }
+
+    def _kept_description(self) -> list[str] | str | None:
+        if self.transform != TRANSFORM_FP16:
+            return None
+        return "embedding head" if self.keep_fp32_nodes is None else list(self.keep_fp32_nodes)
+
+
+def plans_for_known_tensorrt(precision: str, keep_fp32_nodes: Sequence[str] | None = None) -> dict[str, PrecisionPlan]:
+    """The TensorRT plan of ``precision`` for each known API shape (``10.x``, ``11.x``), for dry runs without one."""
+    return {
+        shape: PrecisionPlan.for_target(precision, "gpu", caps, keep_fp32_nodes) for shape, caps in KNOWN_SHAPES.items()
+    }
+
+
+def describe_known_paths(plans: dict[str, PrecisionPlan]) -> str:
+    """``fp32-onnx`` when every shape agrees, else ``fp16-builder-flag on TensorRT 10.x; ... on 11.x``."""
+    paths = {plan.path for plan in plans.values()}
+    if len(paths) == 1:
+        return paths.pop()
+    return "; ".join(f"{plan.path} on TensorRT {shape}" for shape, plan in plans.items())

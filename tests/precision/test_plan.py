@@ -1,0 +1,100 @@
+"""The precision plan: the one place fp16/int8/fp32 policy is decided, per target and TensorRT shape.
+
+This file is the plan's own test: a change of policy (say, TensorRT 10's fp16 through a
+mixed-precision ONNX instead of the builder flag) changes ``plan.py`` and the table below,
+and nothing else; the builder, dry run and CPU engines follow the plan.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from arcface_trt.engine.trt_api import KNOWN_SHAPES, Capabilities
+from arcface_trt.errors import ConfigError, InputError
+from arcface_trt.precision.plan import (
+    PATH_FP16_FLAG,
+    PATH_FP16_ONNX,
+    PATH_FP32,
+    PATH_INT8_QDQ,
+    TRANSFORM_FP16,
+    TRANSFORM_NONE,
+    TRANSFORM_QUANTIZE,
+    TRANSFORM_REQUIRE_QDQ,
+    PrecisionPlan,
+    describe_known_paths,
+    plans_for_known_tensorrt,
+)
+from tests.engine.test_fake_conformance import load_reference
+
+TRT10, TRT11 = KNOWN_SHAPES["10.x"], KNOWN_SHAPES["11.x"]
+
+#: precision, target, capabilities -> (path, transform, set flags, cleared flags, strongly typed)
+POLICY = [
+    ("fp32", "gpu", TRT10, (PATH_FP32, TRANSFORM_NONE, (), ("TF32",), False)),
+    ("fp32", "gpu", TRT11, (PATH_FP32, TRANSFORM_NONE, (), ("TF32",), False)),
+    ("fp16", "gpu", TRT10, (PATH_FP16_FLAG, TRANSFORM_NONE, ("FP16",), (), False)),
+    ("fp16", "gpu", TRT11, (PATH_FP16_ONNX, TRANSFORM_FP16, (), (), True)),
+    ("int8", "gpu", TRT10, (PATH_INT8_QDQ, TRANSFORM_REQUIRE_QDQ, (), (), True)),
+    ("int8", "gpu", TRT11, (PATH_INT8_QDQ, TRANSFORM_REQUIRE_QDQ, (), (), True)),
+    ("fp32", "cpu", None, (PATH_FP32, TRANSFORM_NONE, (), (), False)),
+    ("fp16", "cpu", None, (PATH_FP16_ONNX, TRANSFORM_FP16, (), (), False)),
+    ("int8", "cpu", None, (PATH_INT8_QDQ, TRANSFORM_QUANTIZE, (), (), False)),
+]
+
+
+@pytest.mark.parametrize(
+    ("precision", "target", "caps", "want"),
+    POLICY,
+    ids=[f"{p}-{t}-{c.version if c else 'cpu'}" for p, t, c, _ in POLICY],
+)
+def test_policy(precision: str, target: str, caps: Capabilities | None, want: tuple) -> None:
+    plan = PrecisionPlan.for_target(precision, target, caps)
+    assert (plan.path, plan.transform, plan.set_flags, plan.clear_flags, plan.strongly_typed) == want
+    assert plan.keep_fp32_nodes is None and plan.recipe == {} and plan.notes == ()
+
+
+@pytest.mark.parametrize(("shape", "dump"), [("10.x", "10"), ("11.x", "11")])
+def test_plans_use_only_flags_the_recorded_api_has(shape: str, dump: str) -> None:
+    """Builder flags are applied by name: each one a plan names exists in that TensorRT version's BuilderFlag."""
+    module = load_reference(dump)
+    flags = set(module["BuilderFlag"]["enum"])
+    creation = set(module["NetworkDefinitionCreationFlag"]["enum"])
+    caps = KNOWN_SHAPES[shape]
+    # The known shapes are the recorded APIs, read the way trt_api.capabilities() reads a module.
+    assert caps.fp16_flag == ("FP16" in flags)
+    assert caps.explicit_batch_flag == ("EXPLICIT_BATCH" in creation)
+    assert caps.strongly_typed_flag == ("STRONGLY_TYPED" in creation)
+    for precision in ("fp32", "fp16", "int8"):
+        plan = PrecisionPlan.for_target(precision, "gpu", caps)
+        assert set(plan.set_flags) | set(plan.clear_flags) <= flags, (precision, shape)
+
+
+def test_kept_nodes_are_part_of_the_recipe_where_they_apply() -> None:
+    keep = ["fc", "features"]
+    onnx = PrecisionPlan.for_target("fp16", "gpu", TRT11, keep)
+    assert onnx.keep_fp32_nodes == ("fc", "features") and onnx.recipe == {"keep": keep}
+    assert onnx.to_dict()["keep_fp32_nodes"] == keep
+    assert PrecisionPlan.for_target("fp16", "cpu", keep_fp32_nodes=[]).recipe == {"keep": []}  # keep none
+    assert PrecisionPlan.for_target("fp16", "cpu").to_dict()["keep_fp32_nodes"] == "embedding head"
+    flag = PrecisionPlan.for_target("fp16", "gpu", TRT10, keep)
+    # The FP16 flag path keeps nothing in fp32: no recipe, and the plan says the option is unused.
+    assert flag.keep_fp32_nodes is None and flag.recipe == {} and "keep_fp32_nodes" in flag.notes[0]
+    for precision in ("fp32", "int8"):
+        assert PrecisionPlan.for_target(precision, "cpu", keep_fp32_nodes=keep).recipe == {}
+
+
+def test_bad_requests() -> None:
+    with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
+        PrecisionPlan.for_target("fp8", "gpu", TRT10)
+    with pytest.raises(ConfigError, match="unknown --target 'tpu'"):
+        PrecisionPlan.for_target("fp16", "tpu")
+    with pytest.raises(InputError, match="capabilities"):
+        PrecisionPlan.for_target("fp16", "gpu")
+
+
+def test_dry_run_labels_without_tensorrt() -> None:
+    fp16 = plans_for_known_tensorrt("fp16")
+    assert describe_known_paths(fp16) == f"{PATH_FP16_FLAG} on TensorRT 10.x; {PATH_FP16_ONNX} on TensorRT 11.x"
+    assert describe_known_paths(plans_for_known_tensorrt("fp32")) == PATH_FP32
+    record = PrecisionPlan.for_target("fp16", "gpu", TRT11).to_dict()
+    assert record["precision_path"] == PATH_FP16_ONNX and record["strongly_typed"] is True
