@@ -10,6 +10,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: The fake TensorRT stack fixtures (fake_stack, no_gpu_stack, engine_settings, ...), for every folder.
+pytest_plugins = ["tests.support.trt_fixtures"]
+
 
 def _gpu_available() -> bool:
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tensorrt.test_trt_fake_conformance import load_reference
+from tests.engine.test_fake_conformance import load_reference
 
 PACKAGE = Path(__file__).resolve().parents[2] / "arcface_trt"
 MODULE_NAMES = {"trt"}

@@ -13,7 +13,7 @@ import yaml
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny recognition-shaped model (112x112 in, 64-d out): for tests where the model does not matter."""
-    from tests.tensorrt.tiny_models import write_tiny_model
+    from tests.support.tiny_models import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("bench-tiny") / "tiny.onnx")
 

@@ -6,7 +6,7 @@ import pytest
 
 from arcface_trt.engine import gpu
 from arcface_trt.errors import BackendUnavailableError
-from tests.tensorrt.fakes import FakeCuda, FakeDevice, hide_gpu_stack, install_cuda
+from tests.support.fakes import FakeCuda, FakeDevice, hide_gpu_stack, install_cuda
 
 
 def test_gpu_facts(monkeypatch) -> None:

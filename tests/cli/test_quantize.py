@@ -12,7 +12,7 @@ from arcface_trt.cli.app import app
 from arcface_trt.engine.builder import prepare_onnx
 from arcface_trt.errors import InputError
 from arcface_trt.precision.qdq import is_qdq_model, summarize_qdq
-from tests.tensorrt.fakes import install_fakes
+from tests.support.fakes import install_fakes
 
 runner = CliRunner()
 

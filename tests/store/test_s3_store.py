@@ -21,7 +21,7 @@ import yaml
 from typer.testing import CliRunner
 
 from arcface_trt.cli.app import app
-from tests.store.store_testkit import ACCESS_KEY, SECRET_KEY, free_port, tree
+from tests.support.s3_server import ACCESS_KEY, SECRET_KEY, free_port, tree
 
 runner = CliRunner()
 MODEL = "arcface_r18"

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from arcface_trt.cli.app import app
-from tests.tensorrt.fakes import FakeStack
+from tests.support.fakes import FakeStack
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]

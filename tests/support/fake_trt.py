@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.tensorrt.fake_cuda import FakeCuda
+from tests.support.fake_cuda import FakeCuda
 
 VERSIONS = {"10": "10.16.1.11", "11": "11.4.0.106"}
 PLAN_MAGIC = b"FAKETRTPLAN1"

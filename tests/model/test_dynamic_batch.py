@@ -9,7 +9,7 @@ import pytest
 
 from arcface_trt.model.dynamic_batch import ensure_dynamic_batch, make_batch_dynamic
 from arcface_trt.model.inspect import inspect_model
-from tests.tensorrt.tiny_models import write_tiny_model
+from tests.support.tiny_models import write_tiny_model
 
 
 def _run(path: Path, x: np.ndarray) -> np.ndarray:

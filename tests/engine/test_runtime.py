@@ -11,7 +11,7 @@ import pytest
 from arcface_trt.config import TensorrtSection
 from arcface_trt.engine.build import BuildRequest, build_engine
 from arcface_trt.errors import BackendUnavailableError, InputError
-from tests.tensorrt.fakes import FakeCuda, FakeDevice, FakeStack, install_fakes
+from tests.support.fakes import FakeCuda, FakeDevice, FakeStack, install_fakes
 
 
 def _plan(onnx: Path, settings: TensorrtSection) -> Path:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from arcface_trt.embed import embed_to_file, read_embeddings
-from tests.embed.helpers import reference, write_crops
+from tests.support.embeddings import reference, write_crops
 
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'arcface-trt[ray]'")
 # Ray Data warns about its own deprecated DataContext fields when it copies the context.

@@ -16,7 +16,7 @@ from arcface_trt.diagnose import checks
 from arcface_trt.engine.cache import EngineCache
 from arcface_trt.engine.key import Manifest
 from arcface_trt.model.inspect import inspect_model
-from tests.tensorrt.fakes import hide_gpu_stack, install_fakes
+from tests.support.fakes import hide_gpu_stack, install_fakes
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from arcface_trt.bench.runner import BenchmarkRequest, run_benchmark
 from arcface_trt.bench.timing import TimingPlan
 from arcface_trt.cli.app import app
-from tests.tensorrt.fakes import FakeStack, install_fakes
-from tests.tensorrt.tiny_models import write_tiny_model
+from tests.support.fakes import FakeStack, install_fakes
+from tests.support.tiny_models import write_tiny_model
 
 LATENCY_KEYS = {"n", "mean", "p50", "p90", "p95", "p99", "min", "max", "std"}
 

@@ -15,8 +15,8 @@ from arcface_trt.config import TensorrtSection
 from arcface_trt.engine import builder
 from arcface_trt.engine.build import BuildRequest, build_engine, dry_run
 from arcface_trt.errors import BackendUnavailableError, InputError
-from tests.tensorrt.fakes import FakeCuda, FakeDevice, FakeStack, install_fakes
-from tests.tensorrt.tiny_models import write_tiny_model
+from tests.support.fakes import FakeCuda, FakeDevice, FakeStack, install_fakes
+from tests.support.tiny_models import write_tiny_model
 
 
 def _build(onnx: Path, settings: TensorrtSection, **kwargs):

@@ -17,7 +17,7 @@ from arcface_trt.config import (
 )
 from arcface_trt.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 EMBEDDING_YAML = REPO / "config/pipeline/embedding.yaml"
 TENSORRT_YAML = REPO / "config/pipeline/arcface_tensorrt.yaml"
 

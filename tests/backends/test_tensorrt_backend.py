@@ -19,7 +19,7 @@ from arcface_trt.config import (
     TensorrtSection,
 )
 from arcface_trt.errors import BackendUnavailableError
-from tests.tensorrt.fakes import FakeStack
+from tests.support.fakes import FakeStack
 
 
 def _config(cache: Path, enabled: bool = True, precision: str = "fp32", **extra) -> TensorrtConfig:
@@ -98,7 +98,7 @@ def test_missing_tensorrt_falls_back_with_the_reason(
 
 def test_unloadable_engine_falls_back(monkeypatch, tiny_onnx: Path, tmp_path: Path) -> None:
     """A cached plan from another TensorRT is rebuilt; a plan that still fails to load is a fallback reason."""
-    from tests.tensorrt.fakes import install_fakes
+    from tests.support.fakes import install_fakes
 
     enabled = _config(tmp_path / "engines")
     install_fakes(monkeypatch, "10")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from arcface_trt.cli.app import app
 from arcface_trt.embed import open_source, read_embeddings
-from tests.embed.helpers import assert_matches_encode, reference, run_cli, start_cli, summary_of, write_crops
+from tests.support.embeddings import assert_matches_encode, reference, run_cli, start_cli, summary_of, write_crops
 
 runner = CliRunner()
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.tensorrt.fake_cuda import FakeCuda
-from tests.tensorrt.fake_trt import VERSIONS, _EnumValue, make_tensorrt
+from tests.support.fake_cuda import FakeCuda
+from tests.support.fake_trt import VERSIONS, _EnumValue, make_tensorrt
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "tensorrt-api"
 FILES = {"10": "tensorrt-10.16.1.json", "11": "tensorrt-11.4.0.json"}

@@ -2,7 +2,7 @@
 
 Usage from any test (the benchmark tests use it too)::
 
-    from tests.tensorrt.fakes import install_fakes
+    from tests.support.fakes import install_fakes
 
     def test_something(monkeypatch):
         fake = install_fakes(monkeypatch, "11")      # or "10"; FakeCuda() by default
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.tensorrt.fake_cuda import FakeCuda, FakeDevice
-from tests.tensorrt.fake_trt import VERSIONS, make_tensorrt
+from tests.support.fake_cuda import FakeCuda, FakeDevice
+from tests.support.fake_trt import VERSIONS, make_tensorrt
 
 __all__ = ["VERSIONS", "FakeCuda", "FakeDevice", "FakeStack", "hide_gpu_stack", "install_fakes"]
 

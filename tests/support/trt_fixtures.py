@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tensorrt.fakes import FakeStack, hide_gpu_stack, install_fakes
+from tests.support.fakes import FakeStack, hide_gpu_stack, install_fakes
 
 
 @pytest.fixture(params=["10", "11"], ids=["trt10.16", "trt11.4"])
@@ -44,6 +44,6 @@ def engine_settings(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory: pytest.TempPathFactory):
     """A tiny recognition-shaped model (dynamic batch, 64-d embeddings)."""
-    from tests.tensorrt.tiny_models import write_tiny_model
+    from tests.support.tiny_models import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.onnx")

@@ -14,7 +14,7 @@ from arcface_trt.embed.reader import read_batches
 from arcface_trt.embed.sources import Unreadable
 from arcface_trt.errors import InputError
 from arcface_trt.inputs import read_image
-from tests.embed.helpers import assert_matches_encode, reference, write_crops
+from tests.support.embeddings import assert_matches_encode, reference, write_crops
 
 
 @pytest.fixture(scope="module")
