@@ -66,6 +66,17 @@ def r18_model_seed1(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny recognition-shaped model ``tiny.onnx`` (dynamic batch, 112x112 in, 64-d out).
+
+    For tests where the model does not matter (engines named ``tiny-<precision>-sm<arch>.plan``).
+    """
+    from tests.support.tiny_models import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
 def faces() -> np.ndarray:
     """Twelve seeded face crops built from the real faces in the insightface wheel."""
     from arcface_trt.faces import sample_faces

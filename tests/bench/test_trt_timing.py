@@ -15,24 +15,13 @@ from typer.testing import CliRunner
 from arcface_trt.bench.runner import BenchmarkRequest, run_benchmark
 from arcface_trt.bench.timing import TimingPlan
 from arcface_trt.cli.app import app
-from tests.support.fakes import FakeStack, install_fakes
-from tests.support.tiny_models import write_tiny_model
+from tests.support.fakes import FakeStack
 
 LATENCY_KEYS = {"n", "mean", "p50", "p90", "p95", "p99", "min", "max", "std"}
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
-
-
-@pytest.fixture(params=["10", "11"], ids=["trt10.16", "trt11.4"])
-def stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> FakeStack:
-    return install_fakes(monkeypatch, request.param)
-
-
 @pytest.fixture
-def trt_config(tmp_path: Path, tiny: Path) -> Path:
+def trt_config(tmp_path: Path, tiny_onnx: Path) -> Path:
     (tmp_path / "trt.yaml").write_text(
         "arcface_tensorrt: {enabled: true}\n"
         f"tensorrt: {{precision: fp32, min_batch_size: 1, opt_batch_size: 4, max_batch_size: 4, "
@@ -40,13 +29,13 @@ def trt_config(tmp_path: Path, tiny: Path) -> Path:
     )
     path = tmp_path / "embedding.yaml"
     path.write_text(
-        f"embedding: {{backend: tensorrt, device: auto, model_path: '{tiny}', batch_size: 4, "
+        f"embedding: {{backend: tensorrt, device: auto, model_path: '{tiny_onnx}', batch_size: 4, "
         f"tensorrt_config: '{tmp_path / 'trt.yaml'}'}}\nvalidation: {{n_samples: 4}}\n"
     )
     return path
 
 
-def test_trt_modes_split_transfers_and_compute(stack: FakeStack, trt_config: Path) -> None:
+def test_trt_modes_split_transfers_and_compute(fake_stack: FakeStack, trt_config: Path) -> None:
     request = BenchmarkRequest(
         backends=("tensorrt",),
         batch_sizes=(1, 4, 6),
@@ -59,7 +48,7 @@ def test_trt_modes_split_transfers_and_compute(stack: FakeStack, trt_config: Pat
     for batch, row in rows.items():
         assert row["backend"] == "tensorrt" and row["precision"] == "fp32"
         assert row["engine_path"] and Path(row["engine_path"]).exists()
-        assert f"trt{stack.major_minor}" in row["engine_path"] and "sm90" in row["engine_path"]
+        assert f"trt{fake_stack.major_minor}" in row["engine_path"] and "sm90" in row["engine_path"]
         inference = row["modes"]["inference"]
         assert set(inference["parts_ms"]) == {"h2d_ms", "compute_ms", "d2h_ms"}
         assert all(set(stats) == LATENCY_KEYS and stats["n"] == 3 for stats in inference["parts_ms"].values())
@@ -80,11 +69,11 @@ def test_trt_modes_split_transfers_and_compute(stack: FakeStack, trt_config: Pat
         else:  # above max batch: the runner chunks inference; compute-only has no single-shot figure
             assert set(row["modes"]) == {"end_to_end", "inference"}
     env = report["environment"]
-    assert env["tensorrt"]["version"] == stack.version
+    assert env["tensorrt"]["version"] == fake_stack.version
     assert env["gpu"]["gpus"][0]["sm_arch"] == "sm90"
 
 
-def test_trt_benchmark_cli_json(stack: FakeStack, trt_config: Path) -> None:
+def test_trt_benchmark_cli_json(fake_stack: FakeStack, trt_config: Path) -> None:
     result = CliRunner().invoke(
         app,
         [
@@ -108,7 +97,7 @@ def test_trt_benchmark_cli_json(stack: FakeStack, trt_config: Path) -> None:
     assert "gpu_compute_cuda_graph" not in row["modes"]  # only with --cuda-graph
 
 
-def test_trt_benchmark_table_shows_gpu_memory(stack: FakeStack, trt_config: Path) -> None:
+def test_trt_benchmark_table_shows_gpu_memory(fake_stack: FakeStack, trt_config: Path) -> None:
     result = CliRunner().invoke(
         app,
         [
@@ -129,7 +118,7 @@ def test_trt_benchmark_table_shows_gpu_memory(stack: FakeStack, trt_config: Path
     assert "tensorrt (fp32)" in result.stdout and "GPU" in result.stdout and "engine" in result.stdout
 
 
-def test_diagnose_on_the_tensorrt_backend(stack: FakeStack, trt_config: Path) -> None:
+def test_diagnose_on_the_tensorrt_backend(fake_stack: FakeStack, trt_config: Path) -> None:
     result = CliRunner().invoke(
         app, ["diagnose", "--config", str(trt_config), "--iterations", "2", "--n-samples", "4", "--json"]
     )
@@ -143,7 +132,7 @@ def test_diagnose_on_the_tensorrt_backend(stack: FakeStack, trt_config: Path) ->
     assert record["benchmark"]["vram_source"] in ("nvml_process", "cuda_device_used", "engine_device_memory")
     assert record["throughput_fps"] == pytest.approx(4 * 1000 / record["latency_ms"])
     assert record["validation"]["regression_test"] == "passed"  # the fake engine runs the ONNX itself
-    assert record["environment"]["providers_applied"] == [f"TensorRT {stack.version}"]
+    assert record["environment"]["providers_applied"] == [f"TensorRT {fake_stack.version}"]
     assert record["environment"]["gpu"]["gpus"][0]["sm_arch"] == "sm90"
     assert record["problems"] == []  # its own freshly built engine matches this (fake) GPU and TensorRT
 
@@ -162,7 +151,7 @@ def test_real_gpu_trt_timing(trt_config: Path) -> None:
     assert row["memory"]["engine_device_memory_mb"] is not None
 
 
-def test_naming_tensorrt_and_a_precision_overrides_the_config(stack: FakeStack, trt_config: Path) -> None:
+def test_naming_tensorrt_and_a_precision_overrides_the_config(fake_stack: FakeStack, trt_config: Path) -> None:
     # the pipeline's flag is off and the file says fp32: `--backend tensorrt --precision fp16` still means both
     trt_yaml = trt_config.parent / "trt.yaml"
     trt_yaml.write_text(trt_yaml.read_text().replace("enabled: true", "enabled: false"))

@@ -1,4 +1,4 @@
-"""Fixtures for the benchmark and diagnose tests: small config files pointing at the r18 model."""
+"""Fixtures of the CLI tests: small config files pointing at the r18 model."""
 
 from __future__ import annotations
 
@@ -8,14 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny recognition-shaped model (112x112 in, 64-d out): for tests where the model does not matter."""
-    from tests.support.tiny_models import write_tiny_model
-
-    return write_tiny_model(tmp_path_factory.mktemp("bench-tiny") / "tiny.onnx")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.foundation.helpers import write_tiny_model
+from tests.support.tiny_models import write_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,8 +39,8 @@ def work(tmp_path_factory: pytest.TempPathFactory, r18_model: Path) -> dict[str,
     paths = {"root": root, "model": r18_model}
     (root / "text.onnx").write_text("this is not an ONNX model\n")
     paths["text"] = root / "text.onnx"
-    paths["small"] = write_tiny_model(root / "small.onnx", ["N", 3, 64, 64])
-    paths["fourd"] = write_tiny_model(root / "fourd.onnx", ["N", 3, 112, 112], reduce_to_2d=False)
+    paths["small"] = write_tiny_model(root / "small.onnx", input_shape=["N", 3, 64, 64])
+    paths["fourd"] = write_tiny_model(root / "fourd.onnx", feature_map_output=True)
     data = r18_model.read_bytes()
     (root / "truncated.onnx").write_bytes(data[: len(data) // 3])
     paths["truncated"] = root / "truncated.onnx"

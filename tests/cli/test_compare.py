@@ -12,7 +12,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from arcface_trt.cli.app import app
-from tests.foundation.helpers import write_tiny_model
+from tests.support.tiny_models import write_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -97,8 +97,8 @@ def test_images_and_npy_inputs(r18_model: Path, faces: np.ndarray, tmp_path: Pat
 def _bad_inputs(tmp_path: Path, r18_model: Path) -> list[tuple[list[str], str]]:
     text = tmp_path / "text.onnx"
     text.write_text("not a model")
-    small = write_tiny_model(tmp_path / "small.onnx", ["N", 3, 64, 64])
-    four_d = write_tiny_model(tmp_path / "fourd.onnx", ["N", 3, 112, 112], reduce_to_2d=False)
+    small = write_tiny_model(tmp_path / "small.onnx", input_shape=["N", 3, 64, 64])
+    four_d = write_tiny_model(tmp_path / "fourd.onnx", feature_map_output=True)
     (tmp_path / "empty").mkdir()
     config = tmp_path / "embedding.yaml"
     config.write_text("embedding:\n  colour: red\n")

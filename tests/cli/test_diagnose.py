@@ -69,10 +69,10 @@ def test_record_keys_and_measured_figures(write_config: Callable[..., Path], mon
 
 
 def test_tensorrt_with_fallback_reports_what_really_runs(
-    write_config: Callable[..., Path], tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+    write_config: Callable[..., Path], tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hide_gpu_stack(monkeypatch)
-    config = write_config(backend="tensorrt", device="auto", allow_cpu_fallback=True, model_path=str(tiny_model))
+    config = write_config(backend="tensorrt", device="auto", allow_cpu_fallback=True, model_path=str(tiny_onnx))
     code, record = _diagnose(config)
     assert code == 0
     assert record["requested_backend"] == "tensorrt"
@@ -95,8 +95,8 @@ def test_tensorrt_without_fallback_prints_the_record_and_exits_1(
     assert {"backend_unavailable", "tensorrt_import_failed"} <= _codes(record)
 
 
-def test_subprocess_json(write_config: Callable[..., Path], tiny_model: Path) -> None:
-    config = write_config(model_path=str(tiny_model))
+def test_subprocess_json(write_config: Callable[..., Path], tiny_onnx: Path) -> None:
+    config = write_config(model_path=str(tiny_onnx))
     proc = subprocess.run(
         [sys.executable, "-m", "arcface_trt", "diagnose", "--config", str(config), *FAST],
         capture_output=True,
@@ -108,12 +108,12 @@ def test_subprocess_json(write_config: Callable[..., Path], tiny_model: Path) ->
     assert set(json.loads(proc.stdout)) >= REQUIRED
 
 
-def test_cuda_provider_not_applied_is_flagged(write_config: Callable[..., Path], tiny_model: Path) -> None:
+def test_cuda_provider_not_applied_is_flagged(write_config: Callable[..., Path], tiny_onnx: Path) -> None:
     import onnxruntime
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("CUDA provider present here")
-    code, record = _diagnose(write_config(device="cuda", allow_cpu_fallback=True, model_path=str(tiny_model)))
+    code, record = _diagnose(write_config(device="cuda", allow_cpu_fallback=True, model_path=str(tiny_onnx)))
     assert code == 0 and record["backend"] == "onnxruntime"
     problem = next(p for p in record["problems"] if p["code"] == "gpu_provider_not_applied")
     assert "CUDAExecutionProvider" in problem["message"] and "onnxruntime-gpu" in problem["fix"]
@@ -131,7 +131,7 @@ def _broken_tensorrt(site: Path) -> None:
 
 
 def test_twin_onnxruntimes_broken_tensorrt_and_unwritable_cache_are_flagged(
-    write_config: Callable[..., Path], tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    write_config: Callable[..., Path], tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import arcface_trt.bench.environment as environment
 
@@ -144,7 +144,7 @@ def test_twin_onnxruntimes_broken_tensorrt_and_unwritable_cache_are_flagged(
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    code, record = _diagnose(write_config(tensorrt={"cache_dir": str(blocker / "engines")}, model_path=str(tiny_model)))
+    code, record = _diagnose(write_config(tensorrt={"cache_dir": str(blocker / "engines")}, model_path=str(tiny_onnx)))
     assert code == 0
     problems = {p["code"]: p for p in record["problems"]}
     assert set(problems) == {"onnxruntime_cpu_and_gpu_installed", "tensorrt_import_failed", "cache_not_writable"}
@@ -176,12 +176,12 @@ def _manifest(model: Path, sm_arch: str, trt_version: str, precision: str = "fp1
 
 
 def test_engine_for_another_arch_is_flagged_until_one_for_this_gpu_exists(
-    write_config: Callable[..., Path], tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    write_config: Callable[..., Path], tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack = install_fakes(monkeypatch, "10")  # TensorRT 10.16 and an H100 (sm90) here
-    config = write_config(model_path=str(tiny_model))
+    config = write_config(model_path=str(tiny_onnx))
     cache = EngineCache(tmp_path / "engines")
-    other = _manifest(tiny_model, "sm86", "10.16.1.11")
+    other = _manifest(tiny_onnx, "sm86", "10.16.1.11")
     cache.store(other.key, b"plan", other)
     code, record = _diagnose(config)
     assert code == 0
@@ -189,7 +189,7 @@ def test_engine_for_another_arch_is_flagged_until_one_for_this_gpu_exists(
     assert "sm86 (here sm90)" in problem["message"] and "arcface-trt build" in problem["fix"]
     assert record["environment"]["tensorrt"]["version"] == stack.version
 
-    here = _manifest(tiny_model, "sm90", "10.16.1.11")
+    here = _manifest(tiny_onnx, "sm90", "10.16.1.11")
     cache.store(here.key, b"plan", here)
     code, record = _diagnose(config)
     assert "engine_mismatch" not in _codes(record)
@@ -243,10 +243,10 @@ def test_every_problem_code_is_in_the_troubleshooting_doc() -> None:
 
 
 def test_table_output_keeps_bracketed_install_hints(
-    write_config: Callable[..., Path], tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+    write_config: Callable[..., Path], tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hide_gpu_stack(monkeypatch)
-    config = write_config(backend="tensorrt", device="auto", model_path=str(tiny_model))
+    config = write_config(backend="tensorrt", device="auto", model_path=str(tiny_onnx))
     result = runner.invoke(app, ["diagnose", "--config", str(config)], env={"COLUMNS": "400"})
     assert result.exit_code == 1
     assert "backend_unavailable" in result.stdout and "tensorrt_import_failed" in result.stdout

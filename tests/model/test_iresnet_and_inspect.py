@@ -12,7 +12,7 @@ from arcface_trt.errors import InputError
 from arcface_trt.faces import base_faces
 from arcface_trt.model.inspect import inspect_model
 from arcface_trt.model.iresnet import LAYERS, make_model
-from tests.foundation.helpers import write_tiny_model
+from tests.support.tiny_models import write_tiny_model
 
 
 def _embed(path: Path, crops: list[np.ndarray]) -> np.ndarray:
@@ -80,13 +80,13 @@ def test_inspection_rejects_what_is_not_a_recognition_model(tmp_path: Path) -> N
     text.write_text("this is not a model\n")
     with pytest.raises(InputError, match="not a valid ONNX model"):
         inspect_model(text)
-    small = write_tiny_model(tmp_path / "small.onnx", ["N", 3, 64, 64])
+    small = write_tiny_model(tmp_path / "small.onnx", input_shape=["N", 3, 64, 64])
     with pytest.raises(InputError, match=r"has shape \['N', 3, 64, 64\]"):
         inspect_model(small)
-    four_d = write_tiny_model(tmp_path / "fourd.onnx", ["N", 3, 112, 112], reduce_to_2d=False)
+    four_d = write_tiny_model(tmp_path / "fourd.onnx", feature_map_output=True)
     with pytest.raises(InputError, match="returns \\[N, D\\] embeddings"):
         inspect_model(four_d)
-    gray = write_tiny_model(tmp_path / "gray.onnx", ["N", 1, 112, 112])
+    gray = write_tiny_model(tmp_path / "gray.onnx", input_shape=["N", 1, 112, 112])
     with pytest.raises(InputError, match="takes \\[N, 3, S, S\\]"):
         inspect_model(gray)
 

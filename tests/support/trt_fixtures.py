@@ -1,4 +1,7 @@
-"""Fixtures of the TensorRT tests: the fake stack in both TensorRT shapes (see ``fakes.py``)."""
+"""Fixtures of the fake TensorRT stack (see ``fakes.py``), for every test folder.
+
+``tests/conftest.py`` registers this module through ``pytest_plugins``.
+"""
 
 from __future__ import annotations
 
@@ -39,11 +42,3 @@ def engine_settings(tmp_path):
     return TensorrtSection(
         precision="fp32", min_batch_size=1, opt_batch_size=4, max_batch_size=4, cache_dir=str(tmp_path / "engines")
     )
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory: pytest.TempPathFactory):
-    """A tiny recognition-shaped model (dynamic batch, 64-d embeddings)."""
-    from tests.support.tiny_models import write_tiny_model
-
-    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
