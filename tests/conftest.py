@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
 #: The fake TensorRT stack fixtures (fake_stack, no_gpu_stack, engine_settings, ...), for every folder.
 pytest_plugins = ["tests.support.trt_fixtures"]
 

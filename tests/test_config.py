@@ -16,8 +16,8 @@ from arcface_trt.config import (
     with_overrides,
 )
 from arcface_trt.errors import ConfigError
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 EMBEDDING_YAML = REPO / "config/pipeline/embedding.yaml"
 TENSORRT_YAML = REPO / "config/pipeline/arcface_tensorrt.yaml"
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from arcface_trt.backends import get_embedding_backend
 from arcface_trt.config import (
@@ -19,6 +18,7 @@ from arcface_trt.config import (
     TensorrtSection,
 )
 from arcface_trt.errors import BackendUnavailableError
+from tests.support.cli import invoke
 from tests.support.fakes import FakeStack
 
 
@@ -148,10 +148,9 @@ def _write_configs(tmp_path: Path, onnx: Path, enabled: bool = True) -> Path:
 
 
 def test_compare_backend_b_tensorrt(fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path) -> None:
-    from arcface_trt.cli.app import app
 
     config = _write_configs(tmp_path, tiny_onnx)
-    result = CliRunner().invoke(app, ["compare", "--backend-b", "tensorrt", "--config", str(config), "--json"])
+    result = invoke("compare", "--backend-b", "tensorrt", "--config", str(config), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["backend_b"]["backend"] == "tensorrt" and report["backend_b"]["precision"] == "fp16"
@@ -163,10 +162,9 @@ def test_compare_backend_b_tensorrt(fake_stack: FakeStack, tiny_onnx: Path, tmp_
 def test_compare_naming_tensorrt_overrides_a_disabled_config(
     fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path
 ) -> None:
-    from arcface_trt.cli.app import app
 
     config = _write_configs(tmp_path, tiny_onnx, enabled=False)
-    result = CliRunner().invoke(app, ["compare", "--backend-b", "tensorrt", "--config", str(config), "--json"])
+    result = invoke("compare", "--backend-b", "tensorrt", "--config", str(config), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["backend_b"]["backend"] == "tensorrt" and report["backend_b"]["fallback_reason"] is None

@@ -10,11 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from arcface_trt.bench.runner import BenchmarkRequest, run_benchmark
 from arcface_trt.bench.timing import TimingPlan
-from arcface_trt.cli.app import app
+from tests.support.cli import invoke
 from tests.support.fakes import FakeStack
 
 LATENCY_KEYS = {"n", "mean", "p50", "p90", "p95", "p99", "min", "max", "std"}
@@ -74,22 +73,19 @@ def test_trt_modes_split_transfers_and_compute(fake_stack: FakeStack, trt_config
 
 
 def test_trt_benchmark_cli_json(fake_stack: FakeStack, trt_config: Path) -> None:
-    result = CliRunner().invoke(
-        app,
-        [
-            "benchmark",
-            "--config",
-            str(trt_config),
-            "--backend",
-            "tensorrt",
-            "--batch-sizes",
-            "2",
-            "--iterations",
-            "2",
-            "--warmup",
-            "0",
-            "--json",
-        ],
+    result = invoke(
+        "benchmark",
+        "--config",
+        str(trt_config),
+        "--backend",
+        "tensorrt",
+        "--batch-sizes",
+        "2",
+        "--iterations",
+        "2",
+        "--warmup",
+        "0",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["results"][0]
@@ -98,30 +94,25 @@ def test_trt_benchmark_cli_json(fake_stack: FakeStack, trt_config: Path) -> None
 
 
 def test_trt_benchmark_table_shows_gpu_memory(fake_stack: FakeStack, trt_config: Path) -> None:
-    result = CliRunner().invoke(
-        app,
-        [
-            "benchmark",
-            "--config",
-            str(trt_config),
-            "--backend",
-            "tensorrt",
-            "--batch-sizes",
-            "1",
-            "--iterations",
-            "1",
-            "--warmup",
-            "0",
-        ],
+    result = invoke(
+        "benchmark",
+        "--config",
+        str(trt_config),
+        "--backend",
+        "tensorrt",
+        "--batch-sizes",
+        "1",
+        "--iterations",
+        "1",
+        "--warmup",
+        "0",
     )
     assert result.exit_code == 0, result.output
     assert "tensorrt (fp32)" in result.stdout and "GPU" in result.stdout and "engine" in result.stdout
 
 
 def test_diagnose_on_the_tensorrt_backend(fake_stack: FakeStack, trt_config: Path) -> None:
-    result = CliRunner().invoke(
-        app, ["diagnose", "--config", str(trt_config), "--iterations", "2", "--n-samples", "4", "--json"]
-    )
+    result = invoke("diagnose", "--config", str(trt_config), "--iterations", "2", "--n-samples", "4", "--json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["backend"] == record["requested_backend"] == "tensorrt"
@@ -156,7 +147,7 @@ def test_naming_tensorrt_and_a_precision_overrides_the_config(fake_stack: FakeSt
     trt_yaml = trt_config.parent / "trt.yaml"
     trt_yaml.write_text(trt_yaml.read_text().replace("enabled: true", "enabled: false"))
     args = ["benchmark", "--config", str(trt_config), "--backend", "tensorrt", "--precision", "fp16"]
-    result = CliRunner().invoke(app, [*args, "--batch-sizes", "2", "--iterations", "1", "--warmup", "0", "--json"])
+    result = invoke(*args, "--batch-sizes", "2", "--iterations", "1", "--warmup", "0", "--json")
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["results"][0]
     assert row["backend"] == "tensorrt" and row["precision"] == "fp16"

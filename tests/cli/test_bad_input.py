@@ -7,9 +7,7 @@ unchanged). Cases run a few at a time: each is a fresh Python process.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.cli import run_cli
 from tests.support.tiny_models import write_tiny_model
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -278,23 +275,8 @@ def _snapshot(*folders: Path) -> set[tuple[str, int]]:
 
 
 def _run(case: Case, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "ARCFACE_TRT_CACHE_DIR": str(cache),
-        "AWS_ACCESS_KEY_ID": "sweep",
-        "AWS_SECRET_ACCESS_KEY": "sweep",
-    }
-    env.update(case.env)
-    env.pop("ARCFACE_TRT_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "arcface_trt", *case.args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=240,
-        stdin=subprocess.DEVNULL,
-    )
+    env = {"ARCFACE_TRT_CACHE_DIR": str(cache), "AWS_ACCESS_KEY_ID": "sweep", "AWS_SECRET_ACCESS_KEY": "sweep"}
+    return run_cli(*case.args, cwd=cwd, env={**env, **case.env, "ARCFACE_TRT_CONFIG": None}, timeout=240)
 
 
 def test_every_command_rejects_bad_input_cleanly(work: dict[str, Path], tmp_path: Path) -> None:

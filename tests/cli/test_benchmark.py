@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from arcface_trt.backends.base import Embedder
 from arcface_trt.bench.runner import benchmark_one, parse_batch_sizes
 from arcface_trt.bench.timing import TimingPlan
-from arcface_trt.cli.app import app
 from arcface_trt.errors import InputError
+from tests.support.cli import invoke, run_cli
 
-REPO = Path(__file__).resolve().parents[2]
-runner = CliRunner()
 TINY = ["--iterations", "1", "--warmup", "0"]
 LATENCY_KEYS = {"n", "mean", "p50", "p90", "p95", "p99", "min", "max", "std"}
 
 
 def _bench(*args: str):
-    return runner.invoke(app, ["benchmark", *args])
+    return invoke("benchmark", *args)
 
 
 def test_json_report_output_file_and_plot(r18_model: Path, tmp_path: Path) -> None:
@@ -83,24 +79,7 @@ def test_two_backends_side_by_side_with_speedup_column(r18_model: Path, tmp_path
 
 
 def test_subprocess_json(r18_model: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "arcface_trt",
-            "benchmark",
-            "--onnx-path",
-            str(r18_model),
-            "--batch-sizes",
-            "1",
-            *TINY,
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
+    proc = run_cli("benchmark", "--onnx-path", str(r18_model), "--batch-sizes", "1", *TINY, "--json", timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["results"][0]["throughput_fps"] > 0

@@ -6,17 +6,13 @@ import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from arcface_trt.cli.app import app
+from tests.support.cli import invoke, run_cli
 from tests.support.fakes import FakeStack
-
-runner = CliRunner()
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def test_dry_run_json_without_gpu_or_tensorrt(no_gpu_stack, tiny_onnx: Path, tmp_path: Path) -> None:
@@ -33,7 +29,7 @@ def test_dry_run_json_without_gpu_or_tensorrt(no_gpu_stack, tiny_onnx: Path, tmp
         "--cache-dir",
         str(tmp_path / "engines"),
     ]
-    result = runner.invoke(app, args)
+    result = invoke(*args)
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     assert plan["engine_name"] == "tiny-fp16-sm90.plan"
@@ -62,14 +58,14 @@ def test_dry_run_json_without_gpu_or_tensorrt(no_gpu_stack, tiny_onnx: Path, tmp
 
 
 def test_dry_run_human_readable(no_gpu_stack, tiny_onnx: Path) -> None:
-    result = runner.invoke(app, ["build", "--onnx-path", str(tiny_onnx), "--dry-run"])
+    result = invoke("build", "--onnx-path", str(tiny_onnx), "--dry-run")
     assert result.exit_code == 0, result.output
     assert "engine:    tiny-fp16-sm<arch>.plan" in result.stdout
     assert "pass --arch" in result.stdout
 
 
 def test_build_without_tensorrt_is_one_line_exit_2(no_gpu_stack, tiny_onnx: Path) -> None:
-    result = runner.invoke(app, ["build", "--onnx-path", str(tiny_onnx)])
+    result = invoke("build", "--onnx-path", str(tiny_onnx))
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -89,7 +85,7 @@ def test_build_without_tensorrt_is_one_line_exit_2(no_gpu_stack, tiny_onnx: Path
     ],
 )
 def test_bad_options_are_one_line(no_gpu_stack, tiny_onnx: Path, args: list[str], needle: str) -> None:
-    result = runner.invoke(app, ["build", "--onnx-path", str(tiny_onnx), *args])
+    result = invoke("build", "--onnx-path", str(tiny_onnx), *args)
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], result.stderr
@@ -109,17 +105,17 @@ def test_build_and_reuse_with_fake(fake_stack: FakeStack, tiny_onnx: Path, tmp_p
         "--cache-dir",
         str(tmp_path / "engines"),
     ]
-    first = runner.invoke(app, base)
+    first = invoke(*base)
     assert first.exit_code == 0, first.output
     plan = tmp_path / "engines" / f"trt{fake_stack.major_minor}" / "tiny-fp16-sm90.plan"
     assert f"engine:     {plan}" in first.stdout and "from cache: no" in first.stdout
     # the reason is printed with the result (progress lines on stderr show only at a terminal)
     assert "rebuilt because: no cached plan" in first.stdout
-    second = runner.invoke(app, [*base, "--json"])
+    second = invoke(*base, "--json")
     record = json.loads(second.stdout)
     assert record["from_cache"] is True and record["source"] == "cache" and record["plan_bytes"] == plan.stat().st_size
     assert record["manifest"]["max_batch"] == 8 and record["manifest"]["opt_batch"] == 4
-    third = runner.invoke(app, [*base, "--max-batch", "16", "--json"])
+    third = invoke(*base, "--max-batch", "16", "--json")
     record = json.loads(third.stdout)
     assert record["from_cache"] is False and record["rebuild_reasons"] == ["max_batch 8 != 16"]
     assert record["build_seconds"] > 0
@@ -135,37 +131,25 @@ def test_upload_calls_the_store(fake_stack: FakeStack, tiny_onnx: Path, tmp_path
         return {"plan": f"s3://bucket/{plan_path.name}"}
 
     monkeypatch.setattr(store, "push_plan", fake_push)
-    result = runner.invoke(
-        app,
-        [
-            "build",
-            "--onnx-path",
-            str(tiny_onnx),
-            "--precision",
-            "fp32",
-            "--cache-dir",
-            str(tmp_path / "e"),
-            "--upload",
-            "--overwrite",
-            "--json",
-        ],
+    result = invoke(
+        "build",
+        "--onnx-path",
+        str(tiny_onnx),
+        "--precision",
+        "fp32",
+        "--cache-dir",
+        str(tmp_path / "e"),
+        "--upload",
+        "--overwrite",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     assert pushed == [("tiny-fp32-sm90.plan", True)]
     assert json.loads(result.stdout)["upload"] == {"plan": "s3://bucket/tiny-fp32-sm90.plan"}
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def test_real_process_dry_run_and_missing_tensorrt(tiny_onnx: Path, tmp_path: Path) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "arcface_trt",
+    args = [
         "build",
         "--onnx-path",
         str(tiny_onnx),
@@ -178,15 +162,14 @@ def test_real_process_dry_run_and_missing_tensorrt(tiny_onnx: Path, tmp_path: Pa
         "--cache-dir",
         str(tmp_path),
     ]
-    ok = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
+    ok = run_cli(*args, timeout=120)
     assert ok.returncode == 0, ok.stderr
     plan = json.loads(ok.stdout)
     assert plan["engine_name"] == "tiny-fp16-sm90.plan"
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here: the missing-TensorRT path cannot be shown in a real process")
     assert plan["folder"] == "trt<major>.<minor>"
-    build = [sys.executable, "-m", "arcface_trt", "build", "--onnx-path", str(tiny_onnx), "--cache-dir", str(tmp_path)]
-    missing = subprocess.run(build, capture_output=True, text=True, env=_env(), timeout=120)
+    missing = run_cli("build", "--onnx-path", str(tiny_onnx), "--cache-dir", str(tmp_path), timeout=120)
     assert missing.returncode == 2
     assert missing.stdout == ""
     lines = missing.stderr.strip().splitlines()

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-from typer.testing import CliRunner
 
-from arcface_trt.cli.app import app
+from tests.support.cli import invoke, run_cli, run_python
 from tests.support.tiny_models import write_tiny_model
-
-REPO = Path(__file__).resolve().parents[2]
-runner = CliRunner()
 
 STAT_KEYS = {"mean", "min", "p01", "p50", "max"}
 
 
 def _compare(*args: str):
-    return runner.invoke(app, ["compare", *args])
+    return invoke("compare", *args)
 
 
 def test_compare_passes_on_the_same_model(r18_model: Path) -> None:
@@ -131,35 +124,31 @@ def test_bad_input_is_one_line_and_exit_2(r18_model: Path, tmp_path: Path) -> No
         assert "Traceback" not in result.output
 
 
-def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "arcface_trt", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300
-    )
-
-
 def test_subprocess_compare_json_and_failures(r18_model: Path, r18_model_seed1: Path) -> None:
-    ok = _run("compare", "--onnx-path", str(r18_model), "--n-samples", "3", "--json")
+    ok = run_cli("compare", "--onnx-path", str(r18_model), "--n-samples", "3", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["passed"] is True
-    differ = _run("compare", "--onnx-path", str(r18_model), "--onnx-path-b", str(r18_model_seed1), "--n-samples", "3")
+    differ = run_cli(
+        "compare", "--onnx-path", str(r18_model), "--onnx-path-b", str(r18_model_seed1), "--n-samples", "3"
+    )
     assert differ.returncode == 1 and "FAIL" in differ.stdout
-    missing = _run("compare", "--onnx-path", "/nonexistent/m.onnx")
+    missing = run_cli("compare", "--onnx-path", "/nonexistent/m.onnx")
     assert missing.returncode == 2
     assert missing.stderr.strip() == "error: ONNX model not found: /nonexistent/m.onnx"
 
 
 def test_debug_shows_the_traceback() -> None:
-    result = _run("--debug", "compare", "--onnx-path", "/nonexistent/m.onnx")
+    result = run_cli("--debug", "compare", "--onnx-path", "/nonexistent/m.onnx")
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
 def test_make_model_subprocess(tmp_path: Path) -> None:
     out = tmp_path / "m.onnx"
-    result = _run("make-model", "--arch", "r18", "--out", str(out), "--seed", "3", "--json")
+    result = run_cli("make-model", "--arch", "r18", "--out", str(out), "--seed", "3", "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["arch"] == "r18" and record["seed"] == 3 and out.stat().st_size == record["bytes"]
-    bad = _run("make-model", "--arch", "r7", "--out", str(tmp_path / "x.onnx"))
+    bad = run_cli("make-model", "--arch", "r7", "--out", str(tmp_path / "x.onnx"))
     assert bad.returncode == 2 and "unknown architecture 'r7'" in bad.stderr
     assert not (tmp_path / "x.onnx").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no temporary file left behind
@@ -187,15 +176,15 @@ print('COMMANDS', ' '.join(names))
 
 
 def test_every_help_works_without_heavy_modules() -> None:
-    result = subprocess.run([sys.executable, "-c", BLOCKER], capture_output=True, text=True, cwd=REPO, timeout=120)
+    result = run_python("-c", BLOCKER, timeout=120)
     assert result.returncode == 0, result.stderr
     commands = result.stdout.split("COMMANDS")[-1].split()
     assert {"compare", "make-model"} <= set(commands)
 
 
 def test_version_and_no_args() -> None:
-    env = {**os.environ, "COLUMNS": "120"}
-    version = _run("--version", env=env)
+    env = {"COLUMNS": "120"}
+    version = run_cli("--version", env=env)
     assert version.returncode == 0 and version.stdout.startswith("arcface-trt ")
-    bare = _run(env=env)
+    bare = run_cli(env=env)
     assert "compare" in bare.stdout + bare.stderr

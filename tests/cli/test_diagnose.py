@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from arcface_trt.cli.app import app
 from arcface_trt.diagnose import checks
 from arcface_trt.engine.cache import EngineCache
 from arcface_trt.engine.key import Manifest
 from arcface_trt.model.inspect import inspect_model
+from tests.support.cli import invoke, run_cli
 from tests.support.fakes import hide_gpu_stack, install_fakes
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
-runner = CliRunner()
 FAST = ["--iterations", "1", "--n-samples", "3", "--json"]
 REQUIRED = {
     "backend",
@@ -38,7 +35,7 @@ REQUIRED = {
 
 
 def _diagnose(config: Path, *extra: str) -> tuple[int, dict]:
-    result = runner.invoke(app, ["diagnose", "--config", str(config), *FAST, *extra])
+    result = invoke("diagnose", "--config", str(config), *FAST, *extra)
     return result.exit_code, json.loads(result.stdout)
 
 
@@ -97,13 +94,7 @@ def test_tensorrt_without_fallback_prints_the_record_and_exits_1(
 
 def test_subprocess_json(write_config: Callable[..., Path], tiny_onnx: Path) -> None:
     config = write_config(model_path=str(tiny_onnx))
-    proc = subprocess.run(
-        [sys.executable, "-m", "arcface_trt", "diagnose", "--config", str(config), *FAST],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=180,
-    )
+    proc = run_cli("diagnose", "--config", str(config), *FAST, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert set(json.loads(proc.stdout)) >= REQUIRED
 
@@ -247,7 +238,7 @@ def test_table_output_keeps_bracketed_install_hints(
 ) -> None:
     hide_gpu_stack(monkeypatch)
     config = write_config(backend="tensorrt", device="auto", model_path=str(tiny_onnx))
-    result = runner.invoke(app, ["diagnose", "--config", str(config)], env={"COLUMNS": "400"})
+    result = invoke("diagnose", "--config", str(config), env={"COLUMNS": "400"})
     assert result.exit_code == 1
     assert "backend_unavailable" in result.stdout and "tensorrt_import_failed" in result.stdout
     assert "pip install 'arcface-trt[gpu]'" in result.stdout  # not eaten as rich markup

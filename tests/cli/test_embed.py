@@ -10,13 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from arcface_trt.cli.app import app
 from arcface_trt.embed import open_source, read_embeddings
-from tests.support.embeddings import assert_matches_encode, reference, run_cli, start_cli, summary_of, write_crops
-
-runner = CliRunner()
+from tests.support.cli import invoke, run_cli, start_cli
+from tests.support.embeddings import assert_matches_encode, reference, summary_of, write_crops
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +32,14 @@ def _model_args(r18_model: Path) -> list[str]:
 
 def test_cli_json_summary_and_table(r18_model: Path, crop_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "emb.parquet"
-    result = runner.invoke(app, ["embed", str(crop_folder), "--out", str(out), *_model_args(r18_model), "--json"])
+    result = invoke("embed", str(crop_folder), "--out", str(out), *_model_args(r18_model), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # stdout holds only the JSON
     assert summary["embedded"] == 8 and summary["rows_in_output"] == 8 and summary["unreadable"] == []
     assert summary["backend"] == "onnxruntime" and summary["images_per_s"] > 0
     keys, embeddings = read_embeddings(out)
     assert_matches_encode(keys, embeddings, reference(r18_model))
-    table = runner.invoke(app, ["embed", str(crop_folder), "--out", str(out), *_model_args(r18_model), "--resume"])
+    table = invoke("embed", str(crop_folder), "--out", str(out), *_model_args(r18_model), "--resume")
     assert table.exit_code == 0, table.output
     assert "already in output (skipped)" in table.stdout and "img/s" in table.stdout
 
@@ -63,7 +60,7 @@ def test_bad_input_is_one_line_and_exit_2(r18_model: Path, crop_folder: Path, tm
         ([str(crop_folder), "--out", str(tmp_path / "o.parquet"), "--backend", "caffe"], "unknown backend"),
     ]
     for args, message in cases:
-        result = runner.invoke(app, ["embed", *(model if "--backend" not in args else []), *args])
+        result = invoke("embed", *(model if "--backend" not in args else []), *args)
         assert result.exit_code == 2, (args, result.output)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (args, result.stderr)
@@ -72,7 +69,7 @@ def test_bad_input_is_one_line_and_exit_2(r18_model: Path, crop_folder: Path, tm
 
 def test_npy_output_with_index(r18_model: Path, crop_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "emb.npy"
-    result = runner.invoke(app, ["embed", str(crop_folder), "--out", str(out), *_model_args(r18_model), "--json"])
+    result = invoke("embed", str(crop_folder), "--out", str(out), *_model_args(r18_model), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows_in_output"] == 8 and (tmp_path / "emb.index.parquet").is_file()
     keys, embeddings = read_embeddings(out)
@@ -140,7 +137,7 @@ def test_npy_input_through_cli(r18_model: Path, tmp_path: Path) -> None:
     crops = sample_faces(5, seed=9)
     np.save(tmp_path / "crops.npy", crops)
     out = tmp_path / "emb.parquet"
-    result = runner.invoke(app, ["embed", str(tmp_path / "crops.npy"), "--out", str(out), *_model_args(r18_model)])
+    result = invoke("embed", str(tmp_path / "crops.npy"), "--out", str(out), *_model_args(r18_model))
     assert result.exit_code == 0, result.output
     keys, embeddings = read_embeddings(out)
     assert [k.rsplit("#", 1)[1] for k in keys] == ["0", "1", "2", "3", "4"]

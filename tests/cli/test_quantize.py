@@ -6,24 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from arcface_trt.cli.app import app
 from arcface_trt.engine.builder import prepare_onnx
 from arcface_trt.errors import InputError
 from arcface_trt.precision.qdq import is_qdq_model, summarize_qdq
+from tests.support.cli import invoke
 from tests.support.fakes import install_fakes
-
-runner = CliRunner()
 
 
 def test_quantize_writes_a_symmetric_int8_qdq_model_tensorrt_accepts(
     r18_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "m-int8.onnx"
-    result = runner.invoke(
-        app, ["quantize", "--onnx-path", str(r18_model), "--out", str(out), "--calib-samples", "16", "--json"]
-    )
+    result = invoke("quantize", "--onnx-path", str(r18_model), "--out", str(out), "--calib-samples", "16", "--json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["path"] == str(out) and record["calibration"]["activation_type"] == "int8"
@@ -55,7 +50,7 @@ def test_quantize_bad_input(r18_model: Path, tmp_path: Path) -> None:
         (["--calib-samples", "0"], "--calib-samples must be at least 1"),
     ]
     for extra, message in cases:
-        result = runner.invoke(app, ["quantize", "--onnx-path", str(r18_model), "--out", str(out), *extra])
+        result = invoke("quantize", "--onnx-path", str(r18_model), "--out", str(out), *extra)
         assert result.exit_code == 2, (extra, result.output)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert not out.exists()

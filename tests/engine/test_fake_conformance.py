@@ -12,32 +12,14 @@ is installed.
 from __future__ import annotations
 
 import inspect
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.fake_cuda import FakeCuda
-from tests.support.fake_trt import VERSIONS, _EnumValue, make_tensorrt
-
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "tensorrt-api"
-FILES = {"10": "tensorrt-10.16.1.json", "11": "tensorrt-11.4.0.json"}
-
-
-def reference_dir() -> Path:
-    """Where the recorded API lives (``../shared`` beside the checkout, or ``./shared``)."""
-    for candidate in (REFERENCE, Path(__file__).resolve().parents[2] / "shared" / "reference" / "tensorrt-api"):
-        if (candidate / FILES["10"]).exists():
-            return candidate
-    pytest.skip("shared/reference/tensorrt-api is not present beside this checkout")
-
-
-def load_reference(major: str) -> dict[str, Any]:
-    data = json.loads((reference_dir() / FILES[major]).read_text())
-    assert data["version"] == VERSIONS[major]
-    return data["module"]
+from tests.support.fake_trt import _EnumValue, make_tensorrt
+from tests.support.tensorrt_api import load_reference
 
 
 def split_params(text: str) -> list[str]:

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from tests.engine.test_fake_conformance import load_reference
+from tests.support.paths import PACKAGE
+from tests.support.tensorrt_api import load_reference
 
-PACKAGE = Path(__file__).resolve().parents[2] / "arcface_trt"
 MODULE_NAMES = {"trt"}
 
 

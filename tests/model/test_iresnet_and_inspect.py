@@ -12,6 +12,7 @@ from arcface_trt.errors import InputError
 from arcface_trt.faces import base_faces
 from arcface_trt.model.inspect import inspect_model
 from arcface_trt.model.iresnet import LAYERS, make_model
+from tests.support.cli import invoke
 from tests.support.tiny_models import write_tiny_model
 
 
@@ -50,12 +51,9 @@ def test_weights_follow_the_seed(r18_model: Path, r18_model_seed1: Path) -> None
 
 
 def test_r100_is_a_valid_recognition_model_that_tells_faces_apart(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from arcface_trt.cli.app import app
 
     out = tmp_path / "m.onnx"
-    result = CliRunner().invoke(app, ["make-model", "--arch", "r100", "--out", str(out)])
+    result = invoke("make-model", "--arch", "r100", "--out", str(out))
     assert result.exit_code == 0, result.output
     onnx.checker.check_model(str(out))
     faces = base_faces()

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from typer.testing import CliRunner
 
-from arcface_trt.cli.app import app
 from arcface_trt.errors import InputError
 from arcface_trt.precision import int8
 from arcface_trt.precision.int8 import CalibrationSettings, calibration_batches, load_calibration_crops
 from arcface_trt.precision.qdq import is_qdq_model, summarize_qdq
 from tests.precision.helpers import embed_with_ort
+from tests.support.cli import invoke, run_cli
 
 
 def test_qdq_model_has_quantize_dequantize_and_per_channel_weights(r18_qdq: Path) -> None:
@@ -96,7 +93,7 @@ def test_empty_calibration_folder_is_one_line_exit_2(r18_model: Path, tmp_path: 
     empty = tmp_path / "empty"
     empty.mkdir()
     args = ["build", "--target", "cpu", "--precision", "int8", "--onnx-path", str(r18_model)]
-    result = CliRunner().invoke(app, [*args, "--calib-images", str(empty)])
+    result = invoke(*args, "--calib-images", str(empty))
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: calibration images: no images")
@@ -107,9 +104,8 @@ def test_unreadable_calibration_folder_is_one_line_exit_2_subprocess(r18_model: 
     folder.mkdir()
     (folder / "face.jpg").write_bytes(b"\x00" * 64)
     (folder / "face2.png").write_text("not a png")
-    cmd = [sys.executable, "-m", "arcface_trt", "build", "--target", "cpu", "--precision", "int8"]
-    cmd += ["--onnx-path", str(r18_model), "--calib-images", str(folder)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    args = ["build", "--target", "cpu", "--precision", "int8", "--onnx-path", str(r18_model)]
+    proc = run_cli(*args, "--calib-images", str(folder), timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: calibration images: none of the 2 files in {folder} is a readable image"

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from arcface_trt.cli.app import app
+from tests.support.cli import invoke, run_cli
 
 BASE = ["compare", "--backend-a", "onnxruntime", "--backend-b", "onnxruntime", "--n-samples", "12"]
-
-
-def _run(args: list[str]):
-    return CliRunner().invoke(app, args)
 
 
 #: The keys of plain ``compare --json`` (ParityResult.to_dict): --precision must keep them.
@@ -26,7 +18,7 @@ COMPARE_KEYS = {
 
 
 def test_compare_precision_int8_keeps_the_compare_json(r18_model: Path, r18_int8_engine) -> None:
-    result = _run([*BASE, "--onnx-path", str(r18_model), "--precision", "int8", "--max-drift-cosine", "0.05", "--json"])
+    result = invoke(*BASE, "--onnx-path", str(r18_model), "--precision", "int8", "--max-drift-cosine", "0.05", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data) == COMPARE_KEYS
@@ -38,7 +30,7 @@ def test_compare_precision_int8_keeps_the_compare_json(r18_model: Path, r18_int8
 
 def test_drift_report_json(r18_model: Path, r18_int8_engine) -> None:
     # The default tolerance (1e-3 on the worst sample) is tighter than int8 keeps: exit 1, JSON still out.
-    result = _run([*BASE, "--onnx-path", str(r18_model), "--precisions", "fp32,int8", "--json"])
+    result = invoke(*BASE, "--onnx-path", str(r18_model), "--precisions", "fp32,int8", "--json")
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     assert report["passed"] is False and report["n_samples"] == 12
@@ -54,9 +46,9 @@ def test_drift_report_json(r18_model: Path, r18_int8_engine) -> None:
 
 
 def test_precision_options_are_checked(r18_model: Path) -> None:
-    both = _run([*BASE, "--onnx-path", str(r18_model), "--precision", "int8", "--precisions", "fp32"])
+    both = invoke(*BASE, "--onnx-path", str(r18_model), "--precision", "int8", "--precisions", "fp32")
     assert both.exit_code == 2 and "either --precision or --precisions" in both.stderr
-    bad = _run([*BASE, "--onnx-path", str(r18_model), "--precisions", "fp32,int4"])
+    bad = invoke(*BASE, "--onnx-path", str(r18_model), "--precisions", "fp32,int4")
     assert bad.exit_code == 2
     assert bad.stderr.strip().splitlines() == [
         "error: unknown precision(s) int4 in --precisions (choose fp32, fp16, int8)"
@@ -64,9 +56,8 @@ def test_precision_options_are_checked(r18_model: Path) -> None:
 
 
 def test_drift_report_table_subprocess(r18_model: Path, r18_int8_engine) -> None:
-    cmd = [sys.executable, "-m", "arcface_trt", *BASE, "--onnx-path", str(r18_model)]
-    cmd += ["--precisions", "int8", "--max-drift-cosine", "0.05"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    args = [*BASE, "--onnx-path", str(r18_model), "--precisions", "int8", "--max-drift-cosine", "0.05"]
+    proc = run_cli(*args, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "Precision drift against onnxruntime fp32 on 12 crops" in proc.stdout
     lines = {

@@ -9,29 +9,20 @@ the body mid-download, bytes changed in the bucket) and must end with exit 2, on
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from arcface_trt.cli.app import app
+from tests.support.cli import invoke as cli
+from tests.support.cli import run_cli, run_python
 from tests.support.s3_server import ACCESS_KEY, SECRET_KEY, free_port, tree
 
-runner = CliRunner()
 MODEL = "arcface_r18"
 PLAN_KEY = "engines/trt10.16/arcface_r18-fp16-sm90.plan"
 MANIFEST_KEY = "engines/trt10.16/arcface_r18-fp16-sm90.json"
-
-
-def cli(*args: object):
-    """Run the CLI in-process."""
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def store(url: str, bucket: str) -> list[str]:
@@ -507,34 +498,22 @@ def test_store_and_cli_import_without_boto3():
         "import sys, arcface_trt.store, arcface_trt.cli.app; "
         "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = run_python("-c", code, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_cli_as_subprocess(moto_server, bucket, make_plan, tmp_path):
     plan = make_plan()
-    env = dict(os.environ)
-    base = [sys.executable, "-m", "arcface_trt"]
     flags = store(moto_server.url, bucket)
-    pushed = subprocess.run(
-        [*base, "push-engine", str(plan.plan), *flags], capture_output=True, text=True, env=env, timeout=60
-    )
+    pushed = run_cli("push-engine", str(plan.plan), *flags, timeout=60)
     assert pushed.returncode == 0, pushed.stderr
     cache = tmp_path / "cache"
-    fetched = subprocess.run(
-        [*base, *map(str, fetch_args(cache)), *flags], capture_output=True, text=True, env=env, timeout=60
-    )
+    fetched = run_cli(*fetch_args(cache), *flags, timeout=60)
     assert fetched.returncode == 0, fetched.stderr
     assert f"fetched s3://{bucket}/{PLAN_KEY} -> {cache / 'trt10.16' / 'arcface_r18-fp16-sm90.plan'}" in fetched.stdout
     assert (cache / "trt10.16" / "arcface_r18-fp16-sm90.plan").read_bytes() == plan.content
     before = tree(cache)
-    failed = subprocess.run(
-        [*base, *map(str, fetch_args(cache, "--precision", "fp32")), *flags],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    failed = run_cli(*fetch_args(cache, "--precision", "fp32"), *flags, timeout=60)
     assert failed.returncode == 2
     assert failed.stdout == ""
     lines = failed.stderr.strip().splitlines()

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def write_crops(folder: Path, crops: np.ndarray, start: int = 0) -> list[Path]:
@@ -39,24 +35,6 @@ def assert_matches_encode(keys: list[str], embeddings: np.ndarray, embedder, min
     expected = embedder.encode([read_image(Path(k)) for k in keys])
     cosine = np.sum(expected.astype(np.float64) * embeddings.astype(np.float64), axis=1)
     assert cosine.min() >= min_cosine, cosine.min()
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m arcface_trt ARGS`` as a real subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "arcface_trt", *args], capture_output=True, text=True, cwd=REPO, timeout=timeout
-    )
-
-
-def start_cli(*args: str) -> subprocess.Popen:
-    """``python -m arcface_trt ARGS`` started in the background."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "arcface_trt", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
 
 
 def summary_of(stdout: str) -> dict:
