@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from arcface_trt.config import (
     TensorrtSection,
 )
 from arcface_trt.errors import BackendUnavailableError
-from tests.support.cli import invoke
 from tests.support.fakes import FakeStack
 
 
@@ -131,40 +129,3 @@ def test_store_is_asked_before_building(
     assert calls == [f"trt{fake_stack.major_minor}/tiny-fp32-sm90.plan"]
     assert "bucket 'engines' not reachable" in caplog.text
     assert Path(embedder.info().engine_path).exists()
-
-
-def _write_configs(tmp_path: Path, onnx: Path, enabled: bool = True) -> Path:
-    trt_yaml = tmp_path / "arcface_tensorrt.yaml"
-    trt_yaml.write_text(
-        f"arcface_tensorrt:\n  enabled: {str(enabled).lower()}\ntensorrt:\n  precision: fp16\n  min_batch_size: 1\n"
-        f"  opt_batch_size: 4\n  max_batch_size: 4\n  cache_dir: {tmp_path / 'engines'}\n"
-    )
-    emb_yaml = tmp_path / "embedding.yaml"
-    emb_yaml.write_text(
-        f"embedding:\n  backend: tensorrt\n  tensorrt_config: {trt_yaml}\n  model_path: {onnx}\n  batch_size: 4\n"
-        "validation:\n  n_samples: 6\n  max_drift_cosine: 0.001\n"
-    )
-    return emb_yaml
-
-
-def test_compare_backend_b_tensorrt(fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path) -> None:
-
-    config = _write_configs(tmp_path, tiny_onnx)
-    result = invoke("compare", "--backend-b", "tensorrt", "--config", str(config), "--json")
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["backend_b"]["backend"] == "tensorrt" and report["backend_b"]["precision"] == "fp16"
-    assert report["backend_b"]["engine_path"].endswith(f"trt{fake_stack.major_minor}/tiny-fp16-sm90.plan")
-    assert report["backend_a"]["backend"] == "insightface"
-    assert report["passed"] and report["cosine"]["min"] > 0.999
-
-
-def test_compare_naming_tensorrt_overrides_a_disabled_config(
-    fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path
-) -> None:
-
-    config = _write_configs(tmp_path, tiny_onnx, enabled=False)
-    result = invoke("compare", "--backend-b", "tensorrt", "--config", str(config), "--json")
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["backend_b"]["backend"] == "tensorrt" and report["backend_b"]["fallback_reason"] is None

@@ -1,6 +1,6 @@
 """The TensorRT timing path (H2D / compute / D2H by CUDA events, compute only, CUDA graph) on the strict fakes.
 
-The fakes of tests/tensorrt stand in for ``tensorrt`` and cuda-python; the engine they
+The fakes of tests/support stand in for ``tensorrt`` and cuda-python; the engine they
 "run" is the ONNX on ONNX Runtime, so the CUDA-event times are real CPU times.
 """
 

@@ -6,13 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from arcface_trt.backends.base import Embedder
-from arcface_trt.bench.runner import benchmark_one, parse_batch_sizes
-from arcface_trt.bench.timing import TimingPlan
-from arcface_trt.errors import InputError
 from tests.support.cli import invoke, run_cli
 
 TINY = ["--iterations", "1", "--warmup", "0"]
@@ -115,46 +110,6 @@ def test_unavailable_backend_is_an_error_not_a_silent_fallback(r18_model: Path, 
 def test_output_that_is_a_folder_fails_before_running(r18_model: Path, tmp_path: Path) -> None:
     result = _bench("--onnx-path", str(r18_model), "--output", str(tmp_path), *TINY)
     assert result.exit_code == 2 and "folder" in result.stderr
-
-
-def test_parse_batch_sizes_keeps_order_and_drops_repeats() -> None:
-    assert parse_batch_sizes("32, 1,8,1") == (32, 1, 8)
-    with pytest.raises(InputError):
-        parse_batch_sizes(" , ")
-
-
-class RecordingEmbedder(Embedder):
-    """A backend that records the crops it is given (its forward is trivial)."""
-
-    name = "onnxruntime"
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.seen: list[np.ndarray] = []
-        self.providers = ["CPUExecutionProvider"]
-
-    def _load(self) -> None:
-        pass
-
-    def preprocess(self, crops):
-        self.seen.append(np.asarray(crops).copy())
-        return super().preprocess(crops)
-
-    def forward(self, batch: np.ndarray) -> np.ndarray:
-        return np.ones((len(batch), 512), dtype=np.float32)
-
-
-def test_inputs_are_real_face_crops_not_zeros(r18_model: Path) -> None:
-    from arcface_trt.faces import sample_faces
-    from arcface_trt.model.inspect import inspect_model
-
-    embedder = RecordingEmbedder(inspect_model(r18_model), "cpu", batch_size=4)
-    row = benchmark_one(embedder, 4, TimingPlan(iterations=2, warmup_s=0.0), seed=3)
-    assert embedder.seen, "the benchmark never preprocessed anything"
-    for crops in embedder.seen:
-        np.testing.assert_array_equal(crops, sample_faces(4, 3))
-        assert crops.std() > 10  # face images, not a constant
-    assert row["modes"]["inference"]["iterations"] == 2
 
 
 def test_plot_without_matplotlib_names_the_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

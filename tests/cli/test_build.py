@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import invoke, run_cli
 from tests.support.fakes import FakeStack
-from tests.support.paths import REPO
 
 
 def test_dry_run_json_without_gpu_or_tensorrt(no_gpu_stack, tiny_onnx: Path, tmp_path: Path) -> None:
@@ -177,8 +174,28 @@ def test_real_process_dry_run_and_missing_tensorrt(tiny_onnx: Path, tmp_path: Pa
     assert "Traceback" not in missing.stderr
 
 
-def test_gpu_smoke_script_is_valid_bash() -> None:
-    script = REPO / "scripts" / "gpu_smoke.sh"
-    assert os.access(script, os.X_OK)
-    checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=30)
-    assert checked.returncode == 0, checked.stderr
+# -- --target cpu --precision int8: calibration input ------------------------------------------------------------
+
+
+def test_empty_calibration_folder_is_one_line_exit_2(r18_model: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["build", "--target", "cpu", "--precision", "int8", "--onnx-path", str(r18_model)]
+    result = invoke(*args, "--calib-images", str(empty))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: calibration images: no images")
+
+
+def test_unreadable_calibration_folder_is_one_line_exit_2_subprocess(r18_model: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "face.jpg").write_bytes(b"\x00" * 64)
+    (folder / "face2.png").write_text("not a png")
+    args = ["build", "--target", "cpu", "--precision", "int8", "--onnx-path", str(r18_model)]
+    proc = run_cli(*args, "--calib-images", str(folder), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: calibration images: none of the 2 files in {folder} is a readable image"
+    ]
+    assert proc.stdout == ""

@@ -9,13 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from arcface_trt.diagnose import checks
 from arcface_trt.engine.cache import EngineCache
-from arcface_trt.engine.key import Manifest
-from arcface_trt.model.inspect import inspect_model
 from tests.support.cli import invoke, run_cli
 from tests.support.fakes import hide_gpu_stack, install_fakes
-from tests.support.paths import REPO
+from tests.support.manifests import engine_manifest
 
 FAST = ["--iterations", "1", "--n-samples", "3", "--json"]
 REQUIRED = {
@@ -147,32 +144,13 @@ def test_twin_onnxruntimes_broken_tensorrt_and_unwritable_cache_are_flagged(
     assert all(p["fix"] and "\n" not in p["fix"] for p in record["problems"])
 
 
-def _manifest(model: Path, sm_arch: str, trt_version: str, precision: str = "fp16") -> Manifest:
-    info = inspect_model(model)
-    return Manifest(
-        model=info.name,
-        precision=precision,
-        sm_arch=sm_arch,
-        trt_version=trt_version,
-        onnx_sha256=info.sha256,
-        plan_sha256="0" * 64,
-        min_batch=1,
-        opt_batch=32,
-        max_batch=32,
-        workspace_mb=1024,
-        hardware_compatibility="none",
-        gpu_name="NVIDIA A10",
-        tool_version="0.1.0",
-    )
-
-
 def test_engine_for_another_arch_is_flagged_until_one_for_this_gpu_exists(
     write_config: Callable[..., Path], tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack = install_fakes(monkeypatch, "10")  # TensorRT 10.16 and an H100 (sm90) here
     config = write_config(model_path=str(tiny_onnx))
     cache = EngineCache(tmp_path / "engines")
-    other = _manifest(tiny_onnx, "sm86", "10.16.1.11")
+    other = engine_manifest(tiny_onnx, "sm86", "10.16.1.11")
     cache.store(other.key, b"plan", other)
     code, record = _diagnose(config)
     assert code == 0
@@ -180,57 +158,10 @@ def test_engine_for_another_arch_is_flagged_until_one_for_this_gpu_exists(
     assert "sm86 (here sm90)" in problem["message"] and "arcface-trt build" in problem["fix"]
     assert record["environment"]["tensorrt"]["version"] == stack.version
 
-    here = _manifest(tiny_onnx, "sm90", "10.16.1.11")
+    here = engine_manifest(tiny_onnx, "sm90", "10.16.1.11")
     cache.store(here.key, b"plan", here)
     code, record = _diagnose(config)
     assert "engine_mismatch" not in _codes(record)
-
-
-# -- the checks alone: no false alarms ------------------------------------------------------------
-
-
-def test_engine_check_ignores_other_models_and_unknown_machines(r18_model: Path) -> None:
-    info = inspect_model(r18_model)
-    old_trt = _manifest(r18_model, "sm90", "10.8.0")
-    args = (info.name, info.sha256, "fp16")
-    assert checks.check_engines([old_trt], *args, trt_version="10.16.1.11", sm_arch="sm90").code == "engine_mismatch"
-    assert "TensorRT 10.8" in checks.check_engines([old_trt], *args, trt_version="10.16.1", sm_arch="sm90").message
-    assert checks.check_engines([old_trt], *args, trt_version=None, sm_arch=None) is None  # nothing to compare
-    assert checks.check_engines([old_trt], "other", "f" * 64, "fp16", trt_version="10.16", sm_arch="sm90") is None
-    assert checks.check_engines([old_trt], *args[:2], "int8", trt_version="10.16", sm_arch="sm90") is None
-    same_patchless = _manifest(r18_model, "sm90", "10.16.0")
-    assert checks.check_engines([same_patchless], *args, trt_version="10.16.1.11", sm_arch="sm90") is None
-
-
-def test_provider_check_cases() -> None:
-    cpu, cuda = "CPUExecutionProvider", "CUDAExecutionProvider"
-    assert checks.check_provider_applied("onnxruntime", "onnxruntime", "cpu", [cpu], [cpu]) is None
-    assert checks.check_provider_applied("onnxruntime", "onnxruntime", "auto", [cpu], [cpu]) is None
-    assert checks.check_provider_applied("onnxruntime", "onnxruntime", "cuda", [cuda, cpu], [cuda, cpu]) is None
-    # auto with CUDA offered but dropped (CUDA libraries missing): flagged, with the libraries fix
-    dropped = checks.check_provider_applied("onnxruntime", "onnxruntime", "auto", [cuda, cpu], [cpu])
-    assert dropped.code == "gpu_provider_not_applied" and "cudnn" in dropped.fix
-    # a backend-level fallback is check_fallback's business, not this one's
-    assert checks.check_provider_applied("tensorrt", "insightface", "cuda", [cpu], [cpu]) is None
-
-
-def test_other_checks_do_not_fire_on_healthy_facts(tmp_path: Path) -> None:
-    assert checks.check_onnxruntime_twins({"onnxruntime": "1.20", "onnxruntime-gpu": None}) is None
-    assert checks.check_tensorrt_import("onnxruntime", {"importable": False, "installed": None}) is None
-    assert checks.check_tensorrt_import("tensorrt", {"importable": True, "installed": "10.16"}) is None
-    assert checks.check_fallback("tensorrt", "tensorrt", None) is None
-    assert checks.check_backend_loaded("tensorrt", None) is None
-    assert checks.check_parity("passed", 0.9999, 0.001) is None
-    assert checks.check_parity("failed", 0.98, 0.001).code == "parity_failed"
-    fresh = tmp_path / "not" / "yet"
-    assert checks.check_writable(fresh, "engine cache folder") is None
-    assert not fresh.exists()  # checking creates nothing
-
-
-def test_every_problem_code_is_in_the_troubleshooting_doc() -> None:
-    text = (REPO / "docs" / "troubleshooting.md").read_text()
-    for code in checks.CODES:
-        assert f"`{code}`" in text, code
 
 
 def test_table_output_keeps_bracketed_install_hints(

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from arcface_trt.engine.builder import prepare_onnx
-from arcface_trt.errors import InputError
 from arcface_trt.precision.qdq import is_qdq_model, summarize_qdq
 from tests.support.cli import invoke
 from tests.support.fakes import install_fakes
@@ -31,14 +30,6 @@ def test_quantize_writes_a_symmetric_int8_qdq_model_tensorrt_accepts(
     trt = install_fakes(monkeypatch, "11").trt
     prepared = prepare_onnx(trt, out, "int8", tmp_path / "work", record["sha256"])
     assert prepared.strongly_typed and prepared.path == out
-
-
-def test_tensorrt_int8_refuses_a_plain_model_and_names_the_fix(
-    r18_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    trt = install_fakes(monkeypatch, "10").trt
-    with pytest.raises(InputError, match="arcface-trt quantize --onnx-path"):
-        prepare_onnx(trt, r18_model, "int8", tmp_path, "0" * 64)
 
 
 def test_quantize_bad_input(r18_model: Path, tmp_path: Path) -> None:

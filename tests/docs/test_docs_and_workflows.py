@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import typer.main
@@ -66,3 +68,10 @@ def test_cpu_workflow_runs_the_test_command() -> None:
     runs = _runs(WORKFLOWS / "ci.yml")
     assert any("bash .ci/run" in run for run in runs)
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_gpu_smoke_script_is_valid_bash() -> None:
+    script = REPO / "scripts" / "gpu_smoke.sh"
+    assert os.access(script, os.X_OK)
+    checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr

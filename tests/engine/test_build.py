@@ -14,6 +14,7 @@ import pytest
 from arcface_trt.config import TensorrtSection
 from arcface_trt.engine import builder
 from arcface_trt.engine.build import BuildRequest, build_engine, dry_run
+from arcface_trt.engine.builder import prepare_onnx
 from arcface_trt.errors import BackendUnavailableError, InputError
 from tests.support.fakes import FakeCuda, FakeDevice, FakeStack, install_fakes
 from tests.support.tiny_models import write_tiny_model
@@ -257,3 +258,11 @@ def test_capabilities_follow_attributes_not_versions(fake_stack: FakeStack) -> N
     assert trt_api.capabilities(fake_stack.trt).fp16_path == caps.fp16_path
     assert trt_api.major_minor(fake_stack.trt) == "99.0"
     assert np.dtype(fake_stack.trt.nptype(fake_stack.trt.float32)) == np.float32
+
+
+def test_tensorrt_int8_refuses_a_plain_model_and_names_the_fix(
+    r18_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trt = install_fakes(monkeypatch, "10").trt
+    with pytest.raises(InputError, match="arcface-trt quantize --onnx-path"):
+        prepare_onnx(trt, r18_model, "int8", tmp_path, "0" * 64)

@@ -51,7 +51,6 @@ def test_weights_follow_the_seed(r18_model: Path, r18_model_seed1: Path) -> None
 
 
 def test_r100_is_a_valid_recognition_model_that_tells_faces_apart(tmp_path: Path) -> None:
-
     out = tmp_path / "m.onnx"
     result = invoke("make-model", "--arch", "r100", "--out", str(out))
     assert result.exit_code == 0, result.output

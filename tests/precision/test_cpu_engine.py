@@ -14,7 +14,7 @@ from arcface_trt.errors import BackendUnavailableError, ConfigError
 from arcface_trt.fileio import sha256_file
 from arcface_trt.precision.cpu_engine import engine_paths, ensure_cpu_engine, expected_fields, lookup
 from arcface_trt.precision.int8 import CalibrationSettings
-from tests.precision.helpers import embed_with_ort
+from tests.support.embeddings import embed_with_ort
 
 
 def test_fp32_engine_is_built_then_reused_then_rebuilt(r18_model: Path, tmp_path: Path) -> None:

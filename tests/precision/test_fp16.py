@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from arcface_trt.errors import InputError
 from arcface_trt.precision.fp16 import convert_to_fp16, default_fp32_nodes, name_unnamed_nodes
-from tests.precision.helpers import embed_with_ort
+from tests.support.embeddings import embed_with_ort
 
 
 def _io_types(model: onnx.ModelProto) -> list[int]:

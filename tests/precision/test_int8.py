@@ -12,8 +12,7 @@ from arcface_trt.errors import InputError
 from arcface_trt.precision import int8
 from arcface_trt.precision.int8 import CalibrationSettings, calibration_batches, load_calibration_crops
 from arcface_trt.precision.qdq import is_qdq_model, summarize_qdq
-from tests.precision.helpers import embed_with_ort
-from tests.support.cli import invoke, run_cli
+from tests.support.embeddings import embed_with_ort
 
 
 def test_qdq_model_has_quantize_dequantize_and_per_channel_weights(r18_qdq: Path) -> None:
@@ -87,27 +86,3 @@ def test_reduce_range_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(int8.platform, "machine", lambda: "aarch64")
     assert int8.default_reduce_range() is False
     assert CalibrationSettings(reduce_range=None).resolved().reduce_range is False
-
-
-def test_empty_calibration_folder_is_one_line_exit_2(r18_model: Path, tmp_path: Path) -> None:
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    args = ["build", "--target", "cpu", "--precision", "int8", "--onnx-path", str(r18_model)]
-    result = invoke(*args, "--calib-images", str(empty))
-    assert result.exit_code == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: calibration images: no images")
-
-
-def test_unreadable_calibration_folder_is_one_line_exit_2_subprocess(r18_model: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "bad"
-    folder.mkdir()
-    (folder / "face.jpg").write_bytes(b"\x00" * 64)
-    (folder / "face2.png").write_text("not a png")
-    args = ["build", "--target", "cpu", "--precision", "int8", "--onnx-path", str(r18_model)]
-    proc = run_cli(*args, "--calib-images", str(folder), timeout=120)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        f"error: calibration images: none of the 2 files in {folder} is a readable image"
-    ]
-    assert proc.stdout == ""

@@ -1,4 +1,4 @@
-"""Test helpers for embed: face crops written as image files, a reference embedder, output checks."""
+"""Embeddings to compare with: face crops written as image files, reference embedders, output checks."""
 
 from __future__ import annotations
 
@@ -26,6 +26,21 @@ def reference(onnx: Path, batch_size: int = 4):
     from arcface_trt.backends import get_embedding_backend
 
     return get_embedding_backend("onnxruntime", "cpu", onnx_path=onnx, batch_size=batch_size)
+
+
+def embed_with_ort(model: Path, crops) -> np.ndarray:
+    """L2-normalised embeddings of ``crops`` by a plain ONNX Runtime CPU session on ``model``."""
+    import onnxruntime as ort
+
+    from arcface_trt.model.inspect import inspect_model
+    from arcface_trt.preprocess import l2_normalize, preprocess
+
+    info = inspect_model(model)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    batch = preprocess(crops, info.input_size, info.input_mean, info.input_std)
+    return l2_normalize(session.run(None, {info.input_name: batch})[0])
 
 
 def assert_matches_encode(keys: list[str], embeddings: np.ndarray, embedder, min_cosine: float = 0.99999) -> None:

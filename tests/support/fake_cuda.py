@@ -169,7 +169,7 @@ class FakeCuda:
     # -- the module ------------------------------------------------------------------------
     def _make_module(self) -> types.ModuleType:
         m = types.ModuleType("cuda.bindings.runtime")
-        m.__doc__ = "fake cuda.bindings.runtime (tests/tensorrt/fake_cuda.py)"
+        m.__doc__ = "fake cuda.bindings.runtime (tests/support/fake_cuda.py)"
         for cls in (
             cudaError_t,
             cudaMemcpyKind,

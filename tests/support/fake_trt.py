@@ -2,7 +2,7 @@
 
 ``make_tensorrt("10", cuda)`` / ``make_tensorrt("11", cuda)`` return a module object
 holding only names that the real module of that version has (checked against
-``shared/reference/tensorrt-api/*.json`` by ``test_trt_fake_conformance.py``, member by
+``shared/reference/tensorrt-api/*.json`` by ``tests/engine/test_fake_conformance.py``, member by
 member and signature by signature). Instances refuse to get public attributes that
 are not declared, so code that pokes an 11.x object with a 10.x-only member fails.
 
@@ -683,7 +683,7 @@ def make_tensorrt(major: str, cuda: FakeCuda | None) -> types.ModuleType:
         return out
 
     module = types.ModuleType("tensorrt")
-    module.__doc__ = f"fake tensorrt {version} (tests/tensorrt/fake_trt.py)"
+    module.__doc__ = f"fake tensorrt {version} (tests/support/fake_trt.py)"
     module.__version__ = version
     names = {
         "ILogger": ILogger,

@@ -9,7 +9,7 @@ Usage from any test (the benchmark tests use it too)::
         from arcface_trt.engine.runtime import TrtRunner
         ...                                           # fake.trt, fake.cuda (FakeCuda state)
 
-or use the fixtures of ``tests/tensorrt/conftest.py`` (``fake_stack`` runs once per
+or use the fixtures of ``tests/support/trt_fixtures.py`` (``fake_stack`` runs once per
 TensorRT shape, ``fake_stack_10`` / ``fake_stack_11`` pin one). ``hide_gpu_stack``
 makes ``tensorrt`` and ``cuda`` unimportable, even on a machine that has them.
 Everything is undone by ``monkeypatch`` at the end of the test.
