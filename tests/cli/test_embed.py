@@ -17,7 +17,7 @@ from tests.support.embeddings import assert_matches_encode, reference, summary_o
 
 
 @pytest.fixture(scope="module")
-def crop_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def eight_crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight PNG crops."""
     from arcface_trt.faces import sample_faces
 
@@ -30,21 +30,21 @@ def _model_args(r18_model: Path) -> list[str]:
     return ["--onnx-path", str(r18_model), "--backend", "onnxruntime", "--device", "cpu", "--batch-size", "4"]
 
 
-def test_cli_json_summary_and_table(r18_model: Path, crop_folder: Path, tmp_path: Path) -> None:
+def test_cli_json_summary_and_table(r18_model: Path, eight_crops: Path, tmp_path: Path) -> None:
     out = tmp_path / "emb.parquet"
-    result = invoke("embed", str(crop_folder), "--out", str(out), *_model_args(r18_model), "--json")
+    result = invoke("embed", str(eight_crops), "--out", str(out), *_model_args(r18_model), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # stdout holds only the JSON
     assert summary["embedded"] == 8 and summary["rows_in_output"] == 8 and summary["unreadable"] == []
     assert summary["backend"] == "onnxruntime" and summary["images_per_s"] > 0
     keys, embeddings = read_embeddings(out)
     assert_matches_encode(keys, embeddings, reference(r18_model))
-    table = invoke("embed", str(crop_folder), "--out", str(out), *_model_args(r18_model), "--resume")
+    table = invoke("embed", str(eight_crops), "--out", str(out), *_model_args(r18_model), "--resume")
     assert table.exit_code == 0, table.output
     assert "already in output (skipped)" in table.stdout and "img/s" in table.stdout
 
 
-def test_bad_input_is_one_line_and_exit_2(r18_model: Path, crop_folder: Path, tmp_path: Path) -> None:
+def test_bad_input_is_one_line_and_exit_2(r18_model: Path, eight_crops: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     existing = tmp_path / "done.parquet"
     existing.write_bytes(b"x")
@@ -52,12 +52,12 @@ def test_bad_input_is_one_line_and_exit_2(r18_model: Path, crop_folder: Path, tm
     cases = [
         ([str(tmp_path / "absent"), "--out", str(tmp_path / "o.parquet")], "input not found"),
         ([str(tmp_path / "empty"), "--out", str(tmp_path / "o.parquet")], "no images"),
-        ([str(crop_folder), "--out", str(tmp_path / "o.csv")], "must end in .parquet or .npy"),
-        ([str(crop_folder), "--out", str(tmp_path / "o.parquet"), "--batch-size", "0"], "--batch-size must be"),
-        ([str(crop_folder), "--out", str(tmp_path / "o.parquet"), "--resume", "--overwrite"], "not both"),
-        ([str(crop_folder), "--out", str(existing)], "exists: pass --resume"),
-        ([str(crop_folder), "--out", str(existing), "--resume"], "cannot read"),
-        ([str(crop_folder), "--out", str(tmp_path / "o.parquet"), "--backend", "caffe"], "unknown backend"),
+        ([str(eight_crops), "--out", str(tmp_path / "o.csv")], "must end in .parquet or .npy"),
+        ([str(eight_crops), "--out", str(tmp_path / "o.parquet"), "--batch-size", "0"], "--batch-size must be"),
+        ([str(eight_crops), "--out", str(tmp_path / "o.parquet"), "--resume", "--overwrite"], "not both"),
+        ([str(eight_crops), "--out", str(existing)], "exists: pass --resume"),
+        ([str(eight_crops), "--out", str(existing), "--resume"], "cannot read"),
+        ([str(eight_crops), "--out", str(tmp_path / "o.parquet"), "--backend", "caffe"], "unknown backend"),
     ]
     for args, message in cases:
         result = invoke("embed", *(model if "--backend" not in args else []), *args)
@@ -67,13 +67,13 @@ def test_bad_input_is_one_line_and_exit_2(r18_model: Path, crop_folder: Path, tm
     assert not (tmp_path / "o.parquet").exists() and existing.read_bytes() == b"x"
 
 
-def test_npy_output_with_index(r18_model: Path, crop_folder: Path, tmp_path: Path) -> None:
+def test_npy_output_with_index(r18_model: Path, eight_crops: Path, tmp_path: Path) -> None:
     out = tmp_path / "emb.npy"
-    result = invoke("embed", str(crop_folder), "--out", str(out), *_model_args(r18_model), "--json")
+    result = invoke("embed", str(eight_crops), "--out", str(out), *_model_args(r18_model), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows_in_output"] == 8 and (tmp_path / "emb.index.parquet").is_file()
     keys, embeddings = read_embeddings(out)
-    assert keys == open_source(crop_folder).keys and embeddings.shape == (8, 512)
+    assert keys == open_source(eight_crops).keys and embeddings.shape == (8, 512)
 
 
 def _committed(parts: Path) -> list[Path]:
