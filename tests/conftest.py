@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated cache folder, small generated models, real face crops."""
+"""Session-wide fixtures: an isolated cache folder, generated models (r18, its int8 forms, tiny), real face crops."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+#: Face crops the int8 fixtures calibrate on.
+CALIB_SAMPLES = 16
+
+#: The fake TensorRT stack fixtures (fake_stack, no_gpu_stack, engine_settings, ...), for every folder.
+pytest_plugins = ["tests.support.trt_fixtures"]
 
 
 def _gpu_available() -> bool:
@@ -60,6 +64,53 @@ def r18_model_seed1(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from arcface_trt.model.iresnet import write_model
 
     return write_model(tmp_path_factory.mktemp("models") / "arcface_r18_seed1.onnx", "r18", 1)
+
+
+@pytest.fixture(scope="session")
+def r18_qdq(r18_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The r18 fixture quantized to an int8 QDQ ONNX (default settings, CALIB_SAMPLES calibration crops).
+
+    Calibration is the slow step (seconds per run on r18): made once per session and shared.
+    """
+    from arcface_trt.precision.int8 import CalibrationSettings, quantize_int8
+
+    dst = tmp_path_factory.mktemp("qdq") / "arcface_r18-int8-qdq.onnx"
+    return quantize_int8(r18_model, dst, CalibrationSettings(samples=CALIB_SAMPLES))
+
+
+@pytest.fixture(scope="session")
+def r18_int8_engine(r18_model: Path, r18_qdq: Path, isolated_cache: Path):
+    """The r18 int8 CPU engine in the session's engine cache (what the backend and compare reuse).
+
+    Built by the real ``ensure_cpu_engine`` from the ``r18_qdq`` model made with the same
+    settings, so the session calibrates once.
+    """
+    import shutil
+
+    from arcface_trt.precision import int8
+    from arcface_trt.precision.cpu_engine import ensure_cpu_engine
+
+    settings = int8.CalibrationSettings(samples=CALIB_SAMPLES)
+
+    def reuse_qdq(src: Path, dst: Path, calibration: int8.CalibrationSettings) -> Path:
+        assert Path(src) == r18_model and calibration == settings
+        shutil.copyfile(r18_qdq, dst)
+        return dst
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(int8, "quantize_int8", reuse_qdq)
+        return ensure_cpu_engine(r18_model, "int8", calibration=settings)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny recognition-shaped model ``tiny.onnx`` (dynamic batch, 112x112 in, 64-d out).
+
+    For tests where the model does not matter (engines named ``tiny-<precision>-sm<arch>.plan``).
+    """
+    from tests.support.tiny_models import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
 
 
 @pytest.fixture(scope="session")

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import typer.main
 import yaml
 
 from arcface_trt.cli.app import app
+from tests.support.cli import run_python
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
 CALL = re.compile(r"arcface-trt\s+([a-z][a-z-]*)([^\n|>&;]*)")
 
@@ -31,9 +32,7 @@ def _runs(path: Path) -> list[str]:
 
 
 def test_cli_reference_is_current() -> None:
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "gen_cli_docs.py"), "--check"], capture_output=True, text=True, cwd=REPO
-    )
+    result = run_python(REPO / "scripts" / "gen_cli_docs.py", "--check")
     assert result.returncode == 0, result.stderr
     text = (REPO / "docs" / "cli.md").read_text()
     for name in _commands():
@@ -69,3 +68,10 @@ def test_cpu_workflow_runs_the_test_command() -> None:
     runs = _runs(WORKFLOWS / "ci.yml")
     assert any("bash .ci/run" in run for run in runs)
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_gpu_smoke_script_is_valid_bash() -> None:
+    script = REPO / "scripts" / "gpu_smoke.sh"
+    assert os.access(script, os.X_OK)
+    checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from arcface_trt.engine.key import EngineKey, Manifest
-from tests.store.store_testkit import ACCESS_KEY, SECRET_KEY, CuttingProxy, MotoServer
+from tests.support.s3_server import ACCESS_KEY, SECRET_KEY, CuttingProxy, MotoServer
 
 #: AWS variables that could leak the developer's own settings into a test.
 _AWS_VARS = (

@@ -1,0 +1,46 @@
+"""The CLI frame: --debug, --version, no arguments, and every --help without the heavy modules."""
+
+from __future__ import annotations
+
+from tests.support.cli import run_cli, run_python
+
+
+def test_debug_shows_the_traceback() -> None:
+    result = run_cli("--debug", "compare", "--onnx-path", "/nonexistent/m.onnx")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        heavy = {'tensorrt', 'cuda', 'onnxruntime', 'insightface', 'boto3', 'cv2', 'onnx', 'ray', 'pyarrow'}
+        if name.split('.')[0] in heavy | {'matplotlib', 'onnxconverter_common'}:
+            raise ImportError('blocked ' + name)
+sys.meta_path.insert(0, Block())
+from arcface_trt.cli.app import app
+import typer.main
+group = typer.main.get_command(app)
+names = sorted(group.commands)
+for name in [None, *names]:
+    try:
+        app([name, '--help'] if name else ['--help'], prog_name='arcface-trt')
+    except SystemExit as exc:
+        assert exc.code == 0, (name, exc.code)
+print('COMMANDS', ' '.join(names))
+"""
+
+
+def test_every_help_works_without_heavy_modules() -> None:
+    result = run_python("-c", BLOCKER, timeout=120)
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.split("COMMANDS")[-1].split()
+    assert {"compare", "make-model"} <= set(commands)
+
+
+def test_version_and_no_args() -> None:
+    env = {"COLUMNS": "120"}
+    version = run_cli("--version", env=env)
+    assert version.returncode == 0 and version.stdout.startswith("arcface-trt ")
+    bare = run_cli(env=env)
+    assert "compare" in bare.stdout + bare.stderr

@@ -1,0 +1,201 @@
+"""``arcface-trt build``: dry run without GPU/TensorRT, the one-line error, builds with the fake stack."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import invoke, run_cli
+from tests.support.fakes import FakeStack
+
+
+def test_dry_run_json_without_gpu_or_tensorrt(no_gpu_stack, tiny_onnx: Path, tmp_path: Path) -> None:
+    args = [
+        "build",
+        "--onnx-path",
+        str(tiny_onnx),
+        "--precision",
+        "fp16",
+        "--arch",
+        "90",
+        "--dry-run",
+        "--json",
+        "--cache-dir",
+        str(tmp_path / "engines"),
+    ]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["engine_name"] == "tiny-fp16-sm90.plan"
+    assert plan["folder"] == "trt<major>.<minor>" and plan["trt_version"] is None
+    assert any("TensorRT is not installed" in n for n in plan["notes"])
+    assert plan["plan_path"] == str(tmp_path / "engines" / "trt<major>.<minor>" / "tiny-fp16-sm90.plan")
+    manifest = plan["manifest"]
+    for field in (
+        "model",
+        "precision",
+        "sm_arch",
+        "trt_version",
+        "onnx_sha256",
+        "min_batch",
+        "opt_batch",
+        "max_batch",
+        "workspace_mb",
+        "hardware_compatibility",
+        "gpu_name",
+        "tool_version",
+    ):
+        assert field in manifest
+    assert manifest["sm_arch"] == "sm90" and manifest["precision"] == "fp16" and len(manifest["onnx_sha256"]) == 64
+    assert plan["build_settings"]["opt_batch"] == 32  # the config default: the serving batch, not 1
+    assert not (tmp_path / "engines").exists()  # a dry run writes nothing
+
+
+def test_dry_run_human_readable(no_gpu_stack, tiny_onnx: Path) -> None:
+    result = invoke("build", "--onnx-path", str(tiny_onnx), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "engine:    tiny-fp16-sm<arch>.plan" in result.stdout
+    assert "pass --arch" in result.stdout
+
+
+def test_build_without_tensorrt_is_one_line_exit_2(no_gpu_stack, tiny_onnx: Path) -> None:
+    result = invoke("build", "--onnx-path", str(tiny_onnx))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        "error: cannot build or run a TensorRT engine here: Python module 'tensorrt' is not importable"
+    )
+    assert "pip install 'arcface-trt[gpu]'" in lines[0] and "cuda-python is not installed" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--min-batch", "8", "--max-batch", "4"], "min_batch_size <= opt_batch_size <= max_batch_size"),
+        (["--precision", "fp64"], "must be one of fp32, fp16, int8"),
+        (["--hardware-compatibility", "turing"], "must be one of none, ampere_plus, same_cc"),
+        (["--arch", "ninety", "--dry-run"], "not a GPU compute capability"),
+    ],
+)
+def test_bad_options_are_one_line(no_gpu_stack, tiny_onnx: Path, args: list[str], needle: str) -> None:
+    result = invoke("build", "--onnx-path", str(tiny_onnx), *args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+
+
+def test_build_and_reuse_with_fake(fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path) -> None:
+    base = [
+        "build",
+        "--onnx-path",
+        str(tiny_onnx),
+        "--precision",
+        "fp16",
+        "--opt-batch",
+        "4",
+        "--max-batch",
+        "8",
+        "--cache-dir",
+        str(tmp_path / "engines"),
+    ]
+    first = invoke(*base)
+    assert first.exit_code == 0, first.output
+    plan = tmp_path / "engines" / f"trt{fake_stack.major_minor}" / "tiny-fp16-sm90.plan"
+    assert f"engine:     {plan}" in first.stdout and "from cache: no" in first.stdout
+    # the reason is printed with the result (progress lines on stderr show only at a terminal)
+    assert "rebuilt because: no cached plan" in first.stdout
+    second = invoke(*base, "--json")
+    record = json.loads(second.stdout)
+    assert record["from_cache"] is True and record["source"] == "cache" and record["plan_bytes"] == plan.stat().st_size
+    assert record["manifest"]["max_batch"] == 8 and record["manifest"]["opt_batch"] == 4
+    third = invoke(*base, "--max-batch", "16", "--json")
+    record = json.loads(third.stdout)
+    assert record["from_cache"] is False and record["rebuild_reasons"] == ["max_batch 8 != 16"]
+    assert record["build_seconds"] > 0
+
+
+def test_upload_calls_the_store(fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path, monkeypatch) -> None:
+    import arcface_trt.store as store
+
+    pushed = []
+
+    def fake_push(settings, plan_path, overwrite=False):
+        pushed.append((plan_path.name, overwrite))
+        return {"plan": f"s3://bucket/{plan_path.name}"}
+
+    monkeypatch.setattr(store, "push_plan", fake_push)
+    result = invoke(
+        "build",
+        "--onnx-path",
+        str(tiny_onnx),
+        "--precision",
+        "fp32",
+        "--cache-dir",
+        str(tmp_path / "e"),
+        "--upload",
+        "--overwrite",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert pushed == [("tiny-fp32-sm90.plan", True)]
+    assert json.loads(result.stdout)["upload"] == {"plan": "s3://bucket/tiny-fp32-sm90.plan"}
+
+
+def test_real_process_dry_run_and_missing_tensorrt(tiny_onnx: Path, tmp_path: Path) -> None:
+    args = [
+        "build",
+        "--onnx-path",
+        str(tiny_onnx),
+        "--precision",
+        "fp16",
+        "--arch",
+        "90",
+        "--dry-run",
+        "--json",
+        "--cache-dir",
+        str(tmp_path),
+    ]
+    ok = run_cli(*args, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    plan = json.loads(ok.stdout)
+    assert plan["engine_name"] == "tiny-fp16-sm90.plan"
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here: the missing-TensorRT path cannot be shown in a real process")
+    assert plan["folder"] == "trt<major>.<minor>"
+    missing = run_cli("build", "--onnx-path", str(tiny_onnx), "--cache-dir", str(tmp_path), timeout=120)
+    assert missing.returncode == 2
+    assert missing.stdout == ""
+    lines = missing.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Python module 'tensorrt' is not importable" in lines[0]
+    assert "Traceback" not in missing.stderr
+
+
+# -- --target cpu --precision int8: calibration input ------------------------------------------------------------
+
+
+def test_empty_calibration_folder_is_one_line_exit_2(r18_model: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["build", "--target", "cpu", "--precision", "int8", "--onnx-path", str(r18_model)]
+    result = invoke(*args, "--calib-images", str(empty))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: calibration images: no images")
+
+
+def test_unreadable_calibration_folder_is_one_line_exit_2_subprocess(r18_model: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "face.jpg").write_bytes(b"\x00" * 64)
+    (folder / "face2.png").write_text("not a png")
+    args = ["build", "--target", "cpu", "--precision", "int8", "--onnx-path", str(r18_model)]
+    proc = run_cli(*args, "--calib-images", str(folder), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: calibration images: none of the 2 files in {folder} is a readable image"
+    ]
+    assert proc.stdout == ""

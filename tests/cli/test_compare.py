@@ -1,0 +1,176 @@
+"""``arcface-trt compare`` and the CLI frame, through CliRunner and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tests.support.cli import invoke, run_cli
+from tests.support.fakes import FakeStack
+from tests.support.tiny_models import write_tiny_model
+
+STAT_KEYS = {"mean", "min", "p01", "p50", "max"}
+
+
+def _compare(*args: str):
+    return invoke("compare", *args)
+
+
+def test_compare_passes_on_the_same_model(r18_model: Path) -> None:
+    result = _compare("--onnx-path", str(r18_model), "--n-samples", "10", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # stdout holds only the JSON
+    assert data["passed"] is True and data["n_samples"] == 10
+    assert set(data["cosine"]) == STAT_KEYS and set(data["l2"]) == STAT_KEYS
+    assert data["cosine"]["min"] >= 0.99999
+    assert data["nn_agreement"] == 1.0
+    assert data["throughput_a"] > 0 and data["throughput_b"] > 0
+    assert data["backend_a"]["backend"] == "insightface" and data["backend_b"]["backend"] == "onnxruntime"
+    assert data["max_drift_cosine"] == 0.001
+
+
+def test_compare_table_output(r18_model: Path) -> None:
+    result = _compare("--onnx-path", str(r18_model), "--n-samples", "4")
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.stdout and "cosine" in result.stdout and "L2 distance" in result.stdout
+
+
+def test_a_model_that_really_differs_fails_with_exit_1(r18_model: Path, r18_model_seed1: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = _compare(
+        "--onnx-path",
+        str(r18_model),
+        "--onnx-path-b",
+        str(r18_model_seed1),
+        "--n-samples",
+        "6",
+        "--json",
+        "--output",
+        str(report),
+    )
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["passed"] is False and data["cosine"]["mean"] < 0.9
+    assert len(json.loads(report.read_text())["per_sample_cosine"]) == 6
+
+
+def test_tolerance_applies_to_the_worst_sample(r18_model: Path, r18_model_seed1: Path) -> None:
+    # a tolerance of 2 admits any cosine: the same pair now passes
+    result = _compare(
+        "--onnx-path",
+        str(r18_model),
+        "--onnx-path-b",
+        str(r18_model_seed1),
+        "--n-samples",
+        "4",
+        "--max-drift-cosine",
+        "2",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_images_and_npy_inputs(r18_model: Path, faces: np.ndarray, tmp_path: Path) -> None:
+    import cv2
+
+    folder = tmp_path / "crops" / "nested"
+    folder.mkdir(parents=True)
+    for i, face in enumerate(faces[:4]):
+        cv2.imwrite(str(folder / f"{i}.png"), face)
+    result = _compare("--onnx-path", str(r18_model), "--images", str(tmp_path / "crops"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n_samples"] == 4
+    np.save(tmp_path / "crops.npy", faces[:3])
+    result = _compare("--onnx-path", str(r18_model), "--npy", str(tmp_path / "crops.npy"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n_samples"] == 3
+
+
+def _bad_inputs(tmp_path: Path, r18_model: Path) -> list[tuple[list[str], str]]:
+    text = tmp_path / "text.onnx"
+    text.write_text("not a model")
+    small = write_tiny_model(tmp_path / "small.onnx", input_shape=["N", 3, 64, 64])
+    four_d = write_tiny_model(tmp_path / "fourd.onnx", feature_map_output=True)
+    (tmp_path / "empty").mkdir()
+    config = tmp_path / "embedding.yaml"
+    config.write_text("embedding:\n  colour: red\n")
+    nan = tmp_path / "nan.npy"
+    np.save(nan, np.full((2, 112, 112, 3), np.nan, dtype=np.float32))
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.png").write_text("not an image")
+    model = ["--onnx-path", str(r18_model)]
+    return [
+        (["--onnx-path", str(tmp_path / "absent.onnx")], "ONNX model not found"),
+        (["--onnx-path", str(text)], "not a valid ONNX model"),
+        (["--onnx-path", str(small)], "a recognition model takes [N, 3, S, S]"),
+        (["--onnx-path", str(four_d)], "a recognition model returns [N, D]"),
+        ([*model, "--n-samples", "0"], "n_samples' must be >= 1"),
+        ([*model, "--images", str(tmp_path / "empty")], "no images"),
+        ([*model, "--images", str(tmp_path / "junk")], "not a readable image"),
+        ([*model, "--npy", str(nan)], "NaN"),
+        ([*model, "--config", str(config)], "unknown key 'embedding.colour'"),
+        ([*model, "--backend-b", "caffe"], "unknown backend 'caffe'"),
+    ]
+
+
+def test_bad_input_is_one_line_and_exit_2(r18_model: Path, tmp_path: Path) -> None:
+    for args, message in _bad_inputs(tmp_path, r18_model):
+        result = _compare(*args)
+        assert result.exit_code == 2, (args, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.stderr)
+        assert message in lines[0], (args, lines[0])
+        assert "Traceback" not in result.output
+
+
+def test_subprocess_compare_json_and_failures(r18_model: Path, r18_model_seed1: Path) -> None:
+    ok = run_cli("compare", "--onnx-path", str(r18_model), "--n-samples", "3", "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["passed"] is True
+    differ = run_cli(
+        "compare", "--onnx-path", str(r18_model), "--onnx-path-b", str(r18_model_seed1), "--n-samples", "3"
+    )
+    assert differ.returncode == 1 and "FAIL" in differ.stdout
+    missing = run_cli("compare", "--onnx-path", "/nonexistent/m.onnx")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "error: ONNX model not found: /nonexistent/m.onnx"
+
+
+# -- TensorRT as backend B, on the fake stack --------------------------------------------------------------------
+
+
+def _write_configs(tmp_path: Path, onnx: Path, enabled: bool = True) -> Path:
+    trt_yaml = tmp_path / "arcface_tensorrt.yaml"
+    trt_yaml.write_text(
+        f"arcface_tensorrt:\n  enabled: {str(enabled).lower()}\ntensorrt:\n  precision: fp16\n  min_batch_size: 1\n"
+        f"  opt_batch_size: 4\n  max_batch_size: 4\n  cache_dir: {tmp_path / 'engines'}\n"
+    )
+    emb_yaml = tmp_path / "embedding.yaml"
+    emb_yaml.write_text(
+        f"embedding:\n  backend: tensorrt\n  tensorrt_config: {trt_yaml}\n  model_path: {onnx}\n  batch_size: 4\n"
+        "validation:\n  n_samples: 6\n  max_drift_cosine: 0.001\n"
+    )
+    return emb_yaml
+
+
+def test_compare_backend_b_tensorrt(fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path) -> None:
+    config = _write_configs(tmp_path, tiny_onnx)
+    result = invoke("compare", "--backend-b", "tensorrt", "--config", str(config), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["backend_b"]["backend"] == "tensorrt" and report["backend_b"]["precision"] == "fp16"
+    assert report["backend_b"]["engine_path"].endswith(f"trt{fake_stack.major_minor}/tiny-fp16-sm90.plan")
+    assert report["backend_a"]["backend"] == "insightface"
+    assert report["passed"] and report["cosine"]["min"] > 0.999
+
+
+def test_compare_naming_tensorrt_overrides_a_disabled_config(
+    fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path
+) -> None:
+    config = _write_configs(tmp_path, tiny_onnx, enabled=False)
+    result = invoke("compare", "--backend-b", "tensorrt", "--config", str(config), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["backend_b"]["backend"] == "tensorrt" and report["backend_b"]["fallback_reason"] is None

@@ -1,0 +1,268 @@
+"""Building engines against both fake TensorRT shapes: cache reuse, rebuild reasons, precision paths, failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arcface_trt.config import TensorrtSection
+from arcface_trt.engine import builder
+from arcface_trt.engine.build import BuildRequest, build_engine, dry_run
+from arcface_trt.engine.builder import prepare_onnx
+from arcface_trt.errors import BackendUnavailableError, InputError
+from tests.support.fakes import FakeCuda, FakeDevice, FakeStack, install_fakes
+from tests.support.tiny_models import write_tiny_model
+
+
+def _build(onnx: Path, settings: TensorrtSection, **kwargs):
+    messages: list[str] = []
+    result = build_engine(
+        BuildRequest(onnx, settings, **{k: v for k, v in kwargs.items() if k != "allow_fetch"}),
+        messages.append,
+        allow_fetch=kwargs.get("allow_fetch", False),
+    )
+    return result, messages
+
+
+def test_build_then_reuse(fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection) -> None:
+    first, messages = _build(tiny_onnx, engine_settings)
+    assert first.source == "built" and not first.from_cache
+    assert first.plan_path == Path(engine_settings.cache_dir) / f"trt{fake_stack.major_minor}" / "tiny-fp32-sm90.plan"
+    assert any("no cached plan" in m for m in messages)
+    manifest = json.loads(first.plan_path.with_suffix(".json").read_text())
+    assert manifest["trt_version"] == fake_stack.version
+    assert manifest["sm_arch"] == "sm90" and manifest["gpu_name"] == "NVIDIA H100 80GB HBM3"
+    assert (manifest["min_batch"], manifest["opt_batch"], manifest["max_batch"]) == (1, 4, 4)
+    assert manifest["extra"]["precision_path"] == "fp32-onnx"
+    again, messages = _build(tiny_onnx, engine_settings)
+    assert again.source == "cache" and again.from_cache and messages == []
+    assert again.manifest.plan_sha256 == first.manifest.plan_sha256
+
+
+def test_changed_request_rebuilds_with_reason(
+    fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection
+) -> None:
+    _build(tiny_onnx, engine_settings)
+    wider = dataclasses.replace(engine_settings, opt_batch_size=8, max_batch_size=16)
+    result, messages = _build(tiny_onnx, wider)
+    assert result.source == "built"
+    assert result.reasons == ["opt_batch 4 != 8", "max_batch 4 != 16"]
+    assert "opt_batch 4 != 8" in messages[0]
+    level = dataclasses.replace(wider, hardware_compatibility="ampere_plus")
+    result, _ = _build(tiny_onnx, level)
+    assert result.reasons == ["hardware_compatibility none != ampere_plus"]
+    forced, _ = _build(tiny_onnx, level, force=True)
+    assert forced.source == "built" and forced.reasons == ["--force"]
+
+
+def test_other_model_and_corrupt_plan_rebuild(
+    fake_stack: FakeStack, tmp_path: Path, engine_settings: TensorrtSection
+) -> None:
+    onnx = write_tiny_model(tmp_path / "m" / "face.onnx", seed=0)
+    _build(onnx, engine_settings)
+    write_tiny_model(onnx, seed=1)  # same name, other weights
+    result, _ = _build(onnx, engine_settings)
+    assert result.source == "built" and result.reasons[0].startswith("onnx_sha256 ")
+    result.plan_path.write_bytes(result.plan_path.read_bytes()[:-10] + b"0123456789")
+    again, _ = _build(onnx, engine_settings)
+    assert again.source == "built"
+    assert again.reasons == ["cached plan's sha256 does not match its manifest (corrupt or replaced)"]
+
+
+def test_timing_cache_is_kept_and_reused(
+    fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection, caplog
+) -> None:
+    _build(tiny_onnx, engine_settings)
+    cache_file = Path(engine_settings.cache_dir) / f"trt{fake_stack.major_minor}" / "timing-sm90.cache"
+    assert cache_file.exists() and cache_file.stat().st_size > 0
+    caplog.set_level("DEBUG", logger="arcface_trt")
+    _build(tiny_onnx, engine_settings, force=True)
+    assert "timing cache hit" in caplog.text
+    without = dataclasses.replace(
+        engine_settings, timing_cache=False, cache_dir=str(Path(engine_settings.cache_dir) / "b")
+    )
+    _build(tiny_onnx, without)
+    assert not list(Path(without.cache_dir).rglob("timing-*.cache"))
+
+
+def test_fp16_path_follows_the_module(fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection) -> None:
+    result, _ = _build(tiny_onnx, dataclasses.replace(engine_settings, precision="fp16"))
+    assert result.plan_path.name == "tiny-fp16-sm90.plan"
+    path = result.manifest.extra["precision_path"]
+    if fake_stack.major == "10":
+        assert path == builder.PATH_FP16_FLAG
+        assert not list(Path(engine_settings.cache_dir).rglob("*fp16*.onnx"))
+    else:
+        assert path == builder.PATH_FP16_ONNX
+        converted = list((Path(engine_settings.cache_dir) / "onnx").glob("tiny-fp16-*.onnx"))
+        assert len(converted) == 1
+        import onnx
+
+        model = onnx.load(str(converted[0]))
+        # fp32 in and out, fp16 inside: the strongly typed network takes its precision from here.
+        assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
+
+
+def test_int8_needs_a_qdq_model(fake_stack: FakeStack, tmp_path: Path, engine_settings: TensorrtSection) -> None:
+    int8 = dataclasses.replace(engine_settings, precision="int8")
+    plain = write_tiny_model(tmp_path / "plain.onnx")
+    with pytest.raises(InputError, match="QDQ"):
+        _build(plain, int8)
+    assert not list(Path(engine_settings.cache_dir).rglob("*.plan"))
+    qdq = write_tiny_model(tmp_path / "quant.onnx", qdq=True)
+    result, _ = _build(qdq, int8)
+    assert result.manifest.extra["precision_path"] == builder.PATH_INT8_QDQ
+    unsigned = write_tiny_model(tmp_path / "quant_u8.onnx", qdq=True, qdq_uint8=True)
+    with pytest.raises(InputError, match=r"symmetric INT8 Q/DQ .* UINT8"):
+        _build(unsigned, int8)
+
+
+def test_fixed_batch_model_is_made_dynamic(
+    fake_stack: FakeStack, tmp_path: Path, engine_settings: TensorrtSection
+) -> None:
+    fixed = write_tiny_model(tmp_path / "fixed.onnx", fixed_batch=1)
+    result, messages = _build(fixed, engine_settings)
+    assert result.manifest.extra["dynamic_batch_rewritten"] is True
+    assert any("fixed-dynbatch" in m for m in messages)
+
+
+def test_parser_errors_are_all_reported(
+    fake_stack: FakeStack, tmp_path: Path, engine_settings: TensorrtSection
+) -> None:
+    bad = write_tiny_model(tmp_path / "custom.onnx", custom_op=True)
+    with pytest.raises(InputError) as info:
+        _build(bad, engine_settings)
+    assert "UNSUPPORTED_NODE at node 2 'mystery' (Mystery): No importer registered for op: Mystery" in str(info.value)
+
+
+def test_failed_build_carries_the_logger_messages(
+    fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection
+) -> None:
+    tiny_workspace = dataclasses.replace(engine_settings, workspace_size_mb=1)
+    with pytest.raises(InputError, match=r"could not build an engine .* Insufficient workspace"):
+        _build(tiny_onnx, tiny_workspace)
+    folder = Path(engine_settings.cache_dir) / f"trt{fake_stack.major_minor}"
+    leftovers = [p.name for p in folder.iterdir() if not p.name.startswith(".tiny-fp32-sm90.plan.lock")]
+    assert leftovers == []  # no plan, no manifest, no temporary file
+
+
+def test_interrupted_store_leaves_no_plan(
+    fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection, monkeypatch
+) -> None:
+    import arcface_trt.fileio as fileio
+
+    real_replace = fileio.os.replace
+
+    def failing_replace(src, dst):
+        if str(dst).endswith(".json"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fileio.os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        _build(tiny_onnx, engine_settings)
+    monkeypatch.setattr(fileio.os, "replace", real_replace)
+    folder = Path(engine_settings.cache_dir) / f"trt{fake_stack.major_minor}"
+    assert not list(folder.glob("*.tmp"))
+    assert not (folder / "tiny-fp32-sm90.json").exists()
+    # The plan without a manifest is not trusted: the next run rebuilds and says why.
+    result, _ = _build(tiny_onnx, engine_settings)
+    assert result.source == "built" and result.reasons == ["cached plan has no manifest"]
+
+
+def test_concurrent_builds_share_one_build(
+    fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection, monkeypatch
+) -> None:
+    real = builder.build_serialized_plan
+    calls = []
+
+    def slow_build(*args, **kwargs):
+        calls.append(threading.get_ident())
+        time.sleep(0.3)  # long enough for the other thread to reach the lock
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(builder, "build_serialized_plan", slow_build)
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(_build(tiny_onnx, engine_settings)[0])) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert sorted(r.source for r in results) == ["built", "cache"]
+    assert results[0].manifest.plan_sha256 == results[1].manifest.plan_sha256
+
+
+def test_arch_override_must_match_the_gpu(
+    fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection
+) -> None:
+    with pytest.raises(InputError, match="--arch sm86 differs from this GPU"):
+        _build(tiny_onnx, engine_settings, arch="86")
+    result, _ = _build(tiny_onnx, engine_settings, arch="sm_90")
+    assert result.key.sm_arch == "sm90"
+
+
+def test_other_gpu_gets_its_own_engine(monkeypatch, tiny_onnx: Path, engine_settings: TensorrtSection) -> None:
+    install_fakes(monkeypatch, "10", FakeCuda([FakeDevice("NVIDIA L4", 8, 9)]))
+    result, _ = _build(tiny_onnx, engine_settings)
+    assert result.plan_path.name == "tiny-fp32-sm89.plan"
+    assert result.manifest.gpu_name == "NVIDIA L4"
+
+
+def test_no_gpu_is_a_clear_error(monkeypatch, tiny_onnx: Path, engine_settings: TensorrtSection) -> None:
+    install_fakes(monkeypatch, "11", FakeCuda(driver=False))
+    with pytest.raises(BackendUnavailableError, match="cudaErrorInsufficientDriver, 35"):
+        _build(tiny_onnx, engine_settings)
+
+
+def test_builder_without_cuda_reports_tensorrt_message(
+    fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection
+) -> None:
+    """If CUDA fails between the GPU check and the build, TensorRT's own words reach the user."""
+    from arcface_trt.engine import trt_api
+
+    fake_stack.cuda.driver = False
+    prepared = builder.PreparedOnnx(tiny_onnx, builder.PATH_FP32, False)
+    settings = builder.BuildSettings("fp32", 1, 4, 4, 64)
+    with pytest.raises(BackendUnavailableError, match="CUDA initialization failure with error: 35"):
+        builder.build_serialized_plan(fake_stack.trt, prepared, (3, 112, 112), settings, trt_api.TrtLog(fake_stack.trt))
+
+
+def test_dry_run_with_fake_fills_everything(
+    fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection
+) -> None:
+    plan = dry_run(BuildRequest(tiny_onnx, dataclasses.replace(engine_settings, precision="fp16")))
+    assert plan["engine_name"] == "tiny-fp16-sm90.plan"
+    assert plan["folder"] == f"trt{fake_stack.major_minor}"
+    assert plan["cache"]["status"] == "miss"
+    want = "fp16-builder-flag" if fake_stack.major == "10" else "fp16-mixed-precision-onnx"
+    assert plan["build_settings"]["precision_path"] == want
+    assert not Path(engine_settings.cache_dir).exists() or not list(Path(engine_settings.cache_dir).rglob("*.plan"))
+
+
+def test_capabilities_follow_attributes_not_versions(fake_stack: FakeStack) -> None:
+    from arcface_trt.engine import trt_api
+
+    caps = trt_api.capabilities(fake_stack.trt)
+    assert caps.fp16_flag is (fake_stack.major == "10")
+    assert caps.explicit_batch_flag is (fake_stack.major == "10")
+    fake_stack.trt.__version__ = "99.0.0"  # a version string must not change the decision
+    assert trt_api.capabilities(fake_stack.trt).fp16_path == caps.fp16_path
+    assert trt_api.major_minor(fake_stack.trt) == "99.0"
+    assert np.dtype(fake_stack.trt.nptype(fake_stack.trt.float32)) == np.float32
+
+
+def test_tensorrt_int8_refuses_a_plain_model_and_names_the_fix(
+    r18_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trt = install_fakes(monkeypatch, "10").trt
+    with pytest.raises(InputError, match="arcface-trt quantize --onnx-path"):
+        prepare_onnx(trt, r18_model, "int8", tmp_path, "0" * 64)

@@ -1,0 +1,121 @@
+"""Tiny generated ONNX models that keep the tests fast: recognition-shaped, or deliberately not.
+
+By default :func:`make_tiny_model` is shaped like the real ArcFace models: ``[N, 3, 112, 112]``
+in, ``[N, D]`` out, with the same head (Gemm "fc" then BatchNormalization "features"), so the
+fp16 converter's default of keeping the head in fp32 applies to it too. Its options give the
+variants the tests need: other weights (``seed``), a fixed batch, a QDQ input, an op TensorRT
+cannot parse, and, for the bad-input tests, models that are *not* recognition models: another
+``input_shape`` (wrong size or channel count) or ``feature_map_output`` (a 4-D output instead
+of ``[N, D]`` embeddings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def make_tiny_model(
+    seed: int = 0,
+    dim: int = 64,
+    fixed_batch: int | None = None,
+    qdq: bool = False,
+    custom_op: bool = False,
+    qdq_uint8: bool = False,
+    input_shape: Sequence[int | str] | None = None,
+    feature_map_output: bool = False,
+):
+    """An ``onnx.ModelProto``: Conv(8x8, stride 8) -> Relu -> Flatten/Reshape -> Gemm -> BatchNormalization.
+
+    ``input_shape`` replaces ``[batch, 3, 112, 112]`` (batch: ``fixed_batch`` or ``"N"``);
+    ``feature_map_output`` ends the graph after the Relu, with the ``[N, 8, H/8, W/8]`` map as output.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    batch = fixed_batch if fixed_batch is not None else "N"
+    shape = list(input_shape) if input_shape is not None else [batch, 3, 112, 112]
+    batch, channels, height, width = shape
+    grid = (height // 8, width // 8)
+    features = 8 * grid[0] * grid[1]
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.05, (8, channels, 8, 8)).astype(np.float32), "conv.w"),
+        numpy_helper.from_array(rng.normal(0, 0.01, (8,)).astype(np.float32), "conv.b"),
+    ]
+    if not feature_map_output:
+        inits += [
+            numpy_helper.from_array(rng.normal(0, 0.03, (dim, features)).astype(np.float32), "fc.w"),
+            numpy_helper.from_array(rng.normal(0, 0.01, (dim,)).astype(np.float32), "fc.b"),
+            numpy_helper.from_array((1 + rng.normal(0, 0.05, (dim,))).astype(np.float32), "bn.scale"),
+            numpy_helper.from_array(rng.normal(0, 0.05, (dim,)).astype(np.float32), "bn.bias"),
+            numpy_helper.from_array(np.zeros(dim, np.float32), "bn.mean"),
+            numpy_helper.from_array(np.ones(dim, np.float32), "bn.var"),
+        ]
+    nodes = []
+    x = "input.1"
+    if qdq:
+        inits += [
+            numpy_helper.from_array(np.array(1 / 127.0, np.float32), "q.scale"),
+            numpy_helper.from_array(np.array(128 if qdq_uint8 else 0, np.uint8 if qdq_uint8 else np.int8), "q.zero"),
+        ]
+        nodes += [
+            helper.make_node("QuantizeLinear", [x, "q.scale", "q.zero"], ["x_q"], name="quant_in"),
+            helper.make_node("DequantizeLinear", ["x_q", "q.scale", "q.zero"], ["x_dq"], name="dequant_in"),
+        ]
+        x = "x_dq"
+    nodes += [
+        helper.make_node("Conv", [x, "conv.w", "conv.b"], ["c"], name="conv", kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("Relu", ["c"], ["embedding" if feature_map_output else "r"], name="relu"),
+    ]
+    if feature_map_output:
+        output_shape = [batch, 8, *grid]
+    else:
+        if custom_op:
+            nodes.append(helper.make_node("Mystery", ["r"], ["r2"], name="mystery", domain="com.example"))
+            nodes[-1].output[0] = "r2"
+            nodes.append(helper.make_node("Identity", ["r2"], ["r3"], name="ident"))
+            flat_in = "r3"
+        else:
+            flat_in = "r"
+        if fixed_batch is not None:
+            inits.append(numpy_helper.from_array(np.array([fixed_batch, features], np.int64), "flat.shape"))
+            nodes.append(helper.make_node("Reshape", [flat_in, "flat.shape"], ["f"], name="flat"))
+        else:
+            nodes.append(helper.make_node("Flatten", [flat_in], ["f"], name="flat", axis=1))
+        nodes += [
+            helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["fc"], name="fc", transB=1),
+            helper.make_node(
+                "BatchNormalization",
+                ["fc", "bn.scale", "bn.bias", "bn.mean", "bn.var"],
+                ["embedding"],
+                name="features",
+            ),
+        ]
+        output_shape = [batch, dim]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, output_shape)],
+        inits,
+    )
+    opsets = [helper.make_opsetid("", 13)]
+    if custom_op:
+        opsets.append(helper.make_opsetid("com.example", 1))
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    return model
+
+
+def write_tiny_model(path: Path, **options) -> Path:
+    """Write :func:`make_tiny_model` (with ``options``) to ``path``, checked by the ONNX checker; returns ``path``."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = make_tiny_model(**options)
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+    return path

@@ -1,0 +1,137 @@
+"""Config files: shipped YAML equals the documented defaults; bad keys, types and ranges are named errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from arcface_trt.config import (
+    EmbeddingConfig,
+    TensorrtConfig,
+    load_config,
+    load_tensorrt_config,
+    with_overrides,
+)
+from arcface_trt.errors import ConfigError
+from tests.support.paths import REPO
+
+EMBEDDING_YAML = REPO / "config/pipeline/embedding.yaml"
+TENSORRT_YAML = REPO / "config/pipeline/arcface_tensorrt.yaml"
+
+
+def _as_yaml_dict(obj: object) -> dict:
+    data = dataclasses.asdict(obj)
+    data.pop("source", None)
+    data.pop("tensorrt", None) if isinstance(obj, EmbeddingConfig) else None
+    return data
+
+
+def test_shipped_files_hold_every_key_with_the_documented_defaults() -> None:
+    assert yaml.safe_load(EMBEDDING_YAML.read_text()) == _as_yaml_dict(EmbeddingConfig())
+    assert yaml.safe_load(TENSORRT_YAML.read_text()) == _as_yaml_dict(TensorrtConfig())
+
+
+def test_issue_defaults() -> None:
+    cfg = load_config(EMBEDDING_YAML)
+    assert cfg.embedding.backend == "pytorch"
+    assert cfg.embedding.tensorrt_config == "config/pipeline/arcface_tensorrt.yaml"
+    assert cfg.validation.max_drift_cosine == 0.001
+    assert cfg.tensorrt.arcface_tensorrt.enabled is False
+    t = cfg.tensorrt.tensorrt
+    assert (t.precision, t.min_batch_size, t.opt_batch_size, t.max_batch_size) == ("fp16", 1, 32, 32)
+    assert t.workspace_size_mb == 1024
+    assert t.engine_s3_bucket is None
+
+
+def test_config_is_frozen() -> None:
+    cfg = load_config(EMBEDDING_YAML)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.embedding.backend = "onnxruntime"  # type: ignore[misc]
+
+
+def _write(tmp_path: Path, embedding: str, tensorrt: str | None = None) -> Path:
+    trt = tmp_path / "trt.yaml"
+    trt.write_text(tensorrt if tensorrt is not None else "tensorrt:\n  precision: fp32\n")
+    path = tmp_path / "embedding.yaml"
+    path.write_text(f"embedding:\n  tensorrt_config: {trt}\n" + embedding)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("embedding", "tensorrt", "message"),
+    [
+        ("  colour: red\n", None, "unknown key 'embedding.colour'"),
+        ("validation:\n  max_drift_cosine: high\n", None, "'validation.max_drift_cosine' must be float"),
+        ("validation:\n  max_drift_cosine: -1\n", None, "'validation.max_drift_cosine' must be >= 0.0"),
+        ("  batch_size: 0\n", None, "'embedding.batch_size' must be >= 1"),
+        ("  allow_cpu_fallback: 'yes'\n", None, "'embedding.allow_cpu_fallback' must be bool"),
+        ("  backend: tensorflow\n", None, "'embedding.backend' must be one of"),
+        ("extra:\n  a: 1\n", None, "unknown key 'extra'"),
+        ("", "tensorrt:\n  precision: fp8\n", "'tensorrt.precision' must be one of fp32, fp16, int8"),
+        (
+            "",
+            "tensorrt:\n  max_batch_size: 16\n  opt_batch_size: 32\n",
+            "min_batch_size <= opt_batch_size <= max_batch_size",
+        ),
+        ("", "tensorrt:\n  workspace_mb: 10\n", "unknown key 'tensorrt.workspace_mb'"),
+        ("", "arcface_tensorrt:\n  enabled: 1\n", "'arcface_tensorrt.enabled' must be bool"),
+    ],
+)
+def test_bad_values_name_the_file_and_key(tmp_path: Path, embedding: str, tensorrt: str | None, message: str) -> None:
+    path = _write(tmp_path, embedding, tensorrt)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert message in str(info.value)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("embedding: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_tensorrt_config_path_must_exist(tmp_path: Path) -> None:
+    path = tmp_path / "embedding.yaml"
+    path.write_text("embedding:\n  tensorrt_config: nowhere/arcface_tensorrt.yaml\n")
+    with pytest.raises(ConfigError, match=r"embedding\.tensorrt_config"):
+        load_config(path)
+
+
+def test_values_are_read_and_overrides_are_checked(tmp_path: Path) -> None:
+    path = _write(tmp_path, "  backend: onnxruntime\nvalidation:\n  max_drift_cosine: 0.01\n")
+    cfg = load_config(path)
+    assert cfg.embedding.backend == "onnxruntime"
+    assert cfg.validation.max_drift_cosine == 0.01
+    assert cfg.tensorrt.tensorrt.precision == "fp32"
+    assert load_tensorrt_config(tmp_path / "trt.yaml").tensorrt.precision == "fp32"
+    assert with_overrides(cfg.validation, "validation", max_drift_cosine=0.5).max_drift_cosine == 0.5
+    assert with_overrides(cfg.validation, "validation", max_drift_cosine=None) is cfg.validation
+    with pytest.raises(ConfigError, match=r"command line: 'validation\.n_samples' must be >= 1"):
+        with_overrides(cfg.validation, "validation", n_samples=0)
+
+
+def test_default_config_comes_from_the_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    assert load_config().source == "config/pipeline/embedding.yaml"
+    monkeypatch.chdir(tmp_path)
+    assert load_config().source is None  # built-in defaults
+    monkeypatch.setenv("ARCFACE_TRT_CONFIG", str(_write(tmp_path, "  backend: onnxruntime\n")))
+    assert load_config().embedding.backend == "onnxruntime"
+
+
+def test_naming_tensorrt_on_the_command_line_enables_it() -> None:
+    from arcface_trt.config import enable_for_explicit_request
+
+    cfg = load_config(EMBEDDING_YAML)
+    assert cfg.tensorrt.arcface_tensorrt.enabled is False
+    assert enable_for_explicit_request(cfg, ("insightface", "onnxruntime")) is cfg
+    enabled = enable_for_explicit_request(cfg, ("insightface", "tensorrt"))
+    assert enabled.tensorrt.arcface_tensorrt.enabled is True
+    assert enabled.tensorrt.tensorrt == cfg.tensorrt.tensorrt
