@@ -52,7 +52,7 @@ def require(module: str, *fallbacks: str) -> ModuleType:
     top = module.split(".")[0]
     provider = _PROVIDERS.get(top, (top, ""))[0]
     raise BackendUnavailableError(
-        f"{provider} is not installed: Python module '{module}' is not importable ({error}); "
+        f"Python module '{module}' is not importable ({provider} is not installed here: {error}); "
         f"install it with: {install_hint(module)}"
     ) from error
 

@@ -11,6 +11,7 @@ import yaml
 from arcface_trt.config import (
     EmbeddingConfig,
     TensorrtConfig,
+    TensorrtSection,
     load_config,
     load_tensorrt_config,
     with_overrides,
@@ -23,9 +24,16 @@ TENSORRT_YAML = REPO / "config/pipeline/arcface_tensorrt.yaml"
 
 
 def _as_yaml_dict(obj: object) -> dict:
+    """The config as the shipped file must hold it: every key but the deprecated ones."""
     data = dataclasses.asdict(obj)
     data.pop("source", None)
     data.pop("tensorrt", None) if isinstance(obj, EmbeddingConfig) else None
+    for section in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, section.name)
+        if dataclasses.is_dataclass(value) and section.name in data:
+            for item in dataclasses.fields(value):
+                if "deprecated" in item.metadata:
+                    data[section.name].pop(item.name)
     return data
 
 
@@ -78,6 +86,8 @@ def _write(tmp_path: Path, embedding: str, tensorrt: str | None = None) -> Path:
         ),
         ("", "tensorrt:\n  workspace_mb: 10\n", "unknown key 'tensorrt.workspace_mb'"),
         ("", "arcface_tensorrt:\n  enabled: 1\n", "'arcface_tensorrt.enabled' must be bool"),
+        ("precision:\n  keep_fp32_nodes: fc\n", None, "'precision.keep_fp32_nodes' must be tuple"),
+        ("precision:\n  fp16: true\n", None, "unknown key 'precision.fp16'"),
     ],
 )
 def test_bad_values_name_the_file_and_key(tmp_path: Path, embedding: str, tensorrt: str | None, message: str) -> None:
@@ -135,3 +145,18 @@ def test_naming_tensorrt_on_the_command_line_enables_it() -> None:
     enabled = enable_for_explicit_request(cfg, ("insightface", "tensorrt"))
     assert enabled.tensorrt.arcface_tensorrt.enabled is True
     assert enabled.tensorrt.tensorrt == cfg.tensorrt.tensorrt
+
+
+def test_one_precision_section_for_every_target(tmp_path: Path) -> None:
+    path = _write(tmp_path, "precision:\n  keep_fp32_nodes: [fc, features]\n")
+    assert load_config(path).precision.keep_fp32_nodes == ("fc", "features")
+    # The deprecated TensorRT key fills the same value, once, for every reader.
+    legacy = _write(tmp_path, "", "tensorrt:\n  fp16_keep_fp32_nodes: [fc]\n")
+    assert load_config(legacy).precision.keep_fp32_nodes == ("fc",)
+
+
+def test_the_batch_profile_rule_holds_for_every_tensorrt_section() -> None:
+    with pytest.raises(ConfigError, match=r"max_batch_size does not hold \(1, 8, 4\)"):
+        TensorrtSection(opt_batch_size=8, max_batch_size=4)
+    with pytest.raises(ConfigError, match=r"command line: tensorrt\.min_batch_size <= opt_batch_size"):
+        with_overrides(TensorrtSection(), "tensorrt", min_batch_size=64)

@@ -28,7 +28,10 @@ def test_the_import_happens_on_first_use(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_a_missing_module_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     trt = lazy_import("tensorrt")
-    with pytest.raises(BackendUnavailableError, match=r"TensorRT is not installed: .*pip install 'arcface-trt\[gpu\]'"):
+    with pytest.raises(
+        BackendUnavailableError,
+        match=r"'tensorrt' is not importable \(TensorRT is not installed .*pip install 'arcface-trt\[gpu\]'",
+    ):
         trt.Builder  # noqa: B018
     assert not available("tensorrt")
     with pytest.raises(BackendUnavailableError, match=r"pip install arcface_test_absent"):

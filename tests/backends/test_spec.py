@@ -30,9 +30,7 @@ def test_unset_arguments_come_from_the_config(r18_model: Path) -> None:
 def test_given_arguments_win(r18_model: Path, tmp_path: Path) -> None:
     cfg = _config(backend="pytorch", device="cuda", batch_size=7, allow_cpu_fallback=True)
     trt = TensorrtConfig(tensorrt=TensorrtSection(precision="int8"), source="given")
-    spec = BackendSpec.resolve(
-        "onnxruntime", "cpu", trt, False, r18_model, config=cfg, batch_size=3, precision="fp16"
-    )
+    spec = BackendSpec.resolve("onnxruntime", "cpu", trt, False, r18_model, config=cfg, batch_size=3, precision="fp16")
     assert (spec.backend, spec.device, spec.batch_size, spec.allow_cpu_fallback) == ("onnxruntime", "cpu", 3, False)
     assert spec.model_path == str(r18_model) and spec.precision == "fp16" and spec.tensorrt.source == "given"
 
@@ -63,7 +61,7 @@ def test_the_deprecated_keep_key_still_counts(caplog: pytest.LogCaptureFixture, 
     assert "'tensorrt.fp16_keep_fp32_nodes' is deprecated; set 'precision.keep_fp32_nodes'" in caplog.text
     assert BackendSpec.resolve("onnxruntime", tensorrt_config=trt_file, config=_config()).keep_fp32_nodes == ("fc",)
     trt_file.write_text("tensorrt:\n  fp16_keep_fp32_nodes: [features]\n")
-    with pytest.raises(ConfigError, match="'precision.keep_fp32_nodes' and the deprecated .* disagree"):
+    with pytest.raises(ConfigError, match=r"'precision\.keep_fp32_nodes' and the deprecated .* disagree"):
         BackendSpec.resolve("onnxruntime", tensorrt_config=trt_file, config=_config())
 
 

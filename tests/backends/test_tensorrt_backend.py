@@ -112,17 +112,17 @@ def test_unloadable_engine_falls_back(monkeypatch, tiny_onnx: Path, tmp_path: Pa
 def test_store_is_asked_before_building(
     fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path, monkeypatch, caplog
 ) -> None:
-    """With engine_s3_bucket set, fetch_into_cache runs first; a StoreError is logged and the plan is built."""
-    import arcface_trt.store as store
+    """With engine_s3_bucket set, the store's fetch runs first; a StoreError is logged and the plan is built."""
     from arcface_trt.errors import StoreError
+    from arcface_trt.store import engines as store
 
     calls = []
 
     def failing_fetch(settings, key, cache, force=False):
-        calls.append(key.plan_relpath)
+        calls.append(key.relpath)
         raise StoreError("bucket 'engines' not reachable")
 
-    monkeypatch.setattr(store, "fetch_into_cache", failing_fetch)
+    monkeypatch.setattr(store, "fetch", failing_fetch)
     cfg = _config(tmp_path / "engines", engine_s3_bucket="engines")
     with caplog.at_level(logging.WARNING, logger="arcface_trt"):
         embedder = get_embedding_backend("tensorrt", tensorrt_config=cfg, onnx_path=tiny_onnx, config=EmbeddingConfig())

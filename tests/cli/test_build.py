@@ -114,12 +114,12 @@ def test_build_and_reuse_with_fake(fake_stack: FakeStack, tiny_onnx: Path, tmp_p
     assert record["manifest"]["max_batch"] == 8 and record["manifest"]["opt_batch"] == 4
     third = invoke(*base, "--max-batch", "16", "--json")
     record = json.loads(third.stdout)
-    assert record["from_cache"] is False and record["rebuild_reasons"] == ["max_batch 8 != 16"]
+    assert record["from_cache"] is False and record["rebuild_reasons"] == ["max_batch: cached 8, wanted 16"]
     assert record["build_seconds"] > 0
 
 
 def test_upload_calls_the_store(fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path, monkeypatch) -> None:
-    import arcface_trt.store as store
+    from arcface_trt.store import engines as store
 
     pushed = []
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from arcface_trt.engine.cache import EngineCache
+from arcface_trt.artifacts.cache import ArtifactCache
 from tests.support.cli import invoke, run_cli
 from tests.support.fakes import hide_gpu_stack, install_fakes
 from tests.support.manifests import engine_manifest
@@ -149,7 +149,7 @@ def test_engine_for_another_arch_is_flagged_until_one_for_this_gpu_exists(
 ) -> None:
     stack = install_fakes(monkeypatch, "10")  # TensorRT 10.16 and an H100 (sm90) here
     config = write_config(model_path=str(tiny_onnx))
-    cache = EngineCache(tmp_path / "engines")
+    cache = ArtifactCache(tmp_path / "engines")
     other = engine_manifest(tiny_onnx, "sm86", "10.16.1.11")
     cache.store(other.key, b"plan", other)
     code, record = _diagnose(config)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from arcface_trt.engine import trt_api
 from arcface_trt.engine.builder import prepare_onnx
+from arcface_trt.precision.plan import PrecisionPlan
 from arcface_trt.precision.qdq import is_qdq_model, summarize_qdq
 from tests.support.cli import invoke
 from tests.support.fakes import install_fakes
@@ -27,9 +29,10 @@ def test_quantize_writes_a_symmetric_int8_qdq_model_tensorrt_accepts(
     assert summary.quantize_nodes > 0 and summary.dequantize_nodes > 0
     assert "UINT8" not in {*summary.activation_types, *summary.weight_types}
     # the TensorRT int8 path takes it as an explicitly quantized, strongly typed network
-    trt = install_fakes(monkeypatch, "11").trt
-    prepared = prepare_onnx(trt, out, "int8", tmp_path / "work", record["sha256"])
-    assert prepared.strongly_typed and prepared.path == out
+    install_fakes(monkeypatch, "11")
+    plan = PrecisionPlan.for_target("int8", "gpu", trt_api.capabilities())
+    prepared = prepare_onnx(plan, out, tmp_path / "work", record["sha256"])
+    assert prepared.plan.strongly_typed and prepared.path == out
 
 
 def test_quantize_bad_input(r18_model: Path, tmp_path: Path) -> None:

@@ -134,7 +134,7 @@ def test_resume_refuses_another_model(embedder, r18_model_seed1: Path, crop_fold
 
 
 def test_unfinished_parts_need_resume_or_overwrite(embedder, crop_folder: Path, tmp_path: Path) -> None:
-    from arcface_trt.embed.store import PartStore
+    from arcface_trt.embed.parts import PartStore
 
     out = tmp_path / "emb.parquet"
     keys = open_source(crop_folder).keys

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from arcface_trt.backends.spec import BackendSpec
 from arcface_trt.embed import embed_to_file, read_embeddings
 from tests.support.embeddings import reference, write_crops
 
@@ -27,10 +28,7 @@ def test_ray_equals_the_single_process_run(r18_model: Path, tmp_path: Path) -> N
     ray = embed_to_file(
         folder,
         tmp_path / "ray.parquet",
-        backend="onnxruntime",
-        onnx_path=r18_model,
-        device="cpu",
-        batch_size=4,
+        spec=BackendSpec.resolve("onnxruntime", "cpu", onnx_path=r18_model, batch_size=4),
         chunk_size=4,
         ray=True,
         ray_num_cpus=2,

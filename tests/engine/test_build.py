@@ -12,22 +12,24 @@ import numpy as np
 import pytest
 
 from arcface_trt.config import TensorrtSection
-from arcface_trt.engine import builder
+from arcface_trt.engine import builder, trt_api
 from arcface_trt.engine.build import BuildRequest, build_engine, dry_run
 from arcface_trt.engine.builder import prepare_onnx
 from arcface_trt.errors import BackendUnavailableError, InputError
+from arcface_trt.precision.plan import PATH_INT8_QDQ, TRANSFORM_FP16, PrecisionPlan
 from tests.support.fakes import FakeCuda, FakeDevice, FakeStack, install_fakes
 from tests.support.tiny_models import write_tiny_model
 
 
 def _build(onnx: Path, settings: TensorrtSection, **kwargs):
     messages: list[str] = []
-    result = build_engine(
-        BuildRequest(onnx, settings, **{k: v for k, v in kwargs.items() if k != "allow_fetch"}),
-        messages.append,
-        allow_fetch=kwargs.get("allow_fetch", False),
-    )
+    result = build_engine(BuildRequest(onnx, settings, **kwargs), messages.append)
     return result, messages
+
+
+def _plan(precision: str) -> PrecisionPlan:
+    """The precision plan for the installed (fake) TensorRT: what a build must follow."""
+    return PrecisionPlan.for_target(precision, "gpu", trt_api.capabilities())
 
 
 def test_build_then_reuse(fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection) -> None:
@@ -52,11 +54,11 @@ def test_changed_request_rebuilds_with_reason(
     wider = dataclasses.replace(engine_settings, opt_batch_size=8, max_batch_size=16)
     result, messages = _build(tiny_onnx, wider)
     assert result.source == "built"
-    assert result.reasons == ["opt_batch 4 != 8", "max_batch 4 != 16"]
-    assert "opt_batch 4 != 8" in messages[0]
+    assert result.reasons == ["opt_batch: cached 4, wanted 8", "max_batch: cached 4, wanted 16"]
+    assert "opt_batch: cached 4, wanted 8" in messages[0]
     level = dataclasses.replace(wider, hardware_compatibility="ampere_plus")
     result, _ = _build(tiny_onnx, level)
-    assert result.reasons == ["hardware_compatibility none != ampere_plus"]
+    assert result.reasons == ["hardware_compatibility: cached 'none', wanted 'ampere_plus'"]
     forced, _ = _build(tiny_onnx, level, force=True)
     assert forced.source == "built" and forced.reasons == ["--force"]
 
@@ -68,7 +70,7 @@ def test_other_model_and_corrupt_plan_rebuild(
     _build(onnx, engine_settings)
     write_tiny_model(onnx, seed=1)  # same name, other weights
     result, _ = _build(onnx, engine_settings)
-    assert result.source == "built" and result.reasons[0].startswith("onnx_sha256 ")
+    assert result.source == "built" and result.reasons[0].startswith("onnx_sha256: cached ")
     result.plan_path.write_bytes(result.plan_path.read_bytes()[:-10] + b"0123456789")
     again, _ = _build(onnx, engine_settings)
     assert again.source == "built"
@@ -91,15 +93,16 @@ def test_timing_cache_is_kept_and_reused(
     assert not list(Path(without.cache_dir).rglob("timing-*.cache"))
 
 
-def test_fp16_path_follows_the_module(fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection) -> None:
+def test_fp16_build_follows_the_plan(fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection) -> None:
+    """Which fp16 path a TensorRT version takes is the plan's (tests/precision/test_plan.py); the build follows it."""
     result, _ = _build(tiny_onnx, dataclasses.replace(engine_settings, precision="fp16"))
     assert result.plan_path.name == "tiny-fp16-sm90.plan"
-    path = result.manifest.extra["precision_path"]
-    if fake_stack.major == "10":
-        assert path == builder.PATH_FP16_FLAG
+    plan = _plan("fp16")
+    assert result.manifest.extra["precision_path"] == plan.path
+    assert result.manifest.extra["precision_plan"] == plan.to_dict()
+    if plan.transform != TRANSFORM_FP16:
         assert not list(Path(engine_settings.cache_dir).rglob("*fp16*.onnx"))
     else:
-        assert path == builder.PATH_FP16_ONNX
         converted = list((Path(engine_settings.cache_dir) / "onnx").glob("tiny-fp16-*.onnx"))
         assert len(converted) == 1
         import onnx
@@ -119,7 +122,7 @@ def test_int8_needs_a_qdq_model(fake_stack: FakeStack, tmp_path: Path, engine_se
     assert not list(Path(engine_settings.cache_dir).rglob("*.plan"))
     qdq = write_tiny_model(tmp_path / "quant.onnx", qdq=True)
     result, _ = _build(qdq, int8)
-    assert result.manifest.extra["precision_path"] == builder.PATH_INT8_QDQ
+    assert result.manifest.extra["precision_path"] == PATH_INT8_QDQ
     unsigned = write_tiny_model(tmp_path / "quant_u8.onnx", qdq=True, qdq_uint8=True)
     with pytest.raises(InputError, match=r"symmetric INT8 Q/DQ .* UINT8"):
         _build(unsigned, int8)
@@ -227,13 +230,11 @@ def test_builder_without_cuda_reports_tensorrt_message(
     fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection
 ) -> None:
     """If CUDA fails between the GPU check and the build, TensorRT's own words reach the user."""
-    from arcface_trt.engine import trt_api
-
     fake_stack.cuda.driver = False
-    prepared = builder.PreparedOnnx(tiny_onnx, builder.PATH_FP32, False)
-    settings = builder.BuildSettings("fp32", 1, 4, 4, 64)
+    prepared = builder.PreparedOnnx(tiny_onnx, _plan("fp32"))
+    settings = builder.BuildSettings(1, 4, 4, 64)
     with pytest.raises(BackendUnavailableError, match="CUDA initialization failure with error: 35"):
-        builder.build_serialized_plan(fake_stack.trt, prepared, (3, 112, 112), settings, trt_api.TrtLog(fake_stack.trt))
+        builder.build_serialized_plan(prepared, (3, 112, 112), settings, trt_api.TrtLog())
 
 
 def test_dry_run_with_fake_fills_everything(
@@ -243,26 +244,30 @@ def test_dry_run_with_fake_fills_everything(
     assert plan["engine_name"] == "tiny-fp16-sm90.plan"
     assert plan["folder"] == f"trt{fake_stack.major_minor}"
     assert plan["cache"]["status"] == "miss"
-    want = "fp16-builder-flag" if fake_stack.major == "10" else "fp16-mixed-precision-onnx"
-    assert plan["build_settings"]["precision_path"] == want
+    assert plan["build_settings"]["precision_path"] == _plan("fp16").path
     assert not Path(engine_settings.cache_dir).exists() or not list(Path(engine_settings.cache_dir).rglob("*.plan"))
 
 
 def test_capabilities_follow_attributes_not_versions(fake_stack: FakeStack) -> None:
-    from arcface_trt.engine import trt_api
-
-    caps = trt_api.capabilities(fake_stack.trt)
+    caps = trt_api.capabilities()
     assert caps.fp16_flag is (fake_stack.major == "10")
     assert caps.explicit_batch_flag is (fake_stack.major == "10")
+    # The fakes are the two shapes the plan decides on without TensorRT (dry runs).
+    shape = trt_api.KNOWN_SHAPES[f"{fake_stack.major}.x"]
+    assert (caps.fp16_flag, caps.explicit_batch_flag, caps.strongly_typed_flag) == (
+        shape.fp16_flag,
+        shape.explicit_batch_flag,
+        shape.strongly_typed_flag,
+    )
     fake_stack.trt.__version__ = "99.0.0"  # a version string must not change the decision
-    assert trt_api.capabilities(fake_stack.trt).fp16_path == caps.fp16_path
-    assert trt_api.major_minor(fake_stack.trt) == "99.0"
+    assert _plan("fp16").path == PrecisionPlan.for_target("fp16", "gpu", caps).path
+    assert trt_api.major_minor() == "99.0"
     assert np.dtype(fake_stack.trt.nptype(fake_stack.trt.float32)) == np.float32
 
 
 def test_tensorrt_int8_refuses_a_plain_model_and_names_the_fix(
     r18_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    trt = install_fakes(monkeypatch, "10").trt
+    install_fakes(monkeypatch, "10")
     with pytest.raises(InputError, match="arcface-trt quantize --onnx-path"):
-        prepare_onnx(trt, r18_model, "int8", tmp_path, "0" * 64)
+        prepare_onnx(_plan("int8"), r18_model, tmp_path, "0" * 64)

@@ -6,6 +6,7 @@ import pytest
 
 from arcface_trt.engine import gpu
 from arcface_trt.errors import BackendUnavailableError
+from arcface_trt.lazy import resolve
 from tests.support.fakes import FakeCuda, FakeDevice, hide_gpu_stack, install_cuda
 
 
@@ -44,7 +45,8 @@ def test_no_cuda_python(monkeypatch) -> None:
     with pytest.raises(
         BackendUnavailableError, match=r"cuda-python is not installed .*pip install 'arcface-trt\[gpu\]'"
     ):
-        gpu.cuda_runtime()
+        gpu.device_count()
+    assert not gpu.cuda_python_installed()
 
 
 def test_older_cudart_import_is_used(monkeypatch) -> None:
@@ -58,7 +60,7 @@ def test_older_cudart_import_is_used(monkeypatch) -> None:
     pkg.cudart = cuda.module
     monkeypatch.setitem(sys.modules, "cuda", pkg)
     monkeypatch.setitem(sys.modules, "cuda.cudart", cuda.module)
-    assert gpu.cuda_runtime() is cuda.module
+    assert resolve(gpu.cudart) is cuda.module
     assert gpu.gpu_info().sm_arch == "sm90"
 
 
@@ -66,7 +68,7 @@ def test_cuda_error_is_named(monkeypatch) -> None:
     cuda = FakeCuda()
     install_cuda(monkeypatch, cuda)
     with pytest.raises(BackendUnavailableError, match=r"cudaFree failed: invalid argument \(CUDA error 1\)"):
-        gpu.check(cuda.module, cuda.module.cudaFree(12345), "cudaFree")
+        gpu.check(cuda.module.cudaFree(12345), "cudaFree")
 
 
 def test_real_cuda_python_without_driver() -> None:

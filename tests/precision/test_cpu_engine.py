@@ -9,11 +9,14 @@ import numpy as np
 import onnx
 import pytest
 
+from arcface_trt.artifacts.cache import ArtifactCache
+from arcface_trt.artifacts.key import EngineKey, Variant
 from arcface_trt.backends import get_embedding_backend
 from arcface_trt.errors import BackendUnavailableError, ConfigError
 from arcface_trt.fileio import sha256_file
-from arcface_trt.precision.cpu_engine import engine_paths, ensure_cpu_engine, expected_fields, lookup
+from arcface_trt.precision.cpu_engine import ensure_cpu_engine, expected_fields
 from arcface_trt.precision.int8 import CalibrationSettings
+from arcface_trt.precision.plan import PrecisionPlan
 from tests.support.embeddings import embed_with_ort
 
 
@@ -48,21 +51,22 @@ def test_fp32_engine_is_built_then_reused_then_rebuilt(r18_model: Path, tmp_path
 
 
 def test_int8_engine_reuse_and_calibration_mismatch(r18_model: Path, r18_int8_engine) -> None:
-    assert r18_int8_engine.manifest["calibration"]["samples"] == 16
-    assert r18_int8_engine.manifest["calibration"]["reduce_range"] in (True, False)  # resolved, not None
+    assert r18_int8_engine.manifest.calibration["samples"] == 16
+    assert r18_int8_engine.manifest.calibration["reduce_range"] in (True, False)  # resolved, not None
     # No calibration asked for: any cached calibration serves (a backend reuses what build made).
     again = ensure_cpu_engine(r18_model, "int8")
     assert not again.built and again.path == r18_int8_engine.path
     same = ensure_cpu_engine(r18_model, "int8", calibration=CalibrationSettings(samples=16))
     assert not same.built
     # Other settings do not match, and the reason names the setting.
-    info_sha = r18_int8_engine.manifest["onnx_sha256"]
-    wanted = expected_fields(info_sha, "int8", CalibrationSettings(samples=17, method="percentile"), None)
-    _, reasons = lookup(r18_int8_engine.path, r18_int8_engine.manifest_path, wanted)
-    assert reasons == [
+    info_sha = r18_int8_engine.manifest.onnx_sha256
+    plan = PrecisionPlan.for_target("int8", "cpu")
+    wanted = expected_fields(info_sha, plan, CalibrationSettings(samples=17, method="percentile"))
+    cache = ArtifactCache(r18_int8_engine.path.parents[1])
+    assert cache.lookup(r18_int8_engine.manifest.key, wanted).reasons == (
         "calibration.method: cached 'minmax', wanted 'percentile'",
         "calibration.samples: cached 16, wanted 17",
-    ]
+    )
     # The ORT-optimised engine has its QDQ pairs fused into integer convolutions.
     ops = {node.op_type for node in onnx.load(str(r18_int8_engine.path)).graph.node}
     assert "QLinearConv" in ops and "Conv" not in ops
@@ -95,6 +99,16 @@ def test_precision_is_checked(r18_model: Path) -> None:
 
 
 def test_engine_paths_layout(tmp_path: Path) -> None:
-    engine, manifest = engine_paths("w600k_r50", "fp16", tmp_path)
-    assert engine == tmp_path / "cpu" / "w600k_r50-fp16-cpu.onnx"
-    assert manifest == tmp_path / "cpu" / "w600k_r50-fp16-cpu.json"
+    cache, key = ArtifactCache(tmp_path), EngineKey.cpu("w600k_r50", "fp16")
+    assert cache.path(key) == tmp_path / "cpu" / "w600k_r50-fp16-cpu.onnx"
+    assert cache.manifest_path(key) == tmp_path / "cpu" / "w600k_r50-fp16-cpu.json"
+
+
+def test_kept_fp32_nodes_make_a_variant_beside_the_default(r18_model: Path, tmp_path: Path) -> None:
+    default = ensure_cpu_engine(r18_model, "fp16", cache_dir=tmp_path)
+    kept = ensure_cpu_engine(r18_model, "fp16", keep_fp32_nodes=[], cache_dir=tmp_path)
+    variant = Variant.of({"keep": []})
+    assert kept.path == tmp_path / "cpu" / f"arcface_r18-fp16-keep-{variant.recipe}-cpu.onnx"
+    assert kept.manifest.recipe == {"keep": []} and kept.manifest.keep_fp32_nodes == []
+    assert default.path.exists() and default.manifest.keep_fp32_nodes is None  # both stay cached
+    assert not ensure_cpu_engine(r18_model, "fp16", cache_dir=tmp_path).built

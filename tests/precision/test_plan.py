@@ -24,7 +24,7 @@ from arcface_trt.precision.plan import (
     describe_known_paths,
     plans_for_known_tensorrt,
 )
-from tests.engine.test_fake_conformance import load_reference
+from tests.support.tensorrt_api import load_reference
 
 TRT10, TRT11 = KNOWN_SHAPES["10.x"], KNOWN_SHAPES["11.x"]
 

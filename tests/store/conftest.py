@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from arcface_trt.engine.key import EngineKey, Manifest
+from arcface_trt.artifacts.key import EngineKey
+from arcface_trt.artifacts.manifest import Manifest
 from tests.support.s3_server import ACCESS_KEY, SECRET_KEY, CuttingProxy, MotoServer
 
 #: AWS variables that could leak the developer's own settings into a test.
@@ -118,7 +119,7 @@ def make_plan(tmp_path: Path):
         content = b"".join(hashlib.sha256(f"{seed}-{i}".encode()).digest() for i in range(size // 32 + 1))[:size]
         folder = (root or tmp_path / f"built-{uuid.uuid4().hex[:6]}") / key.folder
         folder.mkdir(parents=True, exist_ok=True)
-        plan = folder / key.plan_name
+        plan = folder / key.name
         plan.write_bytes(content)
         manifest = Manifest(
             model=model,

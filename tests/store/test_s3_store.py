@@ -445,7 +445,6 @@ def test_store_settings_resolution(monkeypatch):
 
 
 def test_fetch_detects_arch_and_trt_version_or_asks_for_them(moto_server, bucket, make_plan, tmp_path, monkeypatch):
-    import types
 
     from arcface_trt.engine import gpu, trt_api
     from arcface_trt.errors import BackendUnavailableError
@@ -457,7 +456,7 @@ def test_fetch_detects_arch_and_trt_version_or_asks_for_them(moto_server, bucket
         raise BackendUnavailableError("Python module 'tensorrt' is not importable")
 
     monkeypatch.setattr(gpu, "gpu_info", no_gpu)
-    monkeypatch.setattr(trt_api, "load", no_trt)
+    monkeypatch.setattr(trt_api, "version", no_trt)
     cache = tmp_path / "cache"
     base = ["fetch-engine", "--model", MODEL, "--cache-dir", cache, *store(moto_server.url, bucket)]
     assert_failed(
@@ -469,7 +468,7 @@ def test_fetch_detects_arch_and_trt_version_or_asks_for_them(moto_server, bucket
     plan = make_plan()
     assert cli("push-engine", plan.plan, *store(moto_server.url, bucket)).exit_code == 0
     monkeypatch.setattr(gpu, "gpu_info", lambda index=0: gpu.GpuInfo(0, "NVIDIA H100", 9, 0, 80 << 30, 79 << 30))
-    monkeypatch.setattr(trt_api, "load", lambda: types.SimpleNamespace(__version__="10.16.1.11"))
+    monkeypatch.setattr(trt_api, "version", lambda: "10.16.1.11")
     detected = cli(*base, "--precision", "fp16", "--json")
     assert detected.exit_code == 0, detected.output
     assert json.loads(detected.stdout)["sm_arch"] == "sm90"
@@ -477,20 +476,23 @@ def test_fetch_detects_arch_and_trt_version_or_asks_for_them(moto_server, bucket
 
 
 def test_library_entry_points(moto_server, bucket, make_plan, tmp_path):
+    from arcface_trt.artifacts.cache import ArtifactCache
     from arcface_trt.config import TensorrtSection
-    from arcface_trt.engine.cache import EngineCache
-    from arcface_trt.store import fetch_into_cache, push_plan
+    from arcface_trt.store.engines import fetch, push_plan, store_fetcher
 
     settings = TensorrtSection(engine_s3_bucket=bucket, engine_s3_endpoint_url=moto_server.url)
     plan = make_plan()
     record = push_plan(settings, plan.plan)
     assert record["uploaded"] is True and record["plan_sha256"] == json.loads(plan.manifest_bytes)["plan_sha256"]
     assert push_plan(settings, plan.plan, overwrite=False)["uploaded"] is False
-    cache = EngineCache(tmp_path / "cache")
-    path = fetch_into_cache(settings, plan.key, cache)
-    assert path == cache.plan_path(plan.key) and path.read_bytes() == plan.content
+    cache = ArtifactCache(tmp_path / "cache")
+    # The engine build's fetcher says where the plan came from.
+    assert store_fetcher(settings)(plan.key, cache) == f"s3://{bucket}/engines/{plan.key.relpath}"
+    path = cache.path(plan.key)
+    assert path.read_bytes() == plan.content
     assert cache.lookup(plan.key, {"sm_arch": "sm90", "precision": "fp16"}).hit
-    assert fetch_into_cache(settings, plan.key, cache, force=True) == path
+    again = fetch(settings, plan.key, cache, force=True)
+    assert again.plan_path == path and again.downloaded
 
 
 def test_store_and_cli_import_without_boto3():

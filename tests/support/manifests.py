@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arcface_trt.engine.key import Manifest
+from arcface_trt.artifacts.manifest import Manifest
 from arcface_trt.model.inspect import inspect_model
 
 

@@ -1,4 +1,4 @@
-"""Engine key, manifest and the local engine cache."""
+"""Engine keys' arch and version forms, typed manifests, and the one local cache of plans and CPU engines."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from arcface_trt.engine.cache import EngineCache
-from arcface_trt.engine.key import EngineKey, Manifest, normalize_arch, same_trt_version, trt_major_minor
+from arcface_trt.artifacts.cache import ArtifactCache
+from arcface_trt.artifacts.key import EngineKey, normalize_arch, same_trt_version, trt_major_minor
+from arcface_trt.artifacts.manifest import CpuManifest, Manifest
 from arcface_trt.errors import InputError
 from arcface_trt.fileio import sha256_file
 
@@ -39,7 +40,7 @@ def test_versions() -> None:
 
 def test_key_names() -> None:
     key = EngineKey("w600k_r50", "fp16", "90", "10.16.1.11")
-    assert key.plan_relpath == "trt10.16/w600k_r50-fp16-sm90.plan"
+    assert key.relpath == "trt10.16/w600k_r50-fp16-sm90.plan"
     assert key.manifest_relpath == "trt10.16/w600k_r50-fp16-sm90.json"
     with pytest.raises(InputError, match="model name"):
         EngineKey("../evil", "fp16", "90", "10.16")
@@ -85,7 +86,7 @@ def test_manifest_round_trip_and_required_fields(tmp_path: Path) -> None:
 
 
 def test_cache_lookup_reuses_only_matching_plans(tmp_path: Path) -> None:
-    cache = EngineCache(tmp_path)
+    cache = ArtifactCache(tmp_path)
     plan = b"serialized engine"
     manifest = _manifest(plan)
     key = manifest.key
@@ -103,7 +104,9 @@ def test_cache_lookup_reuses_only_matching_plans(tmp_path: Path) -> None:
     assert cache.lookup(key, expected).hit
     stale = cache.lookup(key, {**expected, "onnx_sha256": "b" * 64, "opt_batch": 64})
     assert not stale.hit
-    assert any("onnx_sha256" in r for r in stale.reasons) and any("opt_batch 32 != 64" in r for r in stale.reasons)
+    assert any("onnx_sha256" in r for r in stale.reasons) and any(
+        "opt_batch: cached 32, wanted 64" in r for r in stale.reasons
+    )
     path.write_bytes(b"tampered")
     assert "sha256 does not match" in cache.lookup(key, expected).reasons[0]
     assert [m.model for m in cache.entries()] == ["m"]
@@ -112,7 +115,48 @@ def test_cache_lookup_reuses_only_matching_plans(tmp_path: Path) -> None:
 
 
 def test_store_leaves_no_temporary_files(tmp_path: Path) -> None:
-    cache = EngineCache(tmp_path)
+    cache = ArtifactCache(tmp_path)
     manifest = _manifest(b"x")
     cache.store(manifest.key, b"x", manifest)
     assert sorted(p.name for p in (tmp_path / "trt10.16").iterdir()) == ["m-fp16-sm90.json", "m-fp16-sm90.plan"]
+
+
+def _cpu_manifest(engine: bytes) -> CpuManifest:
+    import hashlib
+
+    return CpuManifest(
+        format="arcface-trt-cpu-engine/1",
+        model="m",
+        precision="int8",
+        onnx_sha256="a" * 64,
+        ort_version="1.20.0",
+        calibration={"samples": 16, "method": "minmax"},
+        keep_fp32_nodes=None,
+        saved_optimization="extended",
+        engine_sha256=hashlib.sha256(engine).hexdigest(),
+        engine_bytes=len(engine),
+        created_at="2026-12-01T00:00:00+00:00",
+        tool_version="0.1.0",
+    )
+
+
+def test_plans_and_cpu_engines_share_one_cache(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+    plan_manifest, cpu_manifest = _manifest(b"plan"), _cpu_manifest(b"onnx")
+    cache.store(plan_manifest.key, b"plan", plan_manifest)
+    cpu_key = cpu_manifest.key
+    assert cache.lookup(cpu_key, {}).reasons == ("no cached CPU engine",)
+    assert cache.store(cpu_key, b"onnx", cpu_manifest) == tmp_path / "cpu" / "m-int8-cpu.onnx"
+    assert cache.lookup(cpu_key, {"precision": "int8", "onnx_sha256": "a" * 64}).hit
+    # A mapping field names the sub-keys that differ.
+    stale = cache.lookup(cpu_key, {"calibration": {"samples": 17, "method": "minmax"}})
+    assert stale.reasons == ("calibration.samples: cached 16, wanted 17",)
+    assert [m.key for m in cache.entries("gpu")] == [plan_manifest.key]
+    assert [m.key for m in cache.entries("cpu")] == [cpu_key]
+    (tmp_path / "cpu" / "m-int8-cpu.onnx").write_bytes(b"other")
+    assert cache.lookup(cpu_key, {}).reasons == (
+        "cached CPU engine's sha256 does not match its manifest (corrupt or replaced)",
+    )
+    # A manifest of the wrong kind does not parse as the other kind.
+    (tmp_path / "cpu" / "m-int8-cpu.json").write_text(plan_manifest.to_json())
+    assert "manifest lacks" in cache.lookup(cpu_key, {}).reasons[0]
