@@ -7,10 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from arcface_trt.bench.plot import check_png_path, plot_report, require_matplotlib
-from arcface_trt.bench.report import check_output_path, table_rows, write_report
-from arcface_trt.bench.runner import BenchmarkRequest, load_backends, parse_batch_sizes, run_benchmark, steps
-from arcface_trt.bench.timing import TimingPlan
 from arcface_trt.cli import common
 from arcface_trt.cli.common import emit_json, option, progress, status, stdout_console
 
@@ -19,6 +15,8 @@ def _table(report: dict[str, Any]) -> Any:
     from rich import box
     from rich.markup import escape
     from rich.table import Table
+
+    from arcface_trt.bench.report import table_rows
 
     columns, rows = table_rows(report)
     plan = report["plan"]
@@ -93,6 +91,11 @@ def benchmark(
 
     TensorRT: also H2D, GPU compute and D2H separately (CUDA events), and GPU compute alone.
     """
+    from arcface_trt.bench.plot import check_png_path, plot_report, require_matplotlib
+    from arcface_trt.bench.report import check_output_path, write_report
+    from arcface_trt.bench.runner import BenchmarkRequest, load_backends, parse_batch_sizes, run_benchmark, steps
+    from arcface_trt.bench.timing import TimingPlan
+
     request = BenchmarkRequest(
         backends=tuple(backend or ("onnxruntime",)),
         batch_sizes=parse_batch_sizes(batch_sizes),

@@ -16,15 +16,9 @@ from arcface_trt.cli.calibration import (
     calibration_settings,
 )
 from arcface_trt.cli.common import emit_json, option, status, tensorrt_settings
-from arcface_trt.config import load_config
-from arcface_trt.engine.build import BuildRequest, build_engine
-from arcface_trt.engine.build import dry_run as plan_dry_run
 from arcface_trt.errors import InputError
-from arcface_trt.model.default import resolve_model_path
 from arcface_trt.names import check_target
 from arcface_trt.paths import engine_cache_root
-from arcface_trt.precision.cpu_engine import ensure_cpu_engine
-from arcface_trt.store import engines as engine_store
 
 
 def _human_dry_run(plan: dict[str, Any]) -> None:
@@ -100,6 +94,11 @@ def build(
 
     With --target cpu: a precision-transformed, ONNX Runtime-optimised ONNX for the CPU, cached the same way.
     """
+    from arcface_trt.engine.build import BuildRequest, build_engine
+    from arcface_trt.engine.build import dry_run as plan_dry_run
+    from arcface_trt.model.default import resolve_model_path
+    from arcface_trt.store import engines as engine_store
+
     if check_target(target) == "cpu":
         if upload or dry_run or arch:
             raise InputError("--upload, --dry-run and --arch apply to TensorRT plans (--target gpu)")
@@ -155,6 +154,10 @@ def _build_cpu(
     json_output: bool,
 ) -> None:
     """``--target cpu``: the cached CPU engine (arcface_trt.precision.cpu_engine), built when needed."""
+    from arcface_trt.config import load_config
+    from arcface_trt.model.default import resolve_model_path
+    from arcface_trt.precision.cpu_engine import ensure_cpu_engine
+
     if precision is None:
         raise InputError("--target cpu needs --precision fp32, fp16 or int8")
     cfg = load_config(config)

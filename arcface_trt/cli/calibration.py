@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from arcface_trt.cli.common import option
-from arcface_trt.precision.int8 import CalibrationSettings
 
 CalibImagesOption = Annotated[Path | None, option("--calib-images", help="int8: folder of face crops to calibrate on.")]
 CalibSamplesOption = Annotated[
@@ -33,6 +32,8 @@ def calibration_settings(
     reduce_range: bool | None = None,
 ) -> Any:
     """The :class:`~arcface_trt.precision.int8.CalibrationSettings` these options describe (validated)."""
+    from arcface_trt.precision.int8 import CalibrationSettings
+
     return CalibrationSettings(
         samples=calib_samples,
         method=calibration_method,

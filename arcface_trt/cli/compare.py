@@ -11,8 +11,6 @@ import typer
 from arcface_trt.cli import common
 from arcface_trt.cli.common import emit_json, option, progress, stdout_console
 from arcface_trt.errors import InputError
-from arcface_trt.fileio import write_text_atomic
-from arcface_trt.parity import CompareRequest, parse_precisions, run_compare, run_drift
 
 
 def _table(result: Any) -> Any:
@@ -85,6 +83,8 @@ def compare(
     The tolerance applies to the worst sample: the check passes when 1 - min(cosine) <= max_drift_cosine.
     With --precisions, one row per precision; the check applies to every row.
     """
+    from arcface_trt.parity import CompareRequest, parse_precisions, run_compare
+
     if precision is not None and precisions is not None:
         raise InputError("give either --precision or --precisions, not both")
     if precision is not None:
@@ -120,6 +120,8 @@ def compare(
 
 def _drift(request: Any, n_samples: int | None, output: Path | None, json_output: bool) -> None:
     """The --precisions path: run the drift report, render it, exit 1 when a row fails."""
+    from arcface_trt.parity import run_drift
+
     total = (1 + len(request.precisions)) * (n_samples or 100)
     with progress("drift report", total, enabled=not json_output) as advance:
         report = run_drift(request, advance)
@@ -128,6 +130,8 @@ def _drift(request: Any, n_samples: int | None, output: Path | None, json_output
 
 def _finish(outcome: Any, table: Callable[[Any], Any], output: Path | None, json_output: bool, **saved: Any) -> None:
     """Write ``outcome.to_dict(**saved)`` to --output, print the outcome (JSON or its table), exit 1 when it failed."""
+    from arcface_trt.fileio import write_text_atomic
+
     if output is not None:
         import json
 

@@ -8,7 +8,6 @@ import typer
 
 from arcface_trt.cli import common
 from arcface_trt.cli.common import emit_json, status, stdout_console
-from arcface_trt.diagnose import DiagnoseRequest, run_diagnose
 from arcface_trt.errors import CheckFailedError
 
 
@@ -79,6 +78,8 @@ def diagnose(
 
     Exit 1 when the configured backend cannot load or its drift is above the tolerance (the record is printed first).
     """
+    from arcface_trt.diagnose import DiagnoseRequest, run_diagnose
+
     status("diagnosing (loads the backend, times a few batches, checks parity) ...", enabled=not json_output)
     record = run_diagnose(
         DiagnoseRequest(

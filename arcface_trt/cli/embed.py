@@ -9,10 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from arcface_trt.backends.spec import BackendSpec
 from arcface_trt.cli import common
 from arcface_trt.cli.common import emit_json, option, stdout_console
-from arcface_trt.embed import embed_to_file
 
 #: Unreadable paths listed in the table (all of them are in --json).
 _SHOWN_UNREADABLE = 10
@@ -129,6 +127,9 @@ def embed(
 
     Unreadable images are skipped and listed. Continue an interrupted run with --resume. See docs/embed.md.
     """
+    from arcface_trt.backends.spec import BackendSpec
+    from arcface_trt.embed import embed_to_file
+
     spec = BackendSpec.resolve(
         backend, device, None, allow_cpu_fallback, onnx_path, config=config, batch_size=batch_size
     )

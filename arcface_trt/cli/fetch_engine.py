@@ -6,13 +6,9 @@ from typing import Annotated
 
 import typer
 
-from arcface_trt.artifacts.key import EngineKey
 from arcface_trt.cli import common
 from arcface_trt.cli import store_options as store
 from arcface_trt.cli.common import emit_json, option
-from arcface_trt.engine.build import detect_sm_arch, detect_trt_version, engine_cache
-from arcface_trt.model.default import configured_model_name
-from arcface_trt.store.engines import fetch
 
 
 def fetch_engine(
@@ -52,6 +48,11 @@ def fetch_engine(
     The plan is checked against its manifest's sha256 before it is put in place; a current
     local copy is kept without downloading again (use --force to download anyway).
     """
+    from arcface_trt.artifacts.key import EngineKey
+    from arcface_trt.engine.build import detect_sm_arch, detect_trt_version, engine_cache
+    from arcface_trt.model.default import configured_model_name
+    from arcface_trt.store.engines import fetch
+
     cfg, section = store.store_settings(config, bucket, prefix, endpoint_url, region, precision=precision)
     key = EngineKey(
         model or configured_model_name(cfg.embedding),

@@ -9,8 +9,6 @@ import typer
 from arcface_trt.cli import common
 from arcface_trt.cli import store_options as store
 from arcface_trt.cli.common import emit_json, option, stdout_console
-from arcface_trt.store.engines import list_engines as list_store
-from arcface_trt.store.s3 import StoreSettings
 
 
 def list_engines(
@@ -24,6 +22,9 @@ def list_engines(
 ) -> None:
     """List the engines in the store: model, precision, GPU arch, TensorRT version, size, date."""
     from rich.table import Table
+
+    from arcface_trt.store.engines import list_engines as list_store
+    from arcface_trt.store.s3 import StoreSettings
 
     _, section = store.store_settings(config, bucket, prefix, endpoint_url, region)
     where = StoreSettings.from_section(section).uri()

@@ -10,8 +10,6 @@ import typer
 from arcface_trt.cli import common
 from arcface_trt.cli.common import emit_json, status
 from arcface_trt.errors import InputError
-from arcface_trt.fileio import sha256_file
-from arcface_trt.model.iresnet import write_model
 
 
 def make_model(
@@ -24,6 +22,9 @@ def make_model(
 
     For demos and tests only: the weights are not trained. Real work uses InsightFace's ONNX files.
     """
+    from arcface_trt.fileio import sha256_file
+    from arcface_trt.model.iresnet import write_model
+
     if out.exists() and out.is_dir():
         raise InputError(f"--out is a folder, give a file path: {out}")
     status(f"generating {arch} (seed {seed}) ...", enabled=not json_output)

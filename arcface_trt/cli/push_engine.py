@@ -10,7 +10,6 @@ import typer
 from arcface_trt.cli import common
 from arcface_trt.cli import store_options as store
 from arcface_trt.cli.common import emit_json
-from arcface_trt.store.engines import push_plan
 
 
 def push_engine(
@@ -33,6 +32,8 @@ def push_engine(
     Refuses a plan without a manifest or whose sha256 differs from it. Pushing the same
     plan again changes nothing; a different plan under the same key needs --overwrite.
     """
+    from arcface_trt.store.engines import push_plan
+
     _, section = store.store_settings(config, bucket, prefix, endpoint_url, region)
     record = push_plan(section, plan, overwrite=overwrite)
     if json_output:

@@ -16,13 +16,7 @@ from arcface_trt.cli.calibration import (
     calibration_settings,
 )
 from arcface_trt.cli.common import emit_json, status
-from arcface_trt.config import load_config
 from arcface_trt.errors import InputError
-from arcface_trt.fileio import sha256_file
-from arcface_trt.model.default import resolve_model_path
-from arcface_trt.model.inspect import inspect_model
-from arcface_trt.precision.int8 import check_calibration_source, quantize_int8
-from arcface_trt.precision.qdq import summarize_qdq
 
 
 def quantize(
@@ -48,6 +42,13 @@ def quantize(
     engine: `arcface-trt build --onnx-path OUT --precision int8`. For ONNX Runtime on the CPU, `build --target cpu
     --precision int8` quantizes and optimises in one step.
     """
+    from arcface_trt.config import load_config
+    from arcface_trt.fileio import sha256_file
+    from arcface_trt.model.default import resolve_model_path
+    from arcface_trt.model.inspect import inspect_model
+    from arcface_trt.precision.int8 import check_calibration_source, quantize_int8
+    from arcface_trt.precision.qdq import summarize_qdq
+
     if out.is_dir():
         raise InputError(f"--out is a folder, give a file path: {out}")
     settings = calibration_settings(calib_images, calib_samples, calibration_method, activation_type, reduce_range)

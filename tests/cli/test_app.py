@@ -44,3 +44,16 @@ def test_version_and_no_args() -> None:
     assert version.returncode == 0 and version.stdout.startswith("arcface-trt ")
     bare = run_cli(env=env)
     assert "compare" in bare.stdout + bare.stderr
+
+
+def test_the_command_line_starts_without_the_library() -> None:
+    """Commands import their work inside the command (Optimum style): --help loads no library module, no numpy."""
+    code = (
+        "import sys, arcface_trt.cli.app; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('arcface_trt', 'numpy', 'yaml')))))"
+    )
+    result = run_python("-c", code, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    light = {"arcface_trt", "arcface_trt.errors", "arcface_trt.names", "arcface_trt.paths", "arcface_trt.version"}
+    assert {m for m in loaded if not m.startswith("arcface_trt.cli")} <= light
