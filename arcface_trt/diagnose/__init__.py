@@ -1,7 +1,7 @@
 """``diagnose``: what is really running and why, in one record.
 
 :func:`run_diagnose` loads the configured backend exactly as the pipeline does
-(:func:`arcface_trt.backends.get_embedding_backend` with the config), times a short
+(a :class:`~arcface_trt.backends.spec.BackendSpec` from the config), times a short
 benchmark, checks parity against the InsightFace reference on the CPU, and runs the
 checks of :mod:`arcface_trt.diagnose.checks`.
 """

@@ -12,6 +12,7 @@ from arcface_trt.artifacts.key import EngineKey, normalize_arch, same_trt_versio
 from arcface_trt.artifacts.manifest import CpuManifest, Manifest
 from arcface_trt.errors import InputError
 from arcface_trt.fileio import sha256_file
+from tests.support.manifests import plan_manifest, sha256_of
 
 
 @pytest.mark.parametrize(
@@ -47,25 +48,8 @@ def test_key_names() -> None:
 
 
 def _manifest(plan: bytes, **changes: object) -> Manifest:
-    import hashlib
-
-    fields = {
-        "model": "m",
-        "precision": "fp16",
-        "sm_arch": "sm90",
-        "trt_version": "10.16.1.11",
-        "onnx_sha256": "a" * 64,
-        "plan_sha256": hashlib.sha256(plan).hexdigest(),
-        "min_batch": 1,
-        "opt_batch": 32,
-        "max_batch": 32,
-        "workspace_mb": 1024,
-        "hardware_compatibility": "none",
-        "gpu_name": "NVIDIA H100",
-        "tool_version": "0.1.0",
-    }
-    fields.update(changes)
-    return Manifest(**fields)  # type: ignore[arg-type]
+    fields = {"onnx_sha256": "a" * 64, "plan_sha256": sha256_of(plan), "gpu_name": "NVIDIA H100", **changes}
+    return plan_manifest("m", "fp16", "sm90", "10.16.1.11", **fields)
 
 
 def test_manifest_round_trip_and_required_fields(tmp_path: Path) -> None:

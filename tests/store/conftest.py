@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from arcface_trt.artifacts.key import EngineKey
-from arcface_trt.artifacts.manifest import Manifest
+from tests.support.manifests import plan_manifest, sha256_of
 from tests.support.s3_server import ACCESS_KEY, SECRET_KEY, CuttingProxy, MotoServer
 
 #: AWS variables that could leak the developer's own settings into a test.
@@ -121,21 +121,8 @@ def make_plan(tmp_path: Path):
         folder.mkdir(parents=True, exist_ok=True)
         plan = folder / key.name
         plan.write_bytes(content)
-        manifest = Manifest(
-            model=model,
-            precision=precision,
-            sm_arch=key.sm_arch,
-            trt_version=trt_version,
-            onnx_sha256="0" * 64,
-            plan_sha256=hashlib.sha256(content).hexdigest(),
-            min_batch=1,
-            opt_batch=32,
-            max_batch=32,
-            workspace_mb=1024,
-            hardware_compatibility="none",
-            gpu_name="NVIDIA H100 80GB HBM3",
-            tool_version="0.1.0",
-            plan_bytes=size,
+        manifest = plan_manifest(
+            model, precision, key.sm_arch, trt_version, plan_sha256=sha256_of(content), plan_bytes=size
         )
         manifest_path = folder / key.manifest_name
         manifest_path.write_text(manifest.to_json())
