@@ -30,6 +30,7 @@ def calibration_settings(
     calibration_method: str,
     activation_type: str,
     reduce_range: bool | None = None,
+    quantize_bias: bool = True,
 ) -> Any:
     """The :class:`~arcface_trt.precision.int8.CalibrationSettings` these options describe (validated)."""
     from arcface_trt.precision.int8 import CalibrationSettings
@@ -40,4 +41,5 @@ def calibration_settings(
         activation_type=activation_type,
         images=str(calib_images) if calib_images else None,
         reduce_range=reduce_range,
+        quantize_bias=quantize_bias,
     )

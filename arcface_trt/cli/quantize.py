@@ -38,9 +38,9 @@ def quantize(
 ) -> None:
     """Quantize a model to an int8 QDQ ONNX (per-channel weights, calibrated on face crops).
 
-    The default (int8 activations, 8-bit weights) is the explicitly quantized model TensorRT builds as an int8
-    engine: `arcface-trt build --onnx-path OUT --precision int8`. For ONNX Runtime on the CPU, `build --target cpu
-    --precision int8` quantizes and optimises in one step.
+    The default (int8 activations, 8-bit weights, float biases) is the explicitly quantized model TensorRT builds
+    as an int8 engine: `arcface-trt build --onnx-path OUT --precision int8`. For ONNX Runtime on the CPU,
+    `build --target cpu --precision int8` quantizes and optimises in one step.
     """
     from arcface_trt.config import load_config
     from arcface_trt.fileio import sha256_file
@@ -51,7 +51,10 @@ def quantize(
 
     if out.is_dir():
         raise InputError(f"--out is a folder, give a file path: {out}")
-    settings = calibration_settings(calib_images, calib_samples, calibration_method, activation_type, reduce_range)
+    # TensorRT's parser takes float biases only (an INT32 DequantizeLinear is not an activation).
+    settings = calibration_settings(
+        calib_images, calib_samples, calibration_method, activation_type, reduce_range, quantize_bias=False
+    )
     emb = load_config(config).embedding
     model_path = resolve_model_path(onnx_path, emb)
     inspect_model(model_path)  # bad model or calibration folder: fail before any progress output

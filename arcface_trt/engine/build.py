@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,9 +96,14 @@ def engine_cache(settings: TensorrtSection, cache_dir: str | Path | None = None)
     return ArtifactCache(engine_cache_root(settings.cache_dir, cache_dir))
 
 
-def timing_cache_path(cache: ArtifactCache, key: EngineKey) -> Path:
-    """``{cache}/trt{major}.{minor}/timing-sm{arch}.cache``: keyed like the engines."""
-    return cache.root / key.folder / f"timing-{key.sm_arch}.cache"
+def timing_cache_name(gpu_name: str | None, trt_version: str | None) -> str:
+    """``timing-{gpu}-{TensorRT version}.cache``: one file per GPU model and full TensorRT version.
+
+    Kernel timings are specific to the device and the TensorRT (and CUDA) version: GPUs of
+    one compute capability (A10, A40, RTX 3090) or two patch releases must not share a file.
+    """
+    gpu = re.sub(r"[^a-z0-9]+", "-", (gpu_name or "<gpu>").lower()).strip("-") or "gpu"
+    return f"timing-{gpu}-{trt_version or '<version>'}.cache"
 
 
 def expected_fields(model: ModelInfo, settings: TensorrtSection, sm_arch: str, trt_version: str) -> dict[str, Any]:
@@ -241,7 +247,9 @@ def dry_run(request: BuildRequest) -> dict[str, Any]:
             "workspace_mb": settings.workspace_size_mb,
             "hardware_compatibility": settings.hardware_compatibility,
             "timing_cache": (
-                str(cache.root / folder / f"timing-{sm_arch or 'sm<arch>'}.cache") if settings.timing_cache else None
+                str(cache.root / folder / timing_cache_name(info.name if info else None, trt_version))
+                if settings.timing_cache
+                else None
             ),
             "dynamic_batch": model.dynamic_batch,
             "force": request.force,
@@ -262,9 +270,10 @@ def _try_fetch(fetcher: Fetcher, key: EngineKey, cache: ArtifactCache, status: S
     return True
 
 
-def record(resolved: ResolvedBuild, info: gpu.GpuInfo, plan_bytes: bytes, seconds: float) -> Manifest:
+def record(resolved: ResolvedBuild, info: gpu.GpuInfo, built: builder.BuiltPlan, seconds: float) -> Manifest:
     """The manifest of a plan just built for ``resolved`` on the GPU ``info``."""
     settings, model, plan = resolved.request.settings, resolved.model, resolved.plan
+    plan_bytes = built.data
     return Manifest(
         model=model.name,
         **resolved.expected,
@@ -280,7 +289,7 @@ def record(resolved: ResolvedBuild, info: gpu.GpuInfo, plan_bytes: bytes, second
         extra={
             "precision_path": plan.path,
             "precision_plan": plan.to_dict(),
-            "timing_cache": settings.timing_cache,
+            "timing_cache": built.timing_cache,
             "dynamic_batch_rewritten": not model.dynamic_batch,
             "compute_capability": info.compute_capability,
         },
@@ -301,14 +310,18 @@ def _build(
         max_batch=settings.max_batch_size,
         workspace_mb=settings.workspace_size_mb,
         hardware_compatibility=settings.hardware_compatibility,
-        timing_cache_path=timing_cache_path(cache, key) if settings.timing_cache else None,
+        timing_cache_path=(
+            cache.root / key.folder / timing_cache_name(info.name, resolved.expected["trt_version"])
+            if settings.timing_cache
+            else None
+        ),
     )
     start = time.perf_counter()
-    plan = builder.build_serialized_plan(prepared, _input_chw(model), build_settings, trt_api.TrtLog(), status)
+    built = builder.build_serialized_plan(prepared, _input_chw(model), build_settings, trt_api.TrtLog(), status)
     seconds = time.perf_counter() - start
-    manifest = record(resolved, info, plan, seconds)
-    path = cache.store(key, plan, manifest)
-    status(f"stored {path} ({len(plan) / 1e6:.1f} MB, built in {seconds:.1f} s)")
+    manifest = record(resolved, info, built, seconds)
+    path = cache.store(key, built.data, manifest)
+    status(f"stored {path} ({len(built.data) / 1e6:.1f} MB, built in {seconds:.1f} s)")
     return path, manifest, seconds
 
 

@@ -112,27 +112,45 @@ def _apply_precision(config: Any, plan: PrecisionPlan) -> None:
         config.set_flag(getattr(trt.BuilderFlag, name))
 
 
-def _load_timing_cache(config: Any, path: Path | None) -> Any:
-    """Attach the on-disk timing cache (or an empty one) to ``config``; returns it or None."""
+#: What happened to the on-disk timing cache of a build (recorded in the manifest).
+TIMING_OFF = "off"
+TIMING_NEW = "new"
+TIMING_LOADED = "loaded"
+TIMING_REPLACED = "refused-replaced"
+
+
+def _attach_timing_cache(config: Any, path: Path | None, phase: Phase) -> str:
+    """Give the build the on-disk timing cache, or a fresh one when there is none or TensorRT refuses it.
+
+    ``set_timing_cache(cache, ignore_mismatch=False)``: a cache of another device, CUDA or
+    TensorRT version is refused, never used. A refused or unreadable file is replaced by the
+    fresh cache after the build (so later builds on this machine are cached again), and the
+    build output says so. Returns what happened (``TIMING_*``).
+    """
     if path is None:
-        return None
+        return TIMING_OFF
     data = b""
     if path.exists():
         try:
             data = path.read_bytes()
         except OSError as exc:
             log.warning("cannot read timing cache %s (%s); starting an empty one", path, exc.strerror)
-    cache = config.create_timing_cache(data)
-    if cache is None and data:
-        log.warning("timing cache %s is unusable (other TensorRT version?); starting an empty one", path)
-        cache = config.create_timing_cache(b"")
+    state = TIMING_LOADED if data else TIMING_NEW
+    cache = config.create_timing_cache(data) if data else None
+    if cache is not None and not config.set_timing_cache(cache, False):
+        cache = None
+    if data and cache is None:
+        state = TIMING_REPLACED
+        phase(
+            f"timing cache {path.name} is unusable here (another device, CUDA or TensorRT version?): "
+            "building with a fresh one, which replaces it"
+        )
     if cache is None:
-        return None
-    # ignore_mismatch=False: a cache from another device or version is refused, not used.
-    if not config.set_timing_cache(cache, False):
-        log.warning("TensorRT refused the timing cache %s; building without it", path)
-        return None
-    return cache
+        fresh = config.create_timing_cache(b"")
+        if fresh is None or not config.set_timing_cache(fresh, False):
+            log.warning("TensorRT refused an empty timing cache; building without one")
+            return TIMING_OFF
+    return state
 
 
 def _save_timing_cache(config: Any, path: Path | None) -> None:
@@ -144,13 +162,21 @@ def _save_timing_cache(config: Any, path: Path | None) -> None:
     write_bytes_atomic(path, bytes(cache.serialize()))
 
 
+@dataclass(frozen=True)
+class BuiltPlan:
+    """A serialized plan and what happened to the timing cache while building it."""
+
+    data: bytes
+    timing_cache: str
+
+
 def build_serialized_plan(
     prepared: PreparedOnnx,
     input_shape: tuple[int, int, int],
     settings: BuildSettings,
     trt_log: TrtLog,
     on_phase: Phase | None = None,
-) -> bytes:
+) -> BuiltPlan:
     """Build the plan; :class:`InputError` with TensorRT's own messages when it cannot."""
     phase = on_phase or (lambda message: None)
     plan = prepared.plan
@@ -167,7 +193,13 @@ def build_serialized_plan(
     data = prepared.path.read_bytes()
     if not parser.parse(data, str(prepared.path)):
         errors = parser_errors(parser) or [trt_log.summary()]
-        raise InputError(f"TensorRT cannot parse {prepared.path}: " + "; ".join(errors))
+        hint = ""
+        if any(qdq.QDQ_OPS[0] in e or qdq.QDQ_OPS[1] in e for e in errors):
+            hint = (
+                " (TensorRT takes QDQ models with symmetric INT8, zero points 0 and float biases: "
+                "make one with arcface-trt quantize)"
+            )
+        raise InputError(f"TensorRT cannot parse {prepared.path}: " + "; ".join(errors) + hint)
     if network.num_inputs != 1:
         raise InputError(f"{prepared.path}: the network has {network.num_inputs} inputs, a recognition model has one")
     input_name = network.get_input(0).name
@@ -186,7 +218,7 @@ def build_serialized_plan(
         (settings.max_batch, c, h, w),
     )
     config.add_optimization_profile(profile)
-    _load_timing_cache(config, settings.timing_cache_path)
+    timing = _attach_timing_cache(config, settings.timing_cache_path, phase)
 
     phase(
         f"building the {plan.precision} engine "
@@ -198,4 +230,4 @@ def build_serialized_plan(
         raise InputError(f"TensorRT could not build an engine from {prepared.path}: {trt_log.summary()}")
     log.info("TensorRT built the engine in %.1f s", time.perf_counter() - start)
     _save_timing_cache(config, settings.timing_cache_path)
-    return bytes(serialized)
+    return BuiltPlan(bytes(serialized), timing)

@@ -89,8 +89,14 @@ class TrtRunner:
         self.min_batch, self.opt_batch, self.max_batch = min_shape[0], opt_shape[0], max_shape[0]
         self.input_shape = max_shape[1:]
         self.output_shape = tuple(int(d) for d in engine.get_tensor_shape(self.output_name))[1:]
-        self.input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input_name)))
-        self.output_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.output_name)))
+        if any(d < 0 for d in self.output_shape):
+            # Only the batch may be dynamic: buffers are sized once, for the max batch.
+            raise InputError(
+                f"the engine's output '{self.output_name}' has dynamic dimensions besides the batch "
+                f"({['?' if d < 0 else d for d in self.output_shape]}); export the model with a fixed embedding size"
+            )
+        self.input_dtype = self._numpy_dtype(self.input_name)
+        self.output_dtype = self._numpy_dtype(self.output_name)
 
         self.context = engine.create_execution_context()
         if self.context is None:
@@ -114,6 +120,17 @@ class TrtRunner:
             if not self.context.set_tensor_address(name, ptr):
                 raise BackendUnavailableError(f"TensorRT refused the address of tensor '{name}': {self.log.summary()}")
         self._batch: int | None = None
+
+    def _numpy_dtype(self, name: str) -> np.dtype:
+        """The numpy type of tensor ``name``; a one-line error for types numpy has none of (BF16, FP8, INT4, FP4)."""
+        dtype = self.engine.get_tensor_dtype(name)
+        try:
+            return np.dtype(trt.nptype(dtype))
+        except TypeError:
+            raise InputError(
+                f"the engine's tensor '{name}' is {dtype.name}, which this runner cannot feed or read "
+                "(numpy has no such type): build the engine from a model with FLOAT (or HALF) inputs and outputs"
+            ) from None
 
     def _malloc_host(self, nbytes: int) -> int:
         ptr = int(gpu.check(cudart.cudaMallocHost(nbytes), f"cudaMallocHost({nbytes})"))
@@ -254,17 +271,21 @@ class TrtRunner:
         """Capture (once) the execution at ``batch_size`` into an instantiated CUDA graph."""
         if batch_size in self._graphs:
             return self._graphs[batch_size][1]
-        # One ordinary run first, so TensorRT finishes its deferred shape work outside the capture.
+        # One ordinary run first: after a shape change TensorRT does shape-dependent work on the
+        # next enqueue, which cannot be captured (NVIDIA: call enqueueV3 once before capturing).
         self._execute()
         self._sync()
         mode = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         gpu.check(cudart.cudaStreamBeginCapture(self._stream, mode), "cudaStreamBeginCapture")
         ok = self.context.execute_async_v3(self._stream_handle)
-        graph = gpu.check(cudart.cudaStreamEndCapture(self._stream), "cudaStreamEndCapture")
-        if not ok:
-            cudart.cudaGraphDestroy(graph)
+        # The capture is ended whatever happened, so the stream is usable again.
+        err, graph = cudart.cudaStreamEndCapture(self._stream)
+        if not ok or int(err) != gpu.CUDA_SUCCESS:
+            if int(err) == gpu.CUDA_SUCCESS:
+                cudart.cudaGraphDestroy(graph)
             raise BackendUnavailableError(
-                f"TensorRT execution could not be captured in a CUDA graph: {self.log.summary()}"
+                f"TensorRT execution could not be captured in a CUDA graph ({gpu.error_string(err)}): "
+                f"{self.log.summary()}"
             )
         graph_exec = gpu.check(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
         self._graphs[batch_size] = (graph, graph_exec)

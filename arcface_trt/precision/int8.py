@@ -72,6 +72,8 @@ class CalibrationSettings(Record):
     #: 7-bit weights; None: automatic (:func:`default_reduce_range`).
     reduce_range: bool | None = None
     percentile: float = 99.999
+    #: Quantize biases to int32 (ONNX Runtime's CPU default). TensorRT's parser takes float biases only.
+    quantize_bias: bool = True
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -273,7 +275,7 @@ def _method(name: str) -> Any:
 
 
 def _extra_options(settings: CalibrationSettings) -> dict[str, Any]:
-    options: dict[str, Any] = {"WeightSymmetric": True}
+    options: dict[str, Any] = {"WeightSymmetric": True, "QuantizeBias": settings.quantize_bias}
     if settings.activation_type == "int8":
         # Signed activations need a zero point of 0 for the S8S8 kernels.
         options["ActivationSymmetric"] = True

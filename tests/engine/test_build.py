@@ -77,20 +77,68 @@ def test_other_model_and_corrupt_plan_rebuild(
     assert again.reasons == ["cached plan's sha256 does not match its manifest (corrupt or replaced)"]
 
 
+def _timing_file(settings: TensorrtSection, stack: FakeStack, gpu: str = "nvidia-h100-80gb-hbm3") -> Path:
+    return Path(settings.cache_dir) / f"trt{stack.major_minor}" / f"timing-{gpu}-{stack.version}.cache"
+
+
+def _timing_device(path: Path) -> str:
+    """The device a (fake) serialized timing cache was measured on."""
+    from tests.support.faketrt import timing_cache
+
+    return timing_cache.parse(path.read_bytes())["device"]
+
+
 def test_timing_cache_is_kept_and_reused(
     fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection, caplog
 ) -> None:
-    _build(tiny_onnx, engine_settings)
-    cache_file = Path(engine_settings.cache_dir) / f"trt{fake_stack.major_minor}" / "timing-sm90.cache"
+    first, _ = _build(tiny_onnx, engine_settings)
+    cache_file = _timing_file(engine_settings, fake_stack)  # one file per GPU model and full TensorRT version
     assert cache_file.exists() and cache_file.stat().st_size > 0
+    assert first.manifest.extra["timing_cache"] == "new" and fake_stack.builds[-1].timing_cache == "accepted"
     caplog.set_level("DEBUG", logger="arcface_trt")
-    _build(tiny_onnx, engine_settings, force=True)
-    assert "timing cache hit" in caplog.text
+    again, _ = _build(tiny_onnx, engine_settings, force=True)
+    assert "timing cache hit" in caplog.text and fake_stack.builds[-1].timing_cache_hit
+    assert again.manifest.extra["timing_cache"] == "loaded"
     without = dataclasses.replace(
         engine_settings, timing_cache=False, cache_dir=str(Path(engine_settings.cache_dir) / "b")
     )
-    _build(tiny_onnx, without)
+    off, _ = _build(tiny_onnx, without)
     assert not list(Path(without.cache_dir).rglob("timing-*.cache"))
+    assert off.manifest.extra["timing_cache"] == "off" and fake_stack.builds[-1].timing_cache == "none"
+
+
+def test_a_refused_timing_cache_is_replaced_not_kept(
+    monkeypatch, tiny_onnx: Path, engine_settings: TensorrtSection
+) -> None:
+    """A cache TensorRT refuses (another device or version) must neither be used nor stay on disk."""
+    l4 = install_fakes(monkeypatch, "11", FakeCuda([FakeDevice("NVIDIA L4", 8, 9)]))
+    _build(tiny_onnx, engine_settings)
+    measured_on_l4 = _timing_file(engine_settings, l4, "nvidia-l4")
+    stack = install_fakes(monkeypatch, "11")  # an H100 with the same TensorRT
+    stale = _timing_file(engine_settings, stack)
+    stale.write_bytes(measured_on_l4.read_bytes())  # e.g. copied between machines by hand
+    result, messages = _build(tiny_onnx, engine_settings)
+    assert stack.builds[-1].timing_cache == "accepted"  # a fresh cache, not the L4's with ignore_mismatch
+    assert result.manifest.extra["timing_cache"] == "refused-replaced"
+    assert any(f"timing cache {stale.name} is unusable here" in m for m in messages)
+    assert _timing_device(stale) == "NVIDIA H100 80GB HBM3"  # the stale file was replaced
+    _build(tiny_onnx, engine_settings, force=True)
+    assert stack.builds[-1].timing_cache == "accepted" and stack.builds[-1].timing_cache_hit
+
+
+def test_builder_flags_follow_the_plan(fake_stack: FakeStack, tmp_path: Path, engine_settings: TensorrtSection) -> None:
+    """fp32 means fp32 (TF32, on by default in TensorRT, is cleared); fp16 and int8 as the precision plan says."""
+    plain = write_tiny_model(tmp_path / "plain.onnx")
+    _build(plain, engine_settings)
+    fp32 = fake_stack.builds[-1]
+    assert "TF32" not in fp32.flags and not fp32.flags & {"FP16", "INT8"}
+    _build(plain, dataclasses.replace(engine_settings, precision="fp16"))
+    fp16, plan = fake_stack.builds[-1], _plan("fp16")
+    assert set(plan.set_flags) <= fp16.flags and fp16.strongly_typed is plan.strongly_typed
+    assert ("FP16" in fp16.flags) is (fake_stack.major == "10")
+    _build(write_tiny_model(tmp_path / "q.onnx", qdq=True), dataclasses.replace(engine_settings, precision="int8"))
+    int8 = fake_stack.builds[-1]
+    assert int8.strongly_typed and not int8.flags & {"FP16", "INT8"}
 
 
 def test_fp16_build_follows_the_plan(fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection) -> None:

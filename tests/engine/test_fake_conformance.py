@@ -1,12 +1,13 @@
 """The fakes cannot drift from the real APIs.
 
-For each fake TensorRT shape, every public module name, class member and enum value
-must exist in the recorded real module of that version
-(``shared/reference/tensorrt-api/tensorrt-{10.16.1,11.4.0}.json``), methods must be
-methods there and properties properties, and each method's parameters (names, order,
-which have defaults) must equal one overload of the recorded pybind ``sig``.
-The fake cuda runtime is checked the same way against real cuda-python when that
-is installed.
+For each fake TensorRT shape, every public module name, class member (over the class's whole
+MRO: a member added on a shared base class counts) and enum value must exist in the recorded
+real module of that version (``tests/support/tensorrt-api/tensorrt-{10.16.1,11.4.0}.json``),
+methods must be methods there and properties properties, and each method's parameters (names,
+order, which have defaults) must equal one overload of the recorded pybind ``sig``. Enum
+values must equal those of NVIDIA's headers (``enum-values.json`` beside the dumps), whose
+names must equal the dumps' enum names. The fake cuda runtime is checked the same way against
+real cuda-python when that is installed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.fake_cuda import FakeCuda
-from tests.support.fake_trt import _EnumValue, make_tensorrt
-from tests.support.tensorrt_api import load_reference
+from tests.support.fakecuda import FakeCuda
+from tests.support.faketrt import make_tensorrt
+from tests.support.faketrt.enums import EnumValue, header_values, members
+from tests.support.paths import TENSORRT_API_SHARED, TENSORRT_API_VENDORED
+from tests.support.tensorrt_api import FILES, load_reference
 
 
 def split_params(text: str) -> list[str]:
@@ -68,12 +71,21 @@ def public(obj: Any) -> list[str]:
     return [n for n in vars(obj) if not n.startswith("_")]
 
 
+def class_members(cls: type) -> dict[str, Any]:
+    """Every public attribute a class offers, from itself and every base but ``object`` (nearest wins)."""
+    found: dict[str, Any] = {}
+    for klass in cls.__mro__[:-1]:
+        for name, value in vars(klass).items():
+            if not name.startswith("_"):
+                found.setdefault(name, value)
+    return found
+
+
 def check_class(cls: type, record: dict[str, Any], where: str) -> list[str]:
     problems = []
     members = record.get("members", {})
     enum_values = set(record.get("enum") or [])
-    for name in public(cls):
-        value = vars(cls)[name]
+    for name, value in class_members(cls).items():
         if name not in members:
             problems.append(f"{where}.{name} does not exist in the real module")
             continue
@@ -81,7 +93,7 @@ def check_class(cls: type, record: dict[str, Any], where: str) -> list[str]:
         if isinstance(value, property):
             if kind != "property":
                 problems.append(f"{where}.{name} is a property in the fake but a {kind} in the real module")
-        elif isinstance(value, _EnumValue):
+        elif isinstance(value, EnumValue):
             if record.get("enum") is not None and name not in enum_values:
                 problems.append(f"{where}.{name} is not a value of the real enum")
         elif isinstance(value, type):
@@ -118,7 +130,7 @@ def conformance_problems(module: Any, reference: dict[str, Any]) -> list[str]:
                     values = {n: m for n, m in record["members"].items() if m["kind"] == nested_name}
                     nested_record = {"members": values, "enum": sorted(values)}
                     problems += check_class(nested, nested_record, f"tensorrt.{name}.{nested_name}")
-        elif isinstance(value, _EnumValue):
+        elif isinstance(value, EnumValue):
             if record.get("kind") != value._enum:
                 problems.append(
                     f"tensorrt.{name} is a {value._enum} in the fake but a {record.get('kind')} in the real module"
@@ -140,7 +152,7 @@ def test_fake_covers_what_the_project_needs(major: str) -> None:
     module = make_tensorrt(major, FakeCuda())
     for name in ("Builder", "OnnxParser", "IBuilderConfig", "Runtime", "ICudaEngine", "IExecutionContext"):
         assert name in public(module)
-    assert "execute_async_v3" in public(module.IExecutionContext)
+    assert "execute_async_v3" in class_members(module.IExecutionContext)
     assert hasattr(module.BuilderFlag, "FP16") is (major == "10")
     assert hasattr(module.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH") is (major == "10")
 
@@ -151,7 +163,7 @@ def test_the_check_catches_drift() -> None:
     module = make_tensorrt("11", FakeCuda())
     assert conformance_problems(module, reference) == []
 
-    module.BuilderFlag.FP16 = _EnumValue("BuilderFlag", "FP16", 99)
+    module.BuilderFlag.FP16 = EnumValue("BuilderFlag", "FP16", 99)
     module.Builder.platform_has_fast_fp16 = property(lambda self: True)
 
     def set_shape(self, name, min, opt, max):
@@ -164,6 +176,52 @@ def test_the_check_catches_drift() -> None:
     assert "tensorrt.Builder.platform_has_fast_fp16" in problems
     assert "tensorrt.IOptimizationProfile.set_shape" in problems
     assert "tensorrt.Made_Up" in problems
+
+
+def test_a_member_added_on_a_shared_base_class_is_caught() -> None:
+    """The per-version classes inherit from shared bases: a name added there must not slip through."""
+    from tests.support.faketrt.builder import Builder
+
+    module = make_tensorrt("11", FakeCuda())
+    Builder.build_engine = lambda self, network, config: None  # a TensorRT 8 name
+    try:
+        problems = conformance_problems(module, load_reference("11"))
+    finally:
+        del Builder.build_engine
+    assert any("tensorrt.Builder.build_engine does not exist" in p for p in problems)
+
+
+@pytest.mark.parametrize("major", ["10", "11"])
+def test_enum_values_are_nvidias(major: str) -> None:
+    """Every fake enum value equals the header's, and the header tables name exactly the dumps' values."""
+    module = make_tensorrt(major, FakeCuda())
+    reference = load_reference(major)
+    for name, values in header_values()[major]["enums"].items():
+        enum = module.ILogger.Severity if name == "Severity" else getattr(module, name)
+        assert {n: int(v) for n, v in members(enum).items()} == values, name
+        if name == "Severity":
+            recorded = {n for n, m in reference["ILogger"]["members"].items() if m["kind"] == "Severity"}
+        else:
+            recorded = set(reference[name]["enum"])
+        assert recorded == set(values), f"{name}: the headers and the recorded {major}.x API name other values"
+
+
+def test_the_bit_positions_the_code_relies_on() -> None:
+    """What ``1 << int(flag)`` gives differs between the majors: the code must read the enum, never a number."""
+    ten, eleven = header_values()["10"]["enums"], header_values()["11"]["enums"]
+    assert ten["NetworkDefinitionCreationFlag"]["STRONGLY_TYPED"] == 1
+    assert eleven["NetworkDefinitionCreationFlag"]["STRONGLY_TYPED"] == 0
+    assert ten["BuilderFlag"]["TF32"] == eleven["BuilderFlag"]["TF32"] == 6
+    assert ten["BuilderFlag"]["VERSION_COMPATIBLE"] == 13 and eleven["BuilderFlag"]["VERSION_COMPATIBLE"] == 12
+
+
+def test_the_vendored_dumps_are_the_shared_ones() -> None:
+    """The copies in the repository equal the steering repository's, where that is beside the checkout."""
+    for name in FILES.values():
+        assert (TENSORRT_API_VENDORED / name).is_file(), name  # part of the repository: never skipped
+        shared = TENSORRT_API_SHARED / name
+        if shared.is_file():
+            assert (TENSORRT_API_VENDORED / name).read_bytes() == shared.read_bytes(), name
 
 
 def test_signature_parser_reads_overloads() -> None:

@@ -12,6 +12,7 @@ from arcface_trt.config import TensorrtSection
 from arcface_trt.engine.build import BuildRequest, build_engine
 from arcface_trt.errors import BackendUnavailableError, InputError
 from tests.support.fakes import FakeCuda, FakeDevice, FakeStack, install_fakes
+from tests.support.tiny_models import write_tiny_model
 
 
 def _plan(onnx: Path, settings: TensorrtSection) -> Path:
@@ -98,6 +99,39 @@ def test_timed_infer_and_compute_only(fake_stack: FakeStack, tiny_onnx: Path, en
             runner.compute_only(5)
         assert runner.device_memory_bytes == 7 << 20
     assert fake_stack.cuda.outstanding() == [] and fake_stack.cuda.graphs == {}
+
+
+def test_graph_capture_after_a_shape_change(fake_stack: FakeStack, tiny_onnx: Path, engine_settings, batch) -> None:
+    """TensorRT's first enqueue after a shape change cannot be captured: the runner runs it once before capture."""
+    from arcface_trt.engine.runtime import TrtRunner
+
+    with TrtRunner(_plan(tiny_onnx, engine_settings)) as runner:
+        runner.infer(batch[:2])  # the context's last shape is 2
+        assert runner.compute_only(4, cuda_graph=True) > 0
+        assert runner.compute_only(3, cuda_graph=True) > 0  # another shape, another graph
+        assert len(fake_stack.cuda.graphs) == 2
+        # The graphs replay the real engine: the output buffer holds the batch's embeddings afterwards.
+        np.testing.assert_allclose(runner.infer(batch[:3]), _reference(tiny_onnx, batch[:3]), rtol=1e-5, atol=1e-5)
+
+
+def test_unsupported_tensor_types_and_dynamic_embeddings_are_named(
+    fake_stack: FakeStack, tmp_path: Path, engine_settings
+) -> None:
+    from arcface_trt.engine.runtime import TrtRunner
+
+    bf16 = write_tiny_model(tmp_path / "bf16.onnx", input_dtype="bfloat16")
+    with pytest.raises(InputError, match=r"tensor 'input.1' is BF16, which this runner cannot feed or read"):
+        TrtRunner(_plan(bf16, engine_settings))
+    # The build refuses such a model (inspect_model); a plan made elsewhere is refused at load, by name.
+    from arcface_trt.engine import builder, trt_api
+    from arcface_trt.precision.plan import PrecisionPlan
+
+    dynamic = write_tiny_model(tmp_path / "dyn.onnx", dynamic_embedding=True)
+    prepared = builder.PreparedOnnx(dynamic, PrecisionPlan.for_target("fp32", "gpu", trt_api.capabilities()))
+    built = builder.build_serialized_plan(prepared, (3, 112, 112), builder.BuildSettings(1, 4, 4, 64), trt_api.TrtLog())
+    with pytest.raises(InputError, match=r"output 'embedding' has dynamic dimensions besides the batch \(\['\?'\]\)"):
+        TrtRunner(built.data)
+    assert fake_stack.cuda.outstanding() == []
 
 
 def test_engine_from_other_tensorrt_is_refused(monkeypatch, tiny_onnx: Path, engine_settings) -> None:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support.fake_cuda import FakeCuda, FakeDevice
-from tests.support.fake_trt import VERSIONS, make_tensorrt
+from tests.support.fakecuda import FakeCuda, FakeDevice
+from tests.support.faketrt import VERSIONS, BuildRecord, make_tensorrt
 
 __all__ = ["VERSIONS", "FakeCuda", "FakeDevice", "FakeStack", "hide_gpu_stack", "install_fakes"]
 
@@ -44,6 +44,11 @@ class FakeStack:
     @property
     def major_minor(self) -> str:
         return ".".join(self.version.split(".")[:2])
+
+    @property
+    def builds(self) -> list[BuildRecord]:
+        """What each build asked the fake builder for (flags, network type, timing-cache decision)."""
+        return self.trt._fake_env.builds
 
 
 def install_cuda(monkeypatch: pytest.MonkeyPatch, cuda: FakeCuda) -> None:

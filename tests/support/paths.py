@@ -10,8 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 #: The package under test.
 PACKAGE = REPO / "arcface_trt"
 
-#: Where the recorded real TensorRT module APIs may be: ``../shared`` beside the checkout, or ``./shared``.
-TENSORRT_API_DIRS = (
-    REPO.parent / "shared" / "reference" / "tensorrt-api",
-    REPO / "shared" / "reference" / "tensorrt-api",
-)
+#: The recorded real TensorRT module APIs and header enum values, kept in the repository.
+TENSORRT_API_VENDORED = REPO / "tests" / "support" / "tensorrt-api"
+
+#: The steering repository's copy beside the checkout (present on developer machines only).
+TENSORRT_API_SHARED = REPO.parent / "shared" / "reference" / "tensorrt-api"

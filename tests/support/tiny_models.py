@@ -26,11 +26,15 @@ def make_tiny_model(
     qdq_uint8: bool = False,
     input_shape: Sequence[int | str] | None = None,
     feature_map_output: bool = False,
+    input_dtype: str = "float",
+    dynamic_embedding: bool = False,
 ):
     """An ``onnx.ModelProto``: Conv(8x8, stride 8) -> Relu -> Flatten/Reshape -> Gemm -> BatchNormalization.
 
     ``input_shape`` replaces ``[batch, 3, 112, 112]`` (batch: ``fixed_batch`` or ``"N"``);
-    ``feature_map_output`` ends the graph after the Relu, with the ``[N, 8, H/8, W/8]`` map as output.
+    ``feature_map_output`` ends the graph after the Relu, with the ``[N, 8, H/8, W/8]`` map as output;
+    ``input_dtype="bfloat16"`` takes a BF16 input (cast to float first); ``dynamic_embedding``
+    declares the embedding size symbolic (``[N, "D"]``).
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -55,6 +59,9 @@ def make_tiny_model(
         ]
     nodes = []
     x = "input.1"
+    if input_dtype == "bfloat16":
+        nodes.append(helper.make_node("Cast", [x], ["x_float"], name="to_float", to=TensorProto.FLOAT))
+        x = "x_float"
     if qdq:
         inits += [
             numpy_helper.from_array(np.array(1 / 127.0, np.float32), "q.scale"),
@@ -93,11 +100,12 @@ def make_tiny_model(
                 name="features",
             ),
         ]
-        output_shape = [batch, dim]
+        output_shape = [batch, "D" if dynamic_embedding else dim]
+    input_type = TensorProto.BFLOAT16 if input_dtype == "bfloat16" else TensorProto.FLOAT
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("input.1", input_type, shape)],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, output_shape)],
         inits,
     )

@@ -1,0 +1,102 @@
+"""``Builder``: checks what TensorRT checks for this project's builds, and serializes a fake plan.
+
+- no CUDA: ``Builder(logger)`` logs "CUDA initialization failure with error: 35" and raises
+  ``TypeError`` (pybind11's "factory function returned nullptr"), as the real one does;
+- the profile must cover every input and fixed dimensions exactly;
+- precision flags are refused on a strongly typed network (10.x);
+- a WORKSPACE pool under 16 MiB fails (the fake's stand-in for a build with no tactic);
+- every build is recorded in the module's build log (flags, network type, timing-cache decision).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from tests.support.faketrt import plan
+from tests.support.faketrt.builder_config import IBuilderConfig
+from tests.support.faketrt.env import BuildRecord
+from tests.support.faketrt.logger import log
+from tests.support.faketrt.network import INetworkDefinition
+from tests.support.faketrt.strict import Strict
+
+MIN_WORKSPACE = 16 << 20
+PRECISION_FLAGS = ("FP16", "BF16", "INT8", "FP8", "INT4", "FP4")
+
+
+class Builder(Strict):
+    """Creates networks, configs and profiles, and builds serialized plans."""
+
+    def __init__(self, logger: Any) -> None:
+        if self._env.device is None:
+            log(self._env, logger, "ERROR", "CUDA initialization failure with error: 35")
+            raise TypeError("pybind11::init(): factory function returned nullptr")
+        self._logger = logger
+
+    def create_network(self, flags: int = 0) -> Any:
+        return self._env.new("INetworkDefinition", int(flags))
+
+    def create_builder_config(self) -> Any:
+        return self._env.new("IBuilderConfig", self._logger)
+
+    def create_optimization_profile(self) -> Any:
+        return self._env.new("IOptimizationProfile")
+
+    def _fail(self, message: str) -> None:
+        log(self._env, self._logger, "ERROR", message)
+
+    def _profile_problem(self, network: INetworkDefinition, config: IBuilderConfig) -> str | None:
+        if not config._profiles:
+            return "Network has dynamic or shape inputs, but no optimization profile has been defined."
+        profile = config._profiles[0]
+        for tensor in network._inputs:
+            if tensor.name not in profile._shapes:
+                return f"{tensor.name}: dynamic input is missing dimensions in profile 0."
+            lo, mid, hi = profile._shapes[tensor.name]
+            if not (len(lo) == len(mid) == len(hi) == len(tensor.shape)):
+                return f"{tensor.name}: profile rank does not match the network"
+            for d, a, b, c in zip(tensor.shape, lo, mid, hi, strict=True):
+                if not a <= b <= c:
+                    return f"{tensor.name}: profile must satisfy min <= opt <= max"
+                if d != -1 and not a == b == c == d:
+                    return f"{tensor.name}: profile dimensions [{a}, {b}, {c}] do not match the fixed dimension {d}"
+        return None
+
+    def build_serialized_network(self, network: INetworkDefinition, config: IBuilderConfig) -> Any:
+        env = self._env
+        if network._onnx is None:
+            return self._fail("Network must have at least one output")
+        problem = self._profile_problem(network, config)
+        if problem is not None:
+            return self._fail(problem)
+        flags = config._flag_names()
+        if network._strongly_typed and flags.intersection(PRECISION_FLAGS):
+            return self._fail("API Usage Error (precision flags are not allowed with a strongly typed network)")
+        if config._pools[int(env.enum("MemoryPoolType").WORKSPACE)] < MIN_WORKSPACE:
+            return self._fail("Insufficient workspace: no implementation fits the WORKSPACE pool limit")
+        device = env.device
+        compute = f"{device.major}.{device.minor}"
+        record = BuildRecord(flags, network._strongly_typed, config._timing_state)
+        if config._timing is not None:
+            key = f"{compute}|{hashlib.sha256(network._onnx).hexdigest()[:16]}|{sorted(flags)}"
+            record.timing_cache_hit = key in config._timing._entries
+            config._timing._entries[key] = config._timing._entries.get(key, 0) + 1
+            verdict = "hit" if record.timing_cache_hit else "miss"
+            log(env, self._logger, "INFO", f"fake builder: timing cache {verdict} for {key}")
+        env.builds.append(record)
+        output = network._outputs[0]
+        profile = config._profiles[0]
+        header = {
+            "trt_version": env.version,
+            "compute": compute,
+            "hw": config._hw.name,
+            "flags": sorted(flags),
+            "strongly_typed": network._strongly_typed,
+            "profile": {k: list(map(list, v)) for k, v in profile._shapes.items()},
+            "input": network._inputs[0].name,
+            "input_dtype": network._inputs[0].dtype.name,
+            "output": output.name,
+            "output_shape": list(output.shape),
+            "output_dtype": output.dtype.name,
+        }
+        return env.new("IHostMemory", plan.serialize(header, network._onnx))

@@ -1,0 +1,49 @@
+"""What one fake ``tensorrt`` module shares: its version, the fake GPU, its enums, classes and build log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.support.fakecuda import FakeCuda
+
+VERSIONS = {"10": "10.16.1.11", "11": "11.4.0.106"}
+
+
+@dataclass
+class BuildRecord:
+    """What one ``build_serialized_network`` saw: for tests of what the builder was asked to do."""
+
+    flags: frozenset[str]
+    strongly_typed: bool
+    #: ``none`` (no cache set), ``accepted``, ``refused`` (mismatch, ignore_mismatch False) or
+    #: ``mismatch-ignored`` (a cache of another device or version used anyway).
+    timing_cache: str
+    timing_cache_hit: bool = False
+
+
+@dataclass
+class Env:
+    """The state of one fake module (``make_tensorrt``): classes are bound to it."""
+
+    major: str
+    cuda: FakeCuda | None
+    enums: dict[str, type] = field(default_factory=dict)
+    classes: dict[str, type] = field(default_factory=dict)
+    builds: list[BuildRecord] = field(default_factory=list)
+
+    @property
+    def version(self) -> str:
+        return VERSIONS[self.major]
+
+    @property
+    def device(self) -> Any:
+        """The fake GPU, or None when there is no driver or no GPU."""
+        return self.cuda.device if self.cuda is not None else None
+
+    def new(self, name: str, *args: Any) -> Any:
+        """An instance of this module's class ``name``."""
+        return self.classes[name](*args)
+
+    def enum(self, name: str) -> type:
+        return self.enums[name]

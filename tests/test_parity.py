@@ -1,0 +1,63 @@
+"""The one scoring core (``parity.score``): worst-sample tolerance, L2 of normalised rows, neighbour agreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arcface_trt.errors import InputError
+from arcface_trt.parity import score
+from arcface_trt.preprocess import l2_normalize
+
+
+def _rotated(rows: np.ndarray, angles: list[float]) -> np.ndarray:
+    """Each row turned by its angle (radians) in the plane of its first two coordinates."""
+    out = rows.copy()
+    for i, angle in enumerate(angles):
+        x, y = rows[i, 0], rows[i, 1]
+        out[i, 0], out[i, 1] = np.cos(angle) * x - np.sin(angle) * y, np.sin(angle) * x + np.cos(angle) * y
+    return out
+
+
+def test_the_tolerance_applies_to_the_worst_sample() -> None:
+    # Eight unit rows, each in its own pair of coordinates.
+    a = l2_normalize(np.vstack([np.roll(np.r_[1.0, 0.0, np.zeros(14)], 2 * i) for i in range(8)]).astype(np.float32))
+    b = a.copy()
+    # One sample drifts by cosine 0.99 (drift 0.01); the mean cosine stays above 0.998.
+    b[3] = np.roll(np.r_[0.99, np.sqrt(1 - 0.99**2), np.zeros(14)], 6)
+    stats, cosine = score(a, b, max_drift_cosine=0.005)
+    assert cosine[3] == pytest.approx(0.99, abs=1e-6) and stats.cosine["mean"] > 0.998
+    assert stats.max_drift == pytest.approx(0.01, abs=1e-6)
+    assert not stats.passed and not stats  # the mean would pass; the worst sample does not
+    assert score(a, b, max_drift_cosine=0.011)[0].passed
+
+
+def test_l2_is_measured_on_normalised_embeddings() -> None:
+    a = l2_normalize(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32))
+    b = l2_normalize(_rotated(a, [np.pi / 2, 0.0, np.pi]))
+    stats, cosine = score(a, b, max_drift_cosine=2.0)
+    np.testing.assert_allclose(cosine, [0.0, 1.0, -1.0], atol=1e-6)
+    # |a - b| of unit vectors is sqrt(2 - 2 cos): sqrt(2), 0 and 2.
+    assert stats.l2["max"] == pytest.approx(2.0, abs=1e-6) and stats.l2["min"] == pytest.approx(0.0, abs=1e-6)
+    assert stats.l2["p50"] == pytest.approx(np.sqrt(2.0), abs=1e-6)
+
+
+def test_nearest_neighbour_agreement_on_a_hand_made_case() -> None:
+    # Four points on a circle: A's nearest neighbours are 0<->1 and 2<->3.
+    a = l2_normalize(np.array([[1.0, 0.0], [0.9, 0.1], [-1.0, 0.0], [-0.9, -0.1]], np.float32))
+    assert score(a, a, 2.0)[0].nn_agreement == 1.0
+    # B moves point 1 beside point 2: 1's neighbour becomes 2, 2's becomes 1, and 0 (left alone on its
+    # side) is nearest to 3 now; only 3 keeps its neighbour (2): one of four agrees.
+    b = a.copy()
+    b[1] = l2_normalize(np.array([[-0.95, 0.05]], np.float32))[0]
+    assert score(a, b, 2.0)[0].nn_agreement == 0.25
+    assert score(a[:2], b[:2], 2.0)[0].nn_agreement is None  # fewer than three rows: not defined
+
+
+def test_shapes_and_non_finite_values() -> None:
+    a = l2_normalize(np.ones((3, 4), np.float32))
+    with pytest.raises(InputError, match="different shapes"):
+        score(a, a[:, :2], 2.0)
+    bad = a.copy()
+    bad[0, 0] = np.nan
+    assert not score(a, bad, 2.0)[0].passed
