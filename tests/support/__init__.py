@@ -9,4 +9,5 @@
   the fixtures installing them (``fake_stack``, ``no_gpu_stack``, ...), registered by ``tests/conftest.py``.
 - ``tensorrt_api``: the recorded real TensorRT APIs the fakes and the package are checked against.
 - ``s3_server``: a moto S3 server process and a TCP proxy that cuts or stalls responses.
+- ``triton``: Triton's model-config schema (``parse_config``) and a gRPC stand-in serving ONNX model folders.
 """
