@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from arcface_trt.artifacts.cache import ArtifactCache, CacheLookup
-from arcface_trt.artifacts.key import PLAN_SUFFIX, compute_capability
+from arcface_trt.artifacts.key import CPU_SUFFIX, PLAN_SUFFIX, compute_capability
 from arcface_trt.artifacts.manifest import Manifest
 from arcface_trt.config import TensorrtSection
 from arcface_trt.engine.build import BuildRequest, build_engine, engine_cache
@@ -138,7 +138,7 @@ def _foreign_entries(folder: Path) -> list[str]:
             foreign += [
                 f"{VERSION}/{item.name}"
                 for item in sorted(entry.iterdir())
-                if item.is_symlink() or not item.is_file() or item.suffix not in (PLAN_SUFFIX, ".onnx")
+                if item.is_symlink() or not item.is_file() or item.suffix not in (PLAN_SUFFIX, CPU_SUFFIX)
             ]
         elif entry.name not in (CONFIG_FILE, README_FILE) or entry.is_symlink() or not entry.is_file():
             foreign.append(entry.name)
