@@ -18,6 +18,9 @@ cv2 = lazy_import("cv2")
 
 Crops = Sequence[np.ndarray] | np.ndarray
 
+#: The colour order the model receives: crops arrive BGR (as OpenCV reads them) and are swapped.
+CHANNEL_ORDER = "RGB"
+
 
 def as_crop_list(crops: Crops) -> list[np.ndarray]:
     """Validate crops (a list of HxWx3 uint8 arrays or one (N,H,W,3) uint8 array) and return a list."""
@@ -49,7 +52,9 @@ def preprocess(crops: Crops, input_size: tuple[int, int], mean: float, std: floa
     ``cv2.dnn.blobFromImages(imgs, 1/std, input_size, (mean,)*3, swapRB=True)``.
     """
     items = as_crop_list(crops)
-    blob = cv2.dnn.blobFromImages(items, 1.0 / std, tuple(input_size), (mean, mean, mean), swapRB=True)
+    blob = cv2.dnn.blobFromImages(
+        items, 1.0 / std, tuple(input_size), (mean, mean, mean), swapRB=CHANNEL_ORDER == "RGB"
+    )
     return np.ascontiguousarray(blob, dtype=np.float32)
 
 

@@ -48,6 +48,19 @@ def normalize_arch(arch: str | int) -> str:
     return f"sm{match.group(1)}{match.group(2)}{match.group(3)}"
 
 
+def compute_capability(sm_arch: str) -> str | None:
+    """``"sm89"`` -> ``"8.9"``, ``"sm100"`` -> ``"10.0"`` (CUDA's spelling); None for ``sm80+``, which names no one GPU.
+
+    The minor version is the last digit: NVIDIA's minors are single digits, and GPU records name
+    archs ``sm{major}{minor}``.
+    """
+    arch = normalize_arch(sm_arch)
+    if arch.endswith("+"):
+        return None
+    digits = arch[2:]
+    return f"{digits[:-1]}.{digits[-1]}"
+
+
 def trt_major_minor(version: str) -> str:
     """``"10.16.1.11"`` -> ``"10.16"``; InputError for anything else."""
     match = _VERSION.match(str(version).strip())

@@ -18,6 +18,7 @@ from arcface_trt.cli import (
     benchmark,
     compare,
     diagnose,
+    export_triton,
     fetch_engine,
     list_engines,
     make_model,
@@ -128,6 +129,7 @@ app.command("diagnose")(diagnose.diagnose)
 app.command("fetch-engine")(fetch_engine.fetch_engine)
 app.command("push-engine")(push_engine.push_engine)
 app.command("list-engines")(list_engines.list_engines)
+app.command("export-triton")(export_triton.export_triton)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from arcface_trt.cli.calibration import (
     CalibSamplesOption,
     calibration_settings,
 )
-from arcface_trt.cli.common import emit_json, option, status, tensorrt_settings
+from arcface_trt.cli.common import cpu_precision, emit_json, engine_settings, option, status
 from arcface_trt.errors import InputError
 from arcface_trt.names import check_target
 from arcface_trt.paths import engine_cache_root
@@ -58,19 +58,15 @@ def _human_result(record: dict[str, Any]) -> None:
 
 def build(
     onnx_path: common.OnnxPathOption = None,
-    precision: Annotated[
-        str | None, option("--precision", help="fp32 | fp16 | int8 (TensorRT int8 needs a QDQ ONNX: see quantize).")
-    ] = None,
-    min_batch: Annotated[int | None, option("--min-batch", help="Optimization profile min batch.")] = None,
-    opt_batch: Annotated[int | None, option("--opt-batch", help="Profile opt batch: the batch you serve.")] = None,
-    max_batch: Annotated[int | None, option("--max-batch", help="Profile max batch.")] = None,
-    workspace_mb: Annotated[int | None, option("--workspace-mb", help="Builder workspace pool limit (MiB).")] = None,
+    precision: common.PrecisionOption = None,
+    min_batch: common.MinBatchOption = None,
+    opt_batch: common.OptBatchOption = None,
+    max_batch: common.MaxBatchOption = None,
+    workspace_mb: common.WorkspaceOption = None,
     arch: Annotated[
         str | None, option("--arch", help="GPU compute capability (75, 86, 90, sm89); default: this GPU's.")
     ] = None,
-    hardware_compatibility: Annotated[
-        str | None, option("--hardware-compatibility", help="none | ampere_plus | same_cc.")
-    ] = None,
+    hardware_compatibility: common.HardwareCompatibilityOption = None,
     cache_dir: common.CacheDirOption = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when the cached plan matches.")] = False,
     dry_run: Annotated[
@@ -80,9 +76,7 @@ def build(
         bool, typer.Option("--upload", help="Upload the plan and manifest to the configured S3 store.")
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="With --upload: replace an existing object.")] = False,
-    target: Annotated[
-        str, typer.Option("--target", help="gpu: TensorRT plan | cpu: ONNX Runtime CPU engine (no TensorRT needed).")
-    ] = "gpu",
+    target: common.TargetOption = "gpu",
     calib_images: CalibImagesOption = None,
     calib_samples: CalibSamplesOption = 64,
     calibration_method: CalibrationMethodOption = "minmax",
@@ -106,14 +100,8 @@ def build(
         _build_cpu(onnx_path, precision, calibration, cache_dir, force, config, json_output)
         return
 
-    cfg, settings = tensorrt_settings(
-        config,
-        precision=precision,
-        min_batch_size=min_batch,
-        opt_batch_size=opt_batch,
-        max_batch_size=max_batch,
-        workspace_size_mb=workspace_mb,
-        hardware_compatibility=hardware_compatibility,
+    cfg, settings = engine_settings(
+        config, precision, min_batch, opt_batch, max_batch, workspace_mb, hardware_compatibility
     )
     model_path = resolve_model_path(onnx_path, cfg.embedding)
     request = BuildRequest(
@@ -158,12 +146,10 @@ def _build_cpu(
     from arcface_trt.model.default import resolve_model_path
     from arcface_trt.precision.cpu_engine import ensure_cpu_engine
 
-    if precision is None:
-        raise InputError("--target cpu needs --precision fp32, fp16 or int8")
     cfg = load_config(config)
     engine = ensure_cpu_engine(
         resolve_model_path(onnx_path, cfg.embedding),
-        precision,
+        cpu_precision(precision),
         calibration=calibration if precision == "int8" else None,
         keep_fp32_nodes=cfg.precision.keep_fp32_nodes,
         cache_dir=engine_cache_root(cfg.tensorrt.tensorrt.cache_dir, cache_dir),

@@ -41,6 +41,28 @@ DeviceOption = Annotated[str | None, option("--device", help="auto | cpu | cuda 
 CacheDirOption = Annotated[
     Path | None, option("--cache-dir", help="Engine cache folder (default: tensorrt.cache_dir, else the user cache).")
 ]
+PrecisionOption = Annotated[
+    str | None, option("--precision", help="fp32 | fp16 | int8 (TensorRT int8 needs a QDQ ONNX: see quantize).")
+]
+TargetOption = Annotated[
+    str, typer.Option("--target", help="gpu: TensorRT plan | cpu: ONNX Runtime CPU engine (no TensorRT needed).")
+]
+MinBatchOption = Annotated[int | None, option("--min-batch", help="Optimization profile min batch.")]
+OptBatchOption = Annotated[int | None, option("--opt-batch", help="Profile opt batch: the batch you serve.")]
+MaxBatchOption = Annotated[int | None, option("--max-batch", help="Profile max batch.")]
+WorkspaceOption = Annotated[int | None, option("--workspace-mb", help="Builder workspace pool limit (MiB).")]
+HardwareCompatibilityOption = Annotated[
+    str | None, option("--hardware-compatibility", help="none | ampere_plus | same_cc.")
+]
+
+
+def cpu_precision(precision: str | None) -> str:
+    """The precision of a ``--target cpu`` command: it must be given (the config's precision is TensorRT's)."""
+    from arcface_trt.errors import InputError
+
+    if precision is None:
+        raise InputError("--target cpu needs --precision fp32, fp16 or int8")
+    return precision
 
 
 def tensorrt_settings(config: Path | None, **overrides: Any) -> tuple[Any, Any]:
@@ -49,6 +71,27 @@ def tensorrt_settings(config: Path | None, **overrides: Any) -> tuple[Any, Any]:
 
     cfg = load_config(config)
     return cfg, with_overrides(cfg.tensorrt.tensorrt, "tensorrt", **overrides)
+
+
+def engine_settings(
+    config: Path | None,
+    precision: str | None,
+    min_batch: int | None,
+    opt_batch: int | None,
+    max_batch: int | None,
+    workspace_mb: int | None,
+    hardware_compatibility: str | None,
+) -> tuple[Any, Any]:
+    """:func:`tensorrt_settings` with the engine options ``build`` and ``export-triton`` share."""
+    return tensorrt_settings(
+        config,
+        precision=precision,
+        min_batch_size=min_batch,
+        opt_batch_size=opt_batch,
+        max_batch_size=max_batch,
+        workspace_size_mb=workspace_mb,
+        hardware_compatibility=hardware_compatibility,
+    )
 
 
 def emit_json(data: Any) -> None:

@@ -16,6 +16,7 @@ engine alone (no transfers, optionally replayed from a CUDA graph), and
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,65 @@ def _host_array(ptr: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray
     nbytes = int(np.prod(shape)) * dtype.itemsize
     raw = (ctypes.c_byte * nbytes).from_address(ptr)
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+@dataclass(frozen=True)
+class EngineIO:
+    """A recognition engine's one input and one output as TensorRT reports them (shapes without the batch)."""
+
+    input_name: str
+    output_name: str
+    #: The input's shape at the profile's max batch, less the batch dimension.
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    input_dtype: np.dtype
+    output_dtype: np.dtype
+    #: The batch dimension of optimization profile 0.
+    min_batch: int
+    opt_batch: int
+    max_batch: int
+
+
+def engine_io(engine: Any) -> EngineIO:
+    """Read the input, the output and profile 0's batch range of a deserialized ``ICudaEngine``."""
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+    outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise InputError(f"the engine has inputs {inputs} and outputs {outputs}; a recognition engine has one of each")
+    input_name, output_name = inputs[0], outputs[0]
+    shapes = engine.get_tensor_profile_shape(input_name, 0)
+    min_shape, opt_shape, max_shape = (tuple(int(d) for d in s) for s in shapes)
+    output_shape = tuple(int(d) for d in engine.get_tensor_shape(output_name))[1:]
+    if any(d < 0 for d in output_shape):
+        # Only the batch may be dynamic: buffers are sized once, for the max batch.
+        raise InputError(
+            f"the engine's output '{output_name}' has dynamic dimensions besides the batch "
+            f"({['?' if d < 0 else d for d in output_shape]}); export the model with a fixed embedding size"
+        )
+    return EngineIO(
+        input_name=input_name,
+        output_name=output_name,
+        input_shape=max_shape[1:],
+        output_shape=output_shape,
+        input_dtype=_numpy_dtype(engine, input_name),
+        output_dtype=_numpy_dtype(engine, output_name),
+        min_batch=min_shape[0],
+        opt_batch=opt_shape[0],
+        max_batch=max_shape[0],
+    )
+
+
+def _numpy_dtype(engine: Any, name: str) -> np.dtype:
+    """The numpy type of tensor ``name``; a one-line error for types numpy has none of (BF16, FP8, INT4, FP4)."""
+    dtype = engine.get_tensor_dtype(name)
+    try:
+        return np.dtype(trt.nptype(dtype))
+    except TypeError:
+        raise InputError(
+            f"the engine's tensor '{name}' is {dtype.name}, which this runner cannot feed or read "
+            "(numpy has no such type): build the engine from a model with FLOAT (or HALF) inputs and outputs"
+        ) from None
 
 
 class TrtRunner:
@@ -76,27 +136,11 @@ class TrtRunner:
                 f"with 'arcface-trt build --force' on this machine. TensorRT said: {self.log.summary()}"
             )
         engine = self.engine
-        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise InputError(
-                f"the engine has inputs {inputs} and outputs {outputs}; a recognition engine has one of each"
-            )
-        self.input_name, self.output_name = inputs[0], outputs[0]
-        shapes = engine.get_tensor_profile_shape(self.input_name, 0)
-        min_shape, opt_shape, max_shape = (tuple(int(d) for d in s) for s in shapes)
-        self.min_batch, self.opt_batch, self.max_batch = min_shape[0], opt_shape[0], max_shape[0]
-        self.input_shape = max_shape[1:]
-        self.output_shape = tuple(int(d) for d in engine.get_tensor_shape(self.output_name))[1:]
-        if any(d < 0 for d in self.output_shape):
-            # Only the batch may be dynamic: buffers are sized once, for the max batch.
-            raise InputError(
-                f"the engine's output '{self.output_name}' has dynamic dimensions besides the batch "
-                f"({['?' if d < 0 else d for d in self.output_shape]}); export the model with a fixed embedding size"
-            )
-        self.input_dtype = self._numpy_dtype(self.input_name)
-        self.output_dtype = self._numpy_dtype(self.output_name)
+        self.io = engine_io(engine)
+        self.input_name, self.output_name = self.io.input_name, self.io.output_name
+        self.min_batch, self.opt_batch, self.max_batch = self.io.min_batch, self.io.opt_batch, self.io.max_batch
+        self.input_shape, self.output_shape = self.io.input_shape, self.io.output_shape
+        self.input_dtype, self.output_dtype = self.io.input_dtype, self.io.output_dtype
 
         self.context = engine.create_execution_context()
         if self.context is None:
@@ -120,17 +164,6 @@ class TrtRunner:
             if not self.context.set_tensor_address(name, ptr):
                 raise BackendUnavailableError(f"TensorRT refused the address of tensor '{name}': {self.log.summary()}")
         self._batch: int | None = None
-
-    def _numpy_dtype(self, name: str) -> np.dtype:
-        """The numpy type of tensor ``name``; a one-line error for types numpy has none of (BF16, FP8, INT4, FP4)."""
-        dtype = self.engine.get_tensor_dtype(name)
-        try:
-            return np.dtype(trt.nptype(dtype))
-        except TypeError:
-            raise InputError(
-                f"the engine's tensor '{name}' is {dtype.name}, which this runner cannot feed or read "
-                "(numpy has no such type): build the engine from a model with FLOAT (or HALF) inputs and outputs"
-            ) from None
 
     def _malloc_host(self, nbytes: int) -> int:
         ptr = int(gpu.check(cudart.cudaMallocHost(nbytes), f"cudaMallocHost({nbytes})"))

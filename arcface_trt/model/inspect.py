@@ -29,6 +29,9 @@ class ModelInfo(Record):
     input_shape: tuple[int | str, ...]
     output_name: str
     embedding_dim: int
+    #: numpy names of the input's and the output's element types (``float32`` for InsightFace's models).
+    input_dtype: str
+    output_dtype: str
     input_mean: float
     input_std: float
     sha256: str
@@ -44,6 +47,13 @@ class ModelInfo(Record):
 def _dims(value_info: Any) -> tuple[int | str, ...]:
     dims = value_info.type.tensor_type.shape.dim
     return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
+
+
+def _dtype(value_info: Any, path: Path) -> str:
+    try:
+        return str(onnx.helper.tensor_dtype_to_np_dtype(value_info.type.tensor_type.elem_type).name)
+    except (KeyError, ValueError):
+        raise InputError(f"{path}: tensor '{value_info.name}' has no numeric element type") from None
 
 
 def mean_std_from_graph(graph: Any) -> tuple[float, float]:
@@ -115,6 +125,8 @@ def inspect_model(path: str | Path) -> ModelInfo:
         input_shape=shape,
         output_name=graph.output[0].name,
         embedding_dim=int(out_shape[1]),
+        input_dtype=_dtype(inputs[0], path),
+        output_dtype=_dtype(graph.output[0], path),
         input_mean=mean,
         input_std=std,
         sha256=sha256_file(path),

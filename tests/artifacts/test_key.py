@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from arcface_trt.artifacts.key import AMPERE_PLUS_ARCH, EngineKey, Variant, engine_stem, normalize_arch
+from arcface_trt.artifacts.key import (
+    AMPERE_PLUS_ARCH,
+    EngineKey,
+    Variant,
+    compute_capability,
+    engine_stem,
+    normalize_arch,
+)
 from arcface_trt.errors import InputError
 
 KEEP = Variant.of({"keep": ["fc", "features"]})
@@ -97,3 +104,16 @@ def test_invalid_keys_are_refused() -> None:
 def test_dry_run_names_come_from_the_same_function() -> None:
     assert engine_stem("m", "fp16", KEEP, "sm<arch>") == f"m-fp16-keep-{KEEP.recipe}-sm<arch>"
     assert EngineKey("m", "fp16", "sm90", "10.16", KEEP).stem == engine_stem("m", "fp16", KEEP, "sm90")
+
+
+@pytest.mark.parametrize(
+    ("arch", "capability"),
+    [("sm75", "7.5"), ("86", "8.6"), ("sm_89", "8.9"), ("sm90", "9.0"), ("sm100", "10.0"), ("sm120", "12.0")],
+)
+def test_compute_capability_is_cudas_spelling(arch: str, capability: str) -> None:
+    """What Triton's cc_model_filenames keys on: ``major.minor``, the minor being the last digit."""
+    assert compute_capability(arch) == capability
+
+
+def test_a_portable_arch_names_no_compute_capability() -> None:
+    assert compute_capability(AMPERE_PLUS_ARCH) is None

@@ -70,6 +70,7 @@ def _cases(p: dict[str, Path]) -> list[Case]:
     model, root = str(p["model"]), p["root"]
     unreachable = ["--bucket", "b", "--endpoint-url", "http://127.0.0.1:9"]
     out = str(root / "out.parquet")
+    cpu_fp32 = ["--target", "cpu", "--precision", "fp32", "--onnx-path", model]
     cases = [
         # missing and unreadable files
         Case("compare missing model", ["compare", "--onnx-path", str(root / "absent.onnx")], "ONNX model not found"),
@@ -83,6 +84,11 @@ def _cases(p: dict[str, Path]) -> list[Case]:
         Case(
             "embed missing input", ["embed", str(root / "absent_dir"), "--out", out, "--onnx-path", model], "absent_dir"
         ),
+        Case(
+            "export-triton missing model",
+            ["export-triton", "--onnx-path", str(root / "absent.onnx"), "--model-repository", str(root / "repo")],
+            "ONNX model not found",
+        ),
         Case("push missing plan", ["push-engine", str(root / "absent.plan"), *unreachable], "absent.plan"),
         Case("push plan without manifest", ["push-engine", str(p["plan"]), *unreachable], "manifest"),
         # a text file named .onnx, wrong shapes, truncated
@@ -93,6 +99,16 @@ def _cases(p: dict[str, Path]) -> list[Case]:
             "embed text .onnx",
             ["embed", str(p["notimages"]), "--out", out, "--onnx-path", str(p["text"])],
             "not a valid ONNX model",
+        ),
+        Case(
+            "export-triton text .onnx",
+            ["export-triton", "--onnx-path", str(p["text"]), "--model-repository", str(root / "repo")],
+            "not a valid ONNX model",
+        ),
+        Case(
+            "export-triton repository is a file",
+            ["export-triton", *cpu_fp32, "--model-repository", str(root / "a_file")],
+            "is not a folder",
         ),
         Case("compare wrong input shape", ["compare", "--onnx-path", str(p["small"])], "[N, 3, S, S]"),
         Case("build wrong output shape", ["build", "--onnx-path", str(p["fourd"]), "--dry-run"], "[N, D]"),
@@ -191,17 +207,7 @@ def _cases(p: dict[str, Path]) -> list[Case]:
         ),
         Case(
             "build unwritable cache",
-            [
-                "build",
-                "--target",
-                "cpu",
-                "--precision",
-                "fp32",
-                "--onnx-path",
-                model,
-                "--cache-dir",
-                str(p["unwritable"]),
-            ],
+            ["build", *cpu_fp32, "--cache-dir", str(p["unwritable"])],
             "a_file",
         ),
         Case(
@@ -242,6 +248,7 @@ def _cases(p: dict[str, Path]) -> list[Case]:
                 ("fetch-engine", ["--arch", "90", "--trt-version", "10.16"]),
                 ("list-engines", []),
                 ("push-engine", [str(p["plan"])]),
+                ("export-triton", ["--model-repository", str(root / "repo")]),
             ]
         ],
         Case(

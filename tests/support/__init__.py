@@ -11,4 +11,5 @@
 - ``tensorrt_api`` and ``tensorrt-api/``: the recorded real TensorRT APIs and header enum values (vendored)
   the fakes and the package are checked against.
 - ``s3_server``: a moto S3 server process and a TCP proxy that cuts or stalls responses.
+- ``triton``: Triton's model-config schema (``parse_config``) and a gRPC stand-in serving ONNX model folders.
 """
