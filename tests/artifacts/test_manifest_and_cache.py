@@ -65,7 +65,7 @@ def test_manifest_round_trip_and_required_fields(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="lacks plan_sha256"):
         Manifest.from_dict(data)
     path.write_text("{not json")
-    with pytest.raises(InputError, match="cannot read manifest"):
+    with pytest.raises(InputError, match="not a JSON manifest"):
         Manifest.read(path)
 
 
