@@ -51,7 +51,10 @@ def test_environment_credentials_and_given_secrets(monkeypatch: pytest.MonkeyPat
 
 
 def test_cli_error_line_traceback_and_logs_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI's one renderer: the error line, the --debug traceback, an unexpected error, a log line."""
+    """The CLI's one renderer: the error line, the --debug traceback, an unexpected error, a log line.
+
+    Each also carries a terminal escape sequence, which is written out, never sent.
+    """
     import typer
 
     from arcface_trt.cli import app as app_module
@@ -59,13 +62,13 @@ def test_cli_error_line_traceback_and_logs_are_redacted(monkeypatch: pytest.Monk
     from tests.support.cli import invoke
 
     def fail() -> None:
-        raise InputError(f"cannot use http://user:{SECRET}@host:1")
+        raise InputError(f"cannot use http://user:{SECRET}@host:1 \x1b[2J")
 
     def crash() -> None:
-        raise RuntimeError(f"bug near http://user:{SECRET}@host:1")
+        raise RuntimeError(f"bug near http://user:{SECRET}@host:1 \x1b[2J")
 
     def log() -> None:
-        logging.getLogger("arcface_trt").warning("endpoint http://user:%s@host:1 is slow", SECRET)
+        logging.getLogger("arcface_trt").warning("endpoint http://user:%s@host:1 is slow \x1b[2J", SECRET)
 
     app = typer.Typer(cls=app_module._Group, callback=app_module._root)
     for command in (fail, crash, log):
@@ -76,5 +79,6 @@ def test_cli_error_line_traceback_and_logs_are_redacted(monkeypatch: pytest.Monk
             result = invoke(*debug, name)
             assert result.exit_code == code, (name, debug, result.output)
             assert SECRET not in result.output and "http://***@host:1" in result.stderr, result.stderr
+            assert "\x1b" not in result.output and "\\x1b[2J" in result.stderr
             traceback_shown = name == "crash" or (bool(debug) and name == "fail")
             assert ("Traceback" in result.stderr) == traceback_shown, result.stderr

@@ -380,13 +380,17 @@ def test_store_settings_resolution(monkeypatch):
     from arcface_trt.errors import StoreError
     from arcface_trt.store.s3 import StoreSettings, normalize_prefix
 
-    assert [normalize_prefix(p) for p in ("engines/", "/engines", "a/b/", "", None)] == [
+    assert [normalize_prefix(p) for p in ("engines/", "/engines", "a/b/", "a//b", "", None)] == [
         "engines/",
         "engines/",
+        "a/b/",
         "a/b/",
         "",
         "",
     ]
+    for bad in ("../../", "a/../b", "./engines", "a/\x00b", "..", "a/\nb"):
+        with pytest.raises(StoreError, match="may not hold"):
+            normalize_prefix(bad)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://env-host:9000")
     monkeypatch.setenv("AWS_REGION", "eu-west-3")
     from_env = StoreSettings.from_section(TensorrtSection(engine_s3_bucket="s3://bkt/"))
@@ -402,9 +406,14 @@ def test_store_settings_resolution(monkeypatch):
         TensorrtSection(),
         TensorrtSection(engine_s3_bucket="a/b"),
         TensorrtSection(engine_s3_bucket="b", engine_s3_endpoint_url="minio:9000"),
+        TensorrtSection(engine_s3_bucket="b", engine_s3_endpoint_url="http://u:pw-sentinel@[::1:5077"),
+        TensorrtSection(engine_s3_bucket="b", engine_s3_endpoint_url="http://u:pw-sentinel@host:99999"),
+        TensorrtSection(engine_s3_bucket="b", engine_s3_endpoint_url="http:/u:pw-sentinel@host:9000"),
+        TensorrtSection(engine_s3_bucket="b", engine_s3_endpoint_url="http://host :9000"),
     ):
-        with pytest.raises(StoreError):
+        with pytest.raises(StoreError) as refused:
             StoreSettings.from_section(bad)
+        assert "pw-sentinel" not in str(refused.value)
 
 
 def test_fetch_detects_arch_and_trt_version_or_asks_for_them(moto_server, bucket, make_plan, tmp_path, monkeypatch):
