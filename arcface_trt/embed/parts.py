@@ -169,11 +169,13 @@ def _delete_ours(folder: Path) -> None:
     """Delete what this tool wrote in a marked folder (parts, marker, temporary files), then the folder if empty.
 
     Anything else in it is left, with the folder and a warning: the tool never deletes what it did not write.
+    The marker goes last, so a deletion cut short is finished by the next run.
     """
     for entry in os.scandir(folder):
-        ours = _PART.fullmatch(entry.name) or entry.name == MARKER or is_temporary_name(entry.name)
+        ours = _PART.fullmatch(entry.name) or is_temporary_name(entry.name)
         if ours and entry.is_file(follow_symlinks=False):
             os.unlink(entry.path)
+    (folder / MARKER).unlink(missing_ok=True)
     try:
         folder.rmdir()
     except OSError:

@@ -325,9 +325,10 @@ def push_plan(settings: TensorrtSection, plan_path: Path, overwrite: bool = Fals
         # A stored manifest naming this very plan over missing or damaged plan bytes is repaired
         # without --overwrite: the result is what that manifest already promises.
         if remote_sha != sha and not overwrite:
+            there = f"sha256 {remote_sha[:16]}..." if remote_sha else "a manifest that cannot be read"
             raise StoreError(
-                f"{record['plan_uri']} already holds a different plan (sha256 {str(remote_sha)[:16]}... there, "
-                f"{sha[:16]}... here); pass --overwrite to replace it"
+                f"{record['plan_uri']} already holds a different plan ({there} there, "
+                f"sha256 {sha[:16]}... here); pass --overwrite to replace it"
             )
         record["replaced"] = True
     # Plan first, manifest last: a manifest in the store always means a complete plan.

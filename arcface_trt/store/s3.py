@@ -138,7 +138,8 @@ class StoreSettings:
             )
         if "/" in bucket:
             raise StoreError(
-                f"engine bucket must be a bucket name, got {bucket!r} (put folders in tensorrt.engine_s3_prefix)"
+                f"engine bucket must be a bucket name, got {short_repr(bucket)} "
+                "(put folders in tensorrt.engine_s3_prefix)"
             )
         endpoint = (section.engine_s3_endpoint_url or "").strip() or _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
         if endpoint:

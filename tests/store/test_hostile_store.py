@@ -142,7 +142,7 @@ def test_oversized_manifest_is_refused_before_it_is_read(moto_server, bucket, s3
     assert peak_mb < MAX_RSS_MB, peak_mb
     assert tree(cache) == before
     # push-engine treats it as an unreadable manifest: replaced only with --overwrite
-    assert_failed(cli("push-engine", plan.plan, *store(moto_server.url, bucket)), "--overwrite")
+    assert_failed(cli("push-engine", plan.plan, *store(moto_server.url, bucket)), "cannot be read", "--overwrite")
     assert cli("push-engine", plan.plan, "--overwrite", *store(moto_server.url, bucket)).exit_code == 0
     assert s3.get_object(Bucket=bucket, Key=MANIFEST_KEY)["Body"].read() == plan.manifest_bytes
 
@@ -181,7 +181,7 @@ def test_malformed_store_manifest_is_one_line_everywhere(case, moto_server, buck
     assert f"s3://{bucket}/{MANIFEST_KEY}" in line
     assert tree(cache) == before
     # push-engine: an unreadable manifest is replaced like a different one (never a TypeError/RecursionError)
-    assert_failed(cli("push-engine", plan.plan, *store(moto_server.url, bucket)), "--overwrite")
+    assert_failed(cli("push-engine", plan.plan, *store(moto_server.url, bucket)), "cannot be read", "--overwrite")
     assert cli("push-engine", plan.plan, "--overwrite", *store(moto_server.url, bucket)).exit_code == 0
     assert cli(*fetch_args(cache), *store(moto_server.url, bucket)).exit_code == 0
 
