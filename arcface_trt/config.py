@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +19,21 @@ from typing import Any
 
 import yaml
 
-from arcface_trt.errors import ConfigError
+from arcface_trt.errors import ConfigError, InputError, short_repr
+from arcface_trt.fileio import read_regular_file
 from arcface_trt.names import BACKEND_CHOICES, DEVICES, HARDWARE_COMPATIBILITY, MODEL_ARCHS, PRECISIONS
+from arcface_trt.schema import conforms, type_name
 
 log = logging.getLogger("arcface_trt")
 
 EMBEDDING_CONFIG_ENV = "ARCFACE_TRT_CONFIG"
 DEFAULT_EMBEDDING_CONFIG = Path("config/pipeline/embedding.yaml")
 DEFAULT_TENSORRT_CONFIG = "config/pipeline/arcface_tensorrt.yaml"
+#: Largest config file read (the shipped ones are under 2 kB).
+MAX_CONFIG_BYTES = 1 << 20
+#: Deepest nesting and most values (aliases expanded) a config document may have.
+MAX_YAML_DEPTH = 32
+MAX_YAML_VALUES = 100_000
 
 
 def _choice(*values: str) -> dict[str, Any]:
@@ -148,43 +154,6 @@ class EmbeddingConfig:
         object.__setattr__(self, "precision", PrecisionSection(keep_fp32_nodes=legacy))
 
 
-def _type_ok(value: Any, annotation: Any) -> tuple[bool, Any]:
-    """Check ``value`` against a field annotation; return (ok, value converted for storage)."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(annotation)
-        if value is None:
-            return (type(None) in args), None
-        for arg in args:
-            if arg is type(None):
-                continue
-            ok, converted = _type_ok(value, arg)
-            if ok:
-                return True, converted
-        return False, value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            return False, value
-        item_type = typing.get_args(annotation)[0]
-        if not all(_type_ok(v, item_type)[0] for v in value):
-            return False, value
-        return True, tuple(value)
-    if annotation is bool:
-        return isinstance(value, bool), value
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if annotation is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return ok, float(value) if ok else value
-    if annotation is str:
-        return isinstance(value, str), value
-    return False, value
-
-
-def _type_name(annotation: Any) -> str:
-    return str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
-
-
 def build_section(cls: type, raw: Any, where: str, prefix: str) -> Any:
     """Make section dataclass ``cls`` from a mapping, checking keys, types and ranges."""
     if raw is None:
@@ -198,18 +167,19 @@ def build_section(cls: type, raw: Any, where: str, prefix: str) -> Any:
         dotted = f"{prefix}.{key}"
         if key not in fields:
             known = ", ".join(sorted(fields))
-            raise ConfigError(f"{where}: unknown key '{dotted}' (known keys: {known})")
-        ok, converted = _type_ok(value, hints[key])
+            raise ConfigError(f"{where}: unknown key {short_repr(dotted)} (known keys: {known})")
+        ok, converted = conforms(value, hints[key])
         if not ok:
-            raise ConfigError(f"{where}: '{dotted}' must be {_type_name(hints[key])}, got {value!r}")
+            raise ConfigError(f"{where}: '{dotted}' must be {type_name(hints[key])}, got {short_repr(value)}")
         meta = fields[key].metadata
         if "choices" in meta and converted not in meta["choices"]:
-            raise ConfigError(f"{where}: '{dotted}' must be one of {', '.join(meta['choices'])}, got {value!r}")
+            choices = ", ".join(meta["choices"])
+            raise ConfigError(f"{where}: '{dotted}' must be one of {choices}, got {short_repr(value)}")
         low, high = meta.get("min"), meta.get("max")
         if converted is not None and low is not None and converted < low:
-            raise ConfigError(f"{where}: '{dotted}' must be >= {low}, got {value!r}")
+            raise ConfigError(f"{where}: '{dotted}' must be >= {low}, got {short_repr(value)}")
         if converted is not None and high is not None and converted > high:
-            raise ConfigError(f"{where}: '{dotted}' must be <= {high}, got {value!r}")
+            raise ConfigError(f"{where}: '{dotted}' must be <= {high}, got {short_repr(value)}")
         values[key] = converted
     try:
         return cls(**values)
@@ -217,15 +187,55 @@ def build_section(cls: type, raw: Any, where: str, prefix: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+class BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses documents nested deeper than :data:`MAX_YAML_DEPTH` or expanding
+    to more than :data:`MAX_YAML_VALUES` values.
+
+    Aliases are counted as what they stand for, so a "billion laughs" document (each level
+    ten aliases of the one above) is refused while it is composed, before any code walks the
+    shared structure it would become; depth is bounded before Python's recursion limit is.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._values: dict[int, int] = {}  # id(node) -> how many values it stands for, aliases expanded
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Compose one node (see :class:`yaml.composer.Composer`), counting its depth and expanded size."""
+        if self._depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", self.peek_event().start_mark
+            )
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if id(node) not in self._values:  # an alias returns its anchor, counted already
+            if isinstance(node, yaml.MappingNode):
+                children = [item for pair in node.value for item in pair]
+            else:
+                children = node.value if isinstance(node, yaml.SequenceNode) else []
+            self._values[id(node)] = 1 + sum(self._values[id(child)] for child in children)
+        if self._values[id(node)] > MAX_YAML_VALUES:
+            raise yaml.composer.ComposerError(
+                None, None, f"expands to more than {MAX_YAML_VALUES:,} values (nested aliases?)", node.start_mark
+            )
+        return node
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raw = read_regular_file(path, MAX_CONFIG_BYTES, "config file")
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
+    try:
+        data = yaml.load(text, Loader=BoundedLoader)
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
         raise ConfigError(f"{path}: not valid YAML ({first})") from None
@@ -245,7 +255,7 @@ def _build_file(cls: type, data: dict[str, Any], where: str) -> Any:
     for key, raw in data.items():
         if key not in sections:
             known = ", ".join(sorted(sections))
-            raise ConfigError(f"{where}: unknown key '{key}' (known sections: {known})")
+            raise ConfigError(f"{where}: unknown key {short_repr(key)} (known sections: {known})")
         values[key] = build_section(hints[key], raw, where, key)
     return values
 

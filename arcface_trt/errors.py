@@ -6,6 +6,12 @@ line on stderr and exits with :attr:`ArcFaceTrtError.exit_code`.
 
 from __future__ import annotations
 
+import reprlib
+
+_SHORT = reprlib.Repr()  # Python 3.11's Repr takes no arguments: limits are attributes
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message, or its type name when it has none.
@@ -21,6 +27,16 @@ def describe(exc: BaseException) -> str:
     """``Type: message`` on one line (for records that keep a probe's failure as text)."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut short for a message: a value read from a file may be huge or deeply nested.
+
+    reprlib stops at a fixed depth and length, so a YAML alias bomb or a megabyte string is
+    never expanded in full.
+    """
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ArcFaceTrtError(Exception):

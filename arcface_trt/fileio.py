@@ -1,4 +1,5 @@
-"""Atomic writes: a temporary file (or folder) beside the target, renamed into place."""
+"""Files the tool reads and writes: bounded reads of regular files, and atomic writes (a temporary file
+or folder beside the target, renamed into place)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,46 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from arcface_trt.errors import InputError
+
+#: A temporary file of :func:`atomic_writer` left this long (a killed process) is removed by the next writer.
+STALE_TEMP_SECONDS = 3600.0
+#: The names :func:`atomic_writer` gives its temporary files: ``.{target name}.{8 random characters}.tmp``.
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def read_regular_file(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
+    """The bytes of ``path``: a regular file of at most ``max_bytes``, else an :class:`InputError` naming ``what``.
+
+    The file is opened without blocking and checked with ``fstat`` before anything is read,
+    so a FIFO, a device (``/dev/zero``) or a folder is refused at once instead of hanging or
+    reading until memory runs out; at most ``max_bytes + 1`` bytes are ever read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe, socket or device is not read)"
+        raise InputError(f"{what} {path} is {kind}")
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"{what} {path} is larger than {max_bytes:,} bytes, the most a {what} may be")
+    return data
 
 
 @contextlib.contextmanager
@@ -18,10 +54,10 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` only if the block finishes without error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # see _TEMP_NAME
     try:
         # mkstemp creates 0600; give the finished file the permissions a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -33,7 +69,33 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def _umask() -> int:
+def is_temporary_name(name: str) -> bool:
+    """True for a name :func:`atomic_writer` gives its temporary files."""
+    return bool(_TEMP_NAME.fullmatch(name))
+
+
+def remove_stale_temporaries(folder: Path, older_than_s: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_writer` in ``folder`` untouched for ``older_than_s``.
+
+    A process killed while writing (a fetch, a build) leaves its temporary file; a live writer
+    keeps its file's modification time fresh. Only regular files named the way this module
+    names them are removed, never anything else. Returns what was removed.
+    """
+    removed = []
+    cutoff = time.time() - older_than_s
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(folder):
+            if not is_temporary_name(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -75,7 +137,7 @@ def atomic_directory(path: Path, replace: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         # mkdtemp creates 0700; give the finished folder the permissions a plain mkdir would.
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~current_umask())
         if path.exists() or path.is_symlink():
             if not replace:
                 raise FileExistsError(errno.EEXIST, "already exists", str(path))

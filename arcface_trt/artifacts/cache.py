@@ -22,7 +22,7 @@ from typing import Any
 from arcface_trt.artifacts.key import EngineKey
 from arcface_trt.artifacts.manifest import MANIFEST_TYPES, ManifestRecord
 from arcface_trt.errors import InputError
-from arcface_trt.fileio import sha256_file, write_bytes_atomic, write_text_atomic
+from arcface_trt.fileio import remove_stale_temporaries, sha256_file, write_bytes_atomic, write_text_atomic
 from arcface_trt.filelock import file_lock
 
 #: How messages name each kind of engine.
@@ -84,8 +84,12 @@ class ArtifactCache:
 
     @contextmanager
     def lock(self, key: EngineKey) -> Iterator[None]:
-        """Exclusive lock for building or fetching ``key``."""
+        """Exclusive lock for building or fetching ``key``; stale temporary files of killed writers are removed.
+
+        Only writers take it: a lookup reads without it, so a read-only cache still serves its engines.
+        """
         with file_lock(self.root / key.folder / f".{key.name}.lock"):
+            remove_stale_temporaries(self.root / key.folder)
             yield
 
     def entries(self, target: str = "gpu") -> Iterator[Any]:

@@ -21,15 +21,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from arcface_trt.errors import InputError
+from arcface_trt.errors import InputError, short_repr
 from arcface_trt.names import PRECISIONS
 
-_ARCH = re.compile(r"^(?:sm_?)?(\d)\.?(\d{1,2})(\+?)$", re.IGNORECASE)
-_VERSION = re.compile(r"^(\d+)\.(\d+)")
-_MODEL = re.compile(r"^[A-Za-z0-9._+-]+$")
-_TAG = re.compile(r"^[a-z][a-z0-9]{0,11}$")
-_RECIPE = re.compile(r"^[0-9a-f]{8}$")
-_FOLDER = re.compile(r"^trt(\d+\.\d+)$")
+# Whole-string rules are applied with fullmatch: "$" alone would let a trailing newline through.
+_ARCH = re.compile(r"(?:sm_?)?(\d)\.?(\d{1,2})(\+?)", re.IGNORECASE)
+_VERSION = re.compile(r"(\d+)\.(\d+)")  # a prefix: "10.16.1.11" is 10.16
+_MODEL = re.compile(r"[A-Za-z0-9._+-]+")
+_TAG = re.compile(r"[a-z][a-z0-9]{0,11}")
+_RECIPE = re.compile(r"[0-9a-f]{8}")
+_FOLDER = re.compile(r"trt(\d+\.\d+)")
 
 #: The platform part of a CPU engine's name, and its folder.
 CPU = "cpu"
@@ -42,7 +43,7 @@ MANIFEST_SUFFIX = ".json"
 
 def normalize_arch(arch: str | int) -> str:
     """``90``, ``"9.0"``, ``"sm90"``, ``"sm_90"`` -> ``"sm90"``; ``"80+"`` -> ``"sm80+"``; InputError otherwise."""
-    match = _ARCH.match(str(arch).strip())
+    match = _ARCH.fullmatch(str(arch).strip())
     if not match:
         raise InputError(f"not a GPU compute capability: {arch!r} (examples: 75, 86, 90, sm89)")
     return f"sm{match.group(1)}{match.group(2)}{match.group(3)}"
@@ -89,8 +90,8 @@ class Variant:
     def __post_init__(self) -> None:
         if not self.tags and not self.recipe:
             return
-        bad = [t for t in self.tags if not _TAG.match(t) or t in PRECISIONS]
-        if not self.tags or bad or not _RECIPE.match(self.recipe):
+        bad = [t for t in self.tags if not _TAG.fullmatch(t) or t in PRECISIONS]
+        if not self.tags or bad or not _RECIPE.fullmatch(self.recipe):
             raise InputError(f"not an engine variant: tags {list(self.tags)}, recipe {self.recipe!r}")
 
     @classmethod
@@ -118,12 +119,29 @@ class Variant:
         return "default" if self.is_default else "-".join(self.parts)
 
 
+def check_model_name(model: str) -> str:
+    """``model`` when it may name an engine, else an InputError: the one model-name rule.
+
+    Letters, digits and ``. _ + -`` only, not starting with a dot: a name is a file name in the
+    cache and part of an S3 key, so it never holds a path separator, ``..``, markup or a
+    control character (a trailing newline included). ``--model`` options, engine keys, store
+    listings and names derived from an ONNX file's name all pass through here.
+    """
+    if not isinstance(model, str) or not _MODEL.fullmatch(model) or model.startswith("."):
+        raise InputError(
+            f"model name {short_repr(model)} may only hold letters, digits and . _ + - and may not start with '.' "
+            "(an engine is named after its ONNX file: rename a file whose name breaks this rule)"
+        )
+    return model
+
+
 def engine_stem(model: str, precision: str, variant: Variant, platform: str) -> str:
     """``{model}-{precision}[-{tags}-{recipe8}]-{platform}``: the one place a name is put together.
 
-    :class:`EngineKey` uses it for real names; a dry run without a GPU passes ``sm<arch>`` as the platform.
+    :class:`EngineKey` uses it for real names; a dry run without a GPU passes ``sm<arch>`` as the
+    platform. The model name must pass :func:`check_model_name`, so a dry run shows only names a build accepts.
     """
-    return "-".join((model, precision, *variant.parts, platform))
+    return "-".join((check_model_name(model), precision, *variant.parts, platform))
 
 
 @dataclass(frozen=True)
@@ -142,8 +160,7 @@ class EngineKey:
     variant: Variant = Variant()
 
     def __post_init__(self) -> None:
-        if not _MODEL.fullmatch(self.model) or self.model.startswith("."):
-            raise InputError(f"model name {self.model!r} may only hold letters, digits and . _ + -")
+        check_model_name(self.model)
         if self.precision not in PRECISIONS:
             raise InputError(f"unknown precision {self.precision!r} in an engine key (choose {', '.join(PRECISIONS)})")
         if self.sm_arch == CPU:
@@ -203,7 +220,7 @@ class EngineKey:
         if not dot or "/" in folder:
             return None
         suffix = "." + suffix
-        version_match = _FOLDER.match(folder)
+        version_match = _FOLDER.fullmatch(folder)
         if folder == CPU:
             if suffix not in (CPU_SUFFIX, MANIFEST_SUFFIX):
                 return None
@@ -234,7 +251,7 @@ def _split_stem(stem: str) -> tuple[str, str, Variant, str] | None:
     if len(tokens) < 3:
         return None
     arch = tokens[-1]
-    if _RECIPE.match(tokens[-2]):
+    if _RECIPE.fullmatch(tokens[-2]):
         positions = [i for i, token in enumerate(tokens[:-2]) if token in PRECISIONS]
         if not positions or positions[-1] < 1 or positions[-1] > len(tokens) - 4:
             return None

@@ -9,14 +9,26 @@ them alike: a cached engine is reused only when the fields a request names agree
 from __future__ import annotations
 
 import json
+import re
+import typing
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
 from arcface_trt.artifacts.key import EngineKey, Variant, same_trt_version
-from arcface_trt.errors import InputError
+from arcface_trt.errors import InputError, short_repr
+from arcface_trt.fileio import read_regular_file
 from arcface_trt.records import Record
+from arcface_trt.schema import conforms, type_name, within_depth
+
+#: Largest manifest read, from the cache or the store (one is a few kB; kept fp32 node lists make it longer).
+MAX_MANIFEST_BYTES = 1 << 20
+#: Deepest nesting of lists and objects in a manifest (the recipe and extra records are shallow).
+MAX_MANIFEST_DEPTH = 16
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+#: How a message names what a ``*_sha256`` or ``*_bytes`` field must hold.
+_WANTED = {"sha256": "a sha256 hex digest", "bytes": "a size in bytes (an integer >= 0)"}
 
 
 def utc_now() -> str:
@@ -48,28 +60,57 @@ class ManifestRecord(Record):
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "manifest") -> Any:
-        """Parse and check a manifest; InputError names what is wrong."""
+        """Parse and check a manifest (the one parser of every manifest); InputError names what is wrong.
+
+        Checked before anything is built from it: the nesting depth, that every known field has
+        its annotated type (unknown fields are ignored: a newer tool may add some), that the
+        ``*_sha256`` fields are sha256 hex digests, sizes are not negative, and that the names
+        make a valid :class:`EngineKey` (the model-name rule of ``--model``).
+        """
         if not isinstance(data, dict):
             raise InputError(f"{where}: a manifest is a JSON object")
+        if not within_depth(data, MAX_MANIFEST_DEPTH):
+            raise InputError(f"{where}: manifest nests deeper than {MAX_MANIFEST_DEPTH} levels")
+        hints = typing.get_type_hints(cls)
         names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         missing = sorted(names - set(cls.OPTIONAL_FIELDS) - data.keys())
         if missing:
             raise InputError(f"{where}: manifest lacks {', '.join(missing)}")
+        values = {}
+        for name in sorted(names & data.keys()):
+            ok, value = conforms(data[name], hints[name])
+            if ok and name.endswith("_sha256") and value is not None:
+                ok = bool(_SHA256.fullmatch(value))
+            if ok and name.endswith("_bytes") and value is not None:
+                ok = value >= 0
+            if not ok:
+                wanted = _WANTED.get(name.rpartition("_")[2], type_name(hints[name]))
+                raise InputError(f"{where}: manifest field '{name}' must be {wanted}, got {short_repr(data[name])}")
+            values[name] = value
         try:
-            return cls(**{k: v for k, v in data.items() if k in names})
-        except (TypeError, InputError) as exc:
+            record = cls(**values)
+            record.key  # noqa: B018 - the names must make a valid engine key
+        except InputError as exc:
             raise InputError(f"{where}: malformed manifest ({exc})") from None
+        return record
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str = "manifest") -> Any:
+        """Parse manifest bytes (at most :data:`MAX_MANIFEST_BYTES`); InputError for anything else."""
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise InputError(f"{where}: manifest is larger than {MAX_MANIFEST_BYTES:,} bytes")
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise InputError(f"{where}: not a JSON manifest") from None
+        except RecursionError:  # json's decoder recurses once per nesting level
+            raise InputError(f"{where}: manifest nests deeper than {MAX_MANIFEST_DEPTH} levels") from None
+        return cls.from_dict(data, where)
 
     @classmethod
     def read(cls, path: Path) -> Any:
-        """Read a manifest file; InputError for a missing or malformed one."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"manifest not found: {path}") from None
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read manifest {path}: {exc}") from None
-        return cls.from_dict(data, str(path))
+        """Read a manifest file (a regular file of at most :data:`MAX_MANIFEST_BYTES`); InputError otherwise."""
+        return cls.from_json(read_regular_file(path, MAX_MANIFEST_BYTES, "manifest"), str(path))
 
     def differences(self, expected: dict[str, Any]) -> list[str]:
         """Why this manifest does not serve a request, one reason per differing field of ``expected``.
@@ -95,7 +136,7 @@ class ManifestRecord(Record):
 
 
 def _differs(name: str, have: Any, want: Any) -> str:
-    return f"{name}: cached {have!r}, wanted {want!r}"
+    return f"{name}: cached {short_repr(have)}, wanted {short_repr(want)}"
 
 
 @dataclass

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from arcface_trt.errors import InputError
 from arcface_trt.fileio import write_text_atomic
-
-
-def report_json(report: dict[str, Any]) -> str:
-    """The report as indented JSON text."""
-    return json.dumps(report, indent=2, default=str) + "\n"
+from arcface_trt.records import json_text
 
 
 def check_output_path(path: str | Path) -> Path:
@@ -27,7 +22,7 @@ def write_report(path: str | Path, report: dict[str, Any]) -> Path:
     """Write ``report`` to ``path`` atomically; InputError when the path is a folder or cannot be written."""
     path = check_output_path(path)
     try:
-        write_text_atomic(path, report_json(report))
+        write_text_atomic(path, json_text(report))
     except OSError as exc:
         raise InputError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
     return path

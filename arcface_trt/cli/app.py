@@ -1,4 +1,4 @@
-"""The ``arcface-trt`` Typer app: registers the commands and maps user errors to exit codes.
+"""The ``arcface-trt`` Typer app: registers the commands, maps user errors to exit codes, redacts what it shows.
 
 Only typer, rich and the project's light modules are imported here; every command
 imports its heavy work inside its function, so ``--help`` stays fast.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from typing import Annotated, Any
 
 import typer
@@ -27,7 +28,14 @@ from arcface_trt.cli import (
 )
 from arcface_trt.cli import build as build_cmd
 from arcface_trt.cli import embed as embed_cmd
+from arcface_trt.cli.common import printable
 from arcface_trt.errors import ArcFaceTrtError
+from arcface_trt.redact import redact
+
+try:  # typer 0.29+ vendors click: its usage errors derive from TyperException
+    from typer import TyperException as _UsageError
+except ImportError:  # older typer runs on click
+    from click import ClickException as _UsageError
 
 _state = {"debug": False}
 
@@ -36,26 +44,42 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+def _shown_error(exc: BaseException) -> tuple[str, int] | None:
+    """The one ``error:`` line and exit code of a user's error; None for a bug (shown as a traceback)."""
+    if isinstance(exc, ArcFaceTrtError):
+        return f"error: {_one_line(str(exc))}", exc.exit_code
+    if isinstance(exc, OSError) and exc.filename is not None:
+        # A path the user pointed at cannot be read or written (not a folder, permissions, disk full).
+        return f"error: {exc.strerror or exc}: {exc.filename}", 2
+    return None
+
+
 class _Group(TyperGroup):
-    """Catches the library's user errors once: one line on stderr, the error's exit code."""
+    """Renders every failure once, through :func:`redact` and :func:`printable`: one line for a user's error, else
+    the traceback.
+
+    A user's error is one ``error:`` line on stderr and its exit code (2: bad input, 1: a failed
+    check); with ``--debug``, or for anything unexpected (exit 1), the traceback is printed
+    instead. No failure reaches the terminal without passing :func:`redact`, so an endpoint's
+    ``user:password@`` or a credential value never shows, whoever built the message, and text from a
+    server (an S3 error message) cannot send escape sequences to the terminal.
+    """
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ArcFaceTrtError as exc:
-            if _state["debug"]:
-                raise
-            typer.echo(f"error: {_one_line(str(exc))}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-        except OSError as exc:
-            # A path the user pointed at cannot be read or written (not a folder, permissions, disk full).
-            if _state["debug"] or exc.filename is None:
-                raise
-            typer.echo(f"error: {exc.strerror or exc}: {exc.filename}", err=True)
-            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, _UsageError):
+            raise  # the framework's own exits and usage errors
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
+        except Exception as exc:
+            shown = _shown_error(exc)
+            if shown is None or _state["debug"]:
+                typer.echo(printable(redact("".join(traceback.format_exception(exc)))).rstrip("\n"), err=True)
+            else:
+                typer.echo(printable(redact(shown[0])), err=True)
+            raise typer.Exit(shown[1] if shown else 1) from None
 
 
 app = typer.Typer(
@@ -71,7 +95,7 @@ app = typer.Typer(
 
 class _StderrFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {_one_line(record.getMessage())}"
+        return printable(redact(f"{record.levelname.lower()}: {_one_line(record.getMessage())}"))
 
 
 def _shown(record: logging.LogRecord) -> bool:

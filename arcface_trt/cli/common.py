@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,9 +94,30 @@ def engine_settings(
     )
 
 
+#: Characters that act on a terminal instead of showing: C0/C1 controls (escape sequences), bidi overrides.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written out (``\\x1b``), so text from outside cannot drive the terminal.
+
+    Newlines and tabs stay.
+    """
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
+def markup_safe(value: Any) -> str:
+    """A value from outside (a store's key, a bucket, a prefix) as rich text: controls written out, markup escaped."""
+    from rich.markup import escape
+
+    return escape(printable(str(value)))
+
+
 def emit_json(data: Any) -> None:
-    """Write ``data`` as JSON to stdout (the only thing on stdout in --json mode)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """Write ``data`` as JSON to stdout (the only thing on stdout in --json mode), secrets redacted."""
+    from arcface_trt.records import json_text
+
+    sys.stdout.write(json_text(data))
     sys.stdout.flush()
 
 

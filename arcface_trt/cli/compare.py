@@ -131,11 +131,10 @@ def _drift(request: Any, n_samples: int | None, output: Path | None, json_output
 def _finish(outcome: Any, table: Callable[[Any], Any], output: Path | None, json_output: bool, **saved: Any) -> None:
     """Write ``outcome.to_dict(**saved)`` to --output, print the outcome (JSON or its table), exit 1 when it failed."""
     from arcface_trt.fileio import write_text_atomic
+    from arcface_trt.records import json_text
 
     if output is not None:
-        import json
-
-        write_text_atomic(output, json.dumps(outcome.to_dict(**saved), indent=2))
+        write_text_atomic(output, json_text(outcome.to_dict(**saved)))
     if json_output:
         emit_json(outcome.to_dict())
     else:

@@ -8,7 +8,7 @@ import typer
 
 from arcface_trt.cli import common
 from arcface_trt.cli import store_options as store
-from arcface_trt.cli.common import emit_json, option, stdout_console
+from arcface_trt.cli.common import emit_json, markup_safe, option, printable, stdout_console
 
 
 def list_engines(
@@ -20,7 +20,11 @@ def list_engines(
     config: common.ConfigOption = None,
     json_output: common.JsonOption = False,
 ) -> None:
-    """List the engines in the store: model, precision, GPU arch, TensorRT version, size, date."""
+    """List the engines in the store: model, precision, GPU arch, TensorRT version, size, date.
+
+    Names come from a shared store: only keys that are valid engine names are listed, and every
+    text is shown as text (markup escaped, control characters written out).
+    """
     from rich.table import Table
 
     from arcface_trt.store.engines import list_engines as list_store
@@ -33,18 +37,17 @@ def list_engines(
         emit_json({"store": where, "engines": [e.to_dict() for e in entries]})
         return
     if not entries:
-        typer.echo(f"no engines in {where}" + (f" for model '{model}'" if model else ""))
+        typer.echo(printable(f"no engines in {where}" + (f" for model '{model}'" if model else "")))
         return
-    table = Table(title=f"Engines in {where}")
+    table = Table(title=f"Engines in {markup_safe(where)}")
     for column in ("model", "precision", "arch", "TensorRT", "size", "date (UTC)"):
         table.add_column(column, justify="right" if column == "size" else "left", no_wrap=True)
     for e in entries:
         date = (e.last_modified or "-")[:16].replace("T", " ")
         style = None if e.has_manifest and e.plan_bytes is not None else "red"
-        table.add_row(
-            e.model, e.precision, e.sm_arch, e.trt_version, store.human_bytes(e.plan_bytes), date, style=style
-        )
-    incomplete = [e.label for e in entries if not e.has_manifest or e.plan_bytes is None]
+        cells = (e.model, e.precision, e.sm_arch, e.trt_version, store.human_bytes(e.plan_bytes), date)
+        table.add_row(*(markup_safe(cell) for cell in cells), style=style)
+    incomplete = [markup_safe(e.label) for e in entries if not e.has_manifest or e.plan_bytes is None]
     if incomplete:
         table.caption = f"incomplete (fetch refuses them; push again): {', '.join(incomplete)}"
     stdout_console().print(table)

@@ -177,7 +177,9 @@ def embed_to_file(
         info = emb.info()
         requested, fallback_reason, precision = info.requested_backend, info.fallback_reason, info.precision
 
-    with PartStore.open(out, model.sha256, model.embedding_dim, resume=resume, overwrite=overwrite) as store:
+    with PartStore.open(
+        out, model.sha256, model.embedding_dim, resume=resume, overwrite=overwrite, inputs=source.keys
+    ) as store:
         todo = [key for key in source.keys if key not in store.done]
         if progress is not None:
             progress(0, len(todo))

@@ -10,9 +10,17 @@ renamed into place) and the parts folder is removed.
 
 Rules that keep this exact:
 
+- The parts folder is exactly ``<out>.parts/`` and holds a marker file (:data:`MARKER`)
+  written when the tool made it. A folder without the marker is someone else's: it is
+  refused, never used or deleted. Only files the tool names (parts, the marker, its own
+  temporary files) are ever deleted, and only from folders with the marker.
 - While ``<out>.parts/`` exists it is the truth and an older ``<out>`` is ignored (it is
   replaced at the end). Resuming a finished output first copies it into the first part of
   a new parts folder, built aside and renamed into place.
+- ``--resume`` checks what it continues before embedding anything: each part's row count
+  against the count the part's own metadata records, every key once across parts and
+  output, every key in the input list, every embedding finite. A mismatch is refused,
+  naming the part.
 - ``.npy`` output is two files: ``<stem>.npy`` ``(N, D)`` float32 and ``<stem>.index.parquet``
   (the same columns without ``embedding``; row ``i`` describes row ``i``). The ``.npy`` is
   renamed into place first and the index last: an index means a complete pair.
@@ -22,20 +30,29 @@ Rules that keep this exact:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
-import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
+import stat
+import tempfile
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from arcface_trt.errors import InputError
-from arcface_trt.fileio import atomic_writer
+from arcface_trt.errors import InputError, short_repr
+from arcface_trt.fileio import (
+    atomic_writer,
+    current_umask,
+    is_temporary_name,
+    remove_stale_temporaries,
+    write_text_atomic,
+)
 from arcface_trt.filelock import file_lock
 from arcface_trt.lazy import lazy_import
+
+log = logging.getLogger("arcface_trt")
 
 pa = lazy_import("pyarrow")
 pq = lazy_import("pyarrow.parquet")
@@ -43,16 +60,26 @@ pq = lazy_import("pyarrow.parquet")
 FORMAT_TAG = "arcface-trt-embed/1"
 FORMATS = ("parquet", "npy")
 COLUMNS = ("path", "embedding", "backend", "precision", "model_sha256")
-_PART = re.compile(r"^part-(\d{6,})\.parquet$")
+_PART = re.compile(r"part-(\d{6,})\.parquet")
+#: The file that marks a parts folder as made by this tool.
+MARKER = ".arcface-trt-parts"
+#: Schema metadata key of a part: how many rows it was written with.
+ROWS_KEY = b"rows"
 
 
-def schema(dim: int, with_embedding: bool = True) -> Any:
-    """Arrow schema of the output: ``embedding`` is a fixed-size list of ``dim`` float32."""
+def schema(dim: int, with_embedding: bool = True, rows: int | None = None) -> Any:
+    """Arrow schema of the output: ``embedding`` is a fixed-size list of ``dim`` float32.
+
+    A part's schema also records its ``rows`` (checked when a run is resumed).
+    """
     fields = [pa.field("path", pa.string(), nullable=False)]
     if with_embedding:
         fields.append(pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False))
     fields += [pa.field(name, pa.string(), nullable=False) for name in ("backend", "precision", "model_sha256")]
-    return pa.schema(fields, metadata={"format": FORMAT_TAG, "embedding_dim": str(dim)})
+    metadata = {"format": FORMAT_TAG, "embedding_dim": str(dim)}
+    if rows is not None:
+        metadata[ROWS_KEY.decode()] = str(rows)
+    return pa.schema(fields, metadata=metadata)
 
 
 def output_format(out: str | Path) -> str:
@@ -72,7 +99,7 @@ def index_path(npy_out: str | Path) -> Path:
 
 
 def make_table(keys: list[str], embeddings: np.ndarray, backend: str, precision: str, model_sha256: str) -> Any:
-    """Rows of the output schema from keys and their ``(n, D)`` embeddings."""
+    """Rows of the output schema from keys and their ``(n, D)`` embeddings (a part's schema: rows recorded)."""
     emb = np.ascontiguousarray(embeddings, dtype=np.float32)
     n, dim = emb.shape
     if n != len(keys):
@@ -84,7 +111,7 @@ def make_table(keys: list[str], embeddings: np.ndarray, backend: str, precision:
         pa.array([precision] * n, pa.string()),
         pa.array([model_sha256] * n, pa.string()),
     ]
-    return pa.Table.from_arrays(columns, schema=schema(dim))
+    return pa.Table.from_arrays(columns, schema=schema(dim, rows=n))
 
 
 def embeddings_of(table: Any) -> np.ndarray:
@@ -98,10 +125,7 @@ def embeddings_of(table: Any) -> np.ndarray:
 
 
 def _read_parquet(path: Path, columns: list[str] | None = None) -> Any:
-    try:
-        return pq.read_table(path, columns=columns)
-    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError/... for foreign or damaged files
-        raise InputError(f"cannot read {path} as embed output: {exc}") from None
+    return _parquet(path, lambda: pq.read_table(path, columns=columns))
 
 
 def read_embeddings(out: str | Path) -> tuple[list[str], np.ndarray]:
@@ -122,37 +146,60 @@ def read_embeddings(out: str | Path) -> tuple[list[str], np.ndarray]:
     return keys, embeddings
 
 
-@dataclass
-class _Existing:
-    keys: list[str]
-    model_sha256: set[str]
-    dim: int | None
+def _is_ours(folder: Path) -> bool:
+    """True when ``folder`` is a real folder (not a link) holding the marker this tool writes."""
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return False
+        marker = folder / MARKER
+        return stat.S_ISREG(os.lstat(marker).st_mode) and marker.read_text(encoding="utf-8").startswith(FORMAT_TAG)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
-def _existing_rows(path: Path, index: Path | None = None) -> _Existing:
-    """Keys and model hashes already in a part or a finished output."""
-    table = _read_parquet(index or path, ["path", "model_sha256"])
-    dim = None
-    if index is None:
-        dim = pq.read_schema(path).field("embedding").type.list_size
-    return _Existing(
-        table.column("path").to_pylist(),
-        set(table.column("model_sha256").unique().to_pylist()),
-        dim,
-    )
+def _new_parts_folder(parent: Path, name: str) -> Path:
+    """A new, uniquely named folder with the marker in it (``name`` and 8 random characters)."""
+    folder = Path(tempfile.mkdtemp(prefix=name, dir=parent))
+    os.chmod(folder, 0o777 & ~current_umask())  # mkdtemp makes 0700; give it what a plain mkdir would
+    write_text_atomic(folder / MARKER, f"{FORMAT_TAG}\n")
+    return folder
+
+
+def _delete_ours(folder: Path) -> None:
+    """Delete what this tool wrote in a marked folder (parts, marker, temporary files), then the folder if empty.
+
+    Anything else in it is left, with the folder and a warning: the tool never deletes what it did not write.
+    The marker goes last, so a deletion cut short is finished by the next run.
+    """
+    for entry in os.scandir(folder):
+        ours = _PART.fullmatch(entry.name) or is_temporary_name(entry.name)
+        if ours and entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)
+    (folder / MARKER).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        log.warning("left %s in place: it holds files arcface-trt did not write", folder)
 
 
 def _remove_tree(folder: Path) -> None:
-    """Rename a folder aside (one atomic step) and delete it, so a half-deleted folder never looks live."""
-    if not folder.exists():
-        return
-    trash = folder.with_name(f"{folder.name}.old-{os.getpid()}")
-    os.replace(folder, trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    """Rename a marked folder aside (one atomic step) and delete what the tool wrote in it.
+
+    A half-deleted folder never looks live; an interrupted deletion leaves a ``.old-*`` folder
+    that the next run on this output finishes deleting.
+    """
+    trash = Path(tempfile.mkdtemp(prefix=f"{folder.name}.old-", dir=folder.parent))
+    os.replace(folder, trash)  # over the empty folder mkdtemp made
+    _delete_ours(trash)
 
 
 def _parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
+
+
+def _aside_name(parts_dir: Path) -> re.Pattern[str]:
+    """Names of the folders this tool sets aside beside a parts folder: ``<parts>.new-*`` and ``<parts>.old-*``."""
+    return re.compile(re.escape(parts_dir.name) + r"\.(?:new|old)-[a-z0-9_]{8}")
 
 
 def _final_marker(out: Path) -> Path:
@@ -166,6 +213,12 @@ def check_output(out: str | Path, resume: bool, overwrite: bool) -> str:
     out = Path(out)
     if resume and overwrite:
         raise InputError("give either --resume or --overwrite, not both")
+    parts = _parts_dir(out)
+    if os.path.lexists(parts) and not _is_ours(parts):  # someone else's folder: never used, never deleted
+        raise InputError(
+            f"{parts} exists but was not made by arcface-trt embed (no {MARKER} in it): "
+            "move it away, or choose another --out"
+        )
     lone_npy = fmt == "npy" and out.is_file() and not index_path(out).is_file() and not _parts_dir(out).is_dir()
     if lone_npy and not overwrite:  # someone else's array: never replace it silently
         raise InputError(f"{out} exists without its index {index_path(out).name}: pass --overwrite to replace it")
@@ -198,80 +251,114 @@ class PartStore:
         self.rows_committed = 0
         self._next = 0
         self._seed: Path | None = None  # finished output to copy into part 0 before the first commit
+        self._seed_rows = 0
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
     @contextlib.contextmanager
-    def open(cls, out: str | Path, model_sha256: str, dim: int, resume: bool, overwrite: bool) -> Iterator[PartStore]:
-        """Lock the output and load what a previous run committed (see the module docstring)."""
+    def open(
+        cls,
+        out: str | Path,
+        model_sha256: str,
+        dim: int,
+        resume: bool,
+        overwrite: bool,
+        inputs: Collection[str] | None = None,
+    ) -> Iterator[PartStore]:
+        """Lock the output and load, checked, what a previous run committed (see the module docstring).
+
+        ``inputs``: the run's keys; rows already embedded for keys outside it are refused (None: not checked).
+        """
         store = cls(Path(out), model_sha256, dim)
         store.out.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(store.out.with_name(store.out.name + ".lock")):
-            store._load(resume, overwrite)
+            store._load(resume, overwrite, None if inputs is None else frozenset(inputs))
             yield store
 
-    def _load(self, resume: bool, overwrite: bool) -> None:
+    def _load(self, resume: bool, overwrite: bool, inputs: frozenset[str] | None) -> None:
         check_output(self.out, resume, overwrite)
-        for stale in self.out.parent.glob(f"{glob_escape(self.parts_dir.name)}.*"):
-            if stale.is_dir():  # parts folders renamed aside by an interrupted clean-up or copy
-                shutil.rmtree(stale, ignore_errors=True)
+        aside = _aside_name(self.parts_dir)
+        for entry in self.parts_dir.parent.iterdir():
+            if aside.fullmatch(entry.name) and _is_ours(entry):  # set aside by an interrupted clean-up or copy
+                _delete_ours(entry)
         if self.parts_dir.is_dir():
             if overwrite:
                 _remove_tree(self.parts_dir)
             else:
-                self._load_parts()
+                self._load_parts(inputs)
                 return
         if _final_marker(self.out).is_file() and not overwrite:
-            index = index_path(self.out) if self.format == "npy" else None
-            existing = _existing_rows(self.out, index)
-            self._check_model(existing, self.out)
-            self.done.update(existing.keys)
+            self._seed_rows = self._take(_final_row_groups(self.out, self.format), self.out, inputs)
             self._seed = self.out
 
     def _parts(self) -> list[Path]:
         """Committed parts in commit order."""
-        parts = [p for p in self.parts_dir.iterdir() if _PART.match(p.name)]
-        return sorted(parts, key=lambda p: int(_PART.match(p.name).group(1)))  # type: ignore[union-attr]
+        parts = [p for p in self.parts_dir.iterdir() if _PART.fullmatch(p.name)]
+        return sorted(parts, key=lambda p: int(_PART.fullmatch(p.name).group(1)))  # type: ignore[union-attr]
 
-    def _load_parts(self) -> None:
-        for leftover in self.parts_dir.glob(".*.tmp"):  # a part that was being written when the run died
-            leftover.unlink(missing_ok=True)
+    def _load_parts(self, inputs: frozenset[str] | None) -> None:
+        # A part that was being written when the run died (this run holds the output's lock).
+        remove_stale_temporaries(self.parts_dir, older_than_s=0)
         for part in self._parts():
-            existing = _existing_rows(part)
-            self._check_model(existing, part)
-            self.done.update(existing.keys)
-            self._next = max(self._next, int(_PART.match(part.name).group(1)) + 1)  # type: ignore[union-attr]
+            metadata = _parquet(part, lambda part=part: pq.read_schema(part)).metadata or {}
+            if metadata.get(b"format") != FORMAT_TAG.encode() or ROWS_KEY not in metadata:
+                raise InputError(f"{part} was not written by arcface-trt embed: move it away, or --overwrite")
+            rows = self._take(_row_groups_of(part), part, inputs)
+            if str(rows).encode() != metadata[ROWS_KEY]:
+                raise InputError(
+                    f"{part} holds {rows} rows but was written with {metadata[ROWS_KEY].decode(errors='replace')}: "
+                    "it was changed after the run wrote it; move it away, or --overwrite"
+                )
+            self._next = max(self._next, int(_PART.fullmatch(part.name).group(1)) + 1)  # type: ignore[union-attr]
 
-    def _check_model(self, existing: _Existing, where: Path) -> None:
-        others = existing.model_sha256 - {self.model_sha256}
-        if others or (existing.dim is not None and existing.dim != self.dim):
-            raise InputError(
-                f"{where} was written with another model (sha256 {sorted(others or existing.model_sha256)[0][:12]}...,"
-                f" now {self.model_sha256[:12]}...): use another --out, or --overwrite"
-            )
+    def _take(self, tables: Iterable[Any], where: Path, inputs: frozenset[str] | None) -> int:
+        """Check rows a run already embedded (a part, a finished output) and count their keys done; rows read.
+
+        Refused, naming ``where``: another model or embedding size, a key seen before (in this
+        file or an earlier part), a key the input does not list, a NaN or infinite embedding.
+        """
+        rows = 0
+        for table in tables:
+            others = set(table.column("model_sha256").unique().to_pylist()) - {self.model_sha256}
+            if others or table.column("embedding").type.list_size != self.dim:
+                seen = sorted(others or {self.model_sha256})[0]
+                raise InputError(
+                    f"{where} was written with another model (sha256 {str(seen)[:12]}..., dim "
+                    f"{table.column('embedding').type.list_size}; now {self.model_sha256[:12]}..., dim {self.dim}): "
+                    "use another --out, or --overwrite"
+                )
+            for key in table.column("path").to_pylist():
+                if key in self.done:
+                    raise InputError(f"{where} repeats {short_repr(key)}, embedded already: --overwrite to start again")
+                if inputs is not None and key not in inputs:
+                    raise InputError(
+                        f"{where} holds {short_repr(key)}, which this input does not list: "
+                        "resume with the input of that run, or use another --out, or --overwrite"
+                    )
+                self.done.add(key)
+            if not np.isfinite(embeddings_of(table)).all():
+                raise InputError(f"{where} holds NaN or infinite embeddings: --overwrite to embed again")
+            rows += table.num_rows
+        return rows
 
     # -- writing ----------------------------------------------------------------------------
     def _part_path(self, number: int) -> Path:
         return self.parts_dir / f"part-{number:06d}.parquet"
 
     def _start_parts(self) -> None:
-        """Create the parts folder; when resuming a finished output, with that output as part 0."""
+        """Create the marked parts folder (built aside, renamed into place); a resumed finished output is part 0."""
         if self.parts_dir.is_dir():
             return
-        if self._seed is None:
-            self.parts_dir.mkdir(parents=True)
-            return
-        building = self.parts_dir.with_name(f"{self.parts_dir.name}.new-{os.getpid()}")
-        shutil.rmtree(building, ignore_errors=True)
-        building.mkdir(parents=True)
-        with atomic_writer(building / self._part_path(0).name) as handle:
-            writer = pq.ParquetWriter(handle, schema(self.dim))
-            for table in _final_row_groups(self.out, self.format):
-                writer.write_table(table)
-            writer.close()
+        building = _new_parts_folder(self.parts_dir.parent, f"{self.parts_dir.name}.new-")
+        if self._seed is not None:
+            with atomic_writer(building / self._part_path(0).name) as handle:
+                writer = pq.ParquetWriter(handle, schema(self.dim, rows=self._seed_rows))
+                for table in _final_row_groups(self.out, self.format):
+                    writer.write_table(table)
+                writer.close()
+            self._next = 1
+            self._seed = None
         os.replace(building, self.parts_dir)
-        self._next = 1
-        self._seed = None
 
     def commit(self, keys: list[str], embeddings: np.ndarray, backend: str, precision: str) -> None:
         """Write one chunk as a new part, atomically; its keys count as done from now on."""
@@ -293,7 +380,7 @@ class PartStore:
         if not self.parts_dir.is_dir():
             if self._seed is not None:  # resumed a finished output and found nothing to add
                 return len(self.done)
-            self.parts_dir.mkdir(parents=True)  # nothing embedded at all: still write a valid (empty) output
+            self._start_parts()  # nothing embedded at all: still write a valid (empty) output
         parts = self._parts()
         rows = self._merge_parquet(parts) if self.format == "parquet" else self._merge_npy(parts)
         _remove_tree(self.parts_dir)
@@ -333,15 +420,18 @@ class PartStore:
         return rows
 
 
-def glob_escape(name: str) -> str:
-    """Escape glob metacharacters in a file name."""
-    return re.sub(r"([*?\[])", r"[\1]", name)
+def _parquet(path: Path, read: Any) -> Any:
+    """``read()`` of an output file the run did not just write; a foreign or damaged file is an InputError."""
+    try:
+        return read()
+    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError/... for foreign or damaged files
+        raise InputError(f"cannot read {path} as embed output: {' '.join(str(exc).split())}") from None
 
 
 def _row_groups_of(part: Path) -> Iterator[Any]:
-    handle = pq.ParquetFile(part)
+    handle = _parquet(part, lambda: pq.ParquetFile(part))
     for i in range(handle.num_row_groups):
-        yield handle.read_row_group(i)
+        yield _parquet(part, lambda i=i: handle.read_row_group(i))
 
 
 def _final_row_groups(out: Path, fmt: str) -> Iterator[Any]:
@@ -349,9 +439,13 @@ def _final_row_groups(out: Path, fmt: str) -> Iterator[Any]:
     if fmt == "parquet":
         yield from _row_groups_of(out)
         return
-    embeddings = np.load(out, mmap_mode="r", allow_pickle=False)
+    embeddings = _parquet(out, lambda: np.load(out, mmap_mode="r", allow_pickle=False))
+    index = index_path(out)
+    rows = _parquet(index, lambda: pq.ParquetFile(index).metadata.num_rows)
+    if embeddings.ndim != 2 or len(embeddings) != rows:
+        raise InputError(f"{out} has shape {embeddings.shape} but {index.name} lists {rows} rows")
     start = 0
-    for table in _row_groups_of(index_path(out)):
+    for table in _row_groups_of(index):
         end = start + table.num_rows
         emb = np.asarray(embeddings[start:end], dtype=np.float32)
         column = pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), pa.float32()), emb.shape[1])

@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from arcface_trt.errors import InputError
 from arcface_trt.fileio import write_bytes_atomic
 from arcface_trt.lazy import lazy_import
-from arcface_trt.model.inspect import ModelInfo, load_onnx
+from arcface_trt.model.inspect import ModelInfo, load_onnx, serialize_model
 
 onnx = lazy_import("onnx")
 
@@ -59,11 +58,7 @@ def make_batch_dynamic(src: str | Path, dst: str | Path, dim_name: str = BATCH_D
     del graph.value_info[:]
     _fix_reshapes(graph)
     dst = Path(dst)
-    try:
-        data = model.SerializeToString()
-    except ValueError as exc:  # protobuf refuses > 2 GiB
-        raise InputError(f"{src}: cannot rewrite the batch dimension ({exc})") from None
-    write_bytes_atomic(dst, data)
+    write_bytes_atomic(dst, serialize_model(model, src, "rewrite the batch dimension"))
     return dst
 
 

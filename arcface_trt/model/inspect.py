@@ -3,15 +3,21 @@
 Mean/std follow InsightFace's ``ArcFaceONNX`` rule: a model whose first eight nodes
 include both a ``Sub``/``_minus`` and a ``Mul``/``_mul`` node normalises inside the
 graph (mean 0, std 1); any other model takes ``(x - 127.5) / 127.5``.
+
+A model saved with external data (``onnx.save(..., save_as_external_data=True)``) is the
+``.onnx`` file plus its data files: its sha256 (engine keys, manifests, embed outputs) covers
+both, and its data files are read only where onnx allows (inside the model's folder).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arcface_trt.errors import InputError
+from arcface_trt.errors import InputError, first_line
 from arcface_trt.fileio import sha256_file
 from arcface_trt.lazy import lazy_import
 from arcface_trt.records import Record
@@ -34,9 +40,12 @@ class ModelInfo(Record):
     output_dtype: str
     input_mean: float
     input_std: float
+    #: sha256 of the model: of the ``.onnx`` file, or with external data of the file and its data files.
     sha256: str
     #: True when the batch dimension is symbolic (dynamic), False when fixed.
     dynamic_batch: bool
+    #: The external data files the model reads (relative to its folder); empty when its weights are inline.
+    external_data: tuple[str, ...] = ()
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -64,22 +73,87 @@ def mean_std_from_graph(graph: Any) -> tuple[float, float]:
     return (0.0, 1.0) if has_sub and has_mul else (127.5, 127.5)
 
 
-def load_onnx(path: str | Path) -> Any:
-    """Load an ONNX model, turning a missing or unparsable file into :class:`InputError`."""
-    path = Path(path)
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor of ``graph`` that may keep its data in a file: initializers and attribute tensors, subgraphs too."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _tensors(subgraph)
+
+
+def external_data_files(model: Any) -> tuple[str, ...]:
+    """The data files a model loaded without its external data refers to (sorted, each once)."""
+    external = onnx.TensorProto.EXTERNAL
+    return tuple(
+        sorted(
+            {
+                entry.value
+                for tensor in _tensors(model.graph)
+                if tensor.data_location == external
+                for entry in tensor.external_data
+                if entry.key == "location"
+            }
+        )
+    )
+
+
+def _load(path: Path) -> tuple[Any, tuple[str, ...]]:
+    """The model with its external data loaded, and the names of its data files."""
     if not path.exists():
         raise InputError(f"ONNX model not found: {path}")
     if not path.is_file():
         raise InputError(f"ONNX model path is not a file: {path}")
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except PermissionError:
         raise InputError(f"ONNX model is not readable: {path}") from None
     except Exception as exc:  # onnx raises DecodeError, ValueError, RuntimeError... on bad files
         raise InputError(f"not a valid ONNX model: {path} ({type(exc).__name__})") from None
     if not model.graph.node:
         raise InputError(f"not a valid ONNX model: {path} (empty graph)")
-    return model
+    files = external_data_files(model)
+    if files:
+        try:
+            # onnx refuses a location outside the model's folder (ValidationError) and says why.
+            onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+        except Exception as exc:  # ValidationError, FileNotFoundError, OSError, ValueError...
+            reason = f"{type(exc).__name__}: {first_line(exc)}"
+            raise InputError(f"cannot read the external data of ONNX model {path} ({reason})") from None
+    return model, files
+
+
+def load_onnx(path: str | Path) -> Any:
+    """Load an ONNX model with its external data, turning a missing or unparsable one into :class:`InputError`."""
+    return _load(Path(path))[0]
+
+
+def serialize_model(model: Any, src: str | Path, purpose: str) -> bytes:
+    """``model`` as bytes with every weight inline; InputError naming ``purpose`` past protobuf's 2 GiB limit."""
+    try:
+        return model.SerializeToString()
+    except ValueError as exc:  # protobuf refuses messages over 2 GiB
+        raise InputError(f"{src}: cannot {purpose}: the model is over protobuf's 2 GiB ({first_line(exc)})") from None
+
+
+def model_sha256(path: Path, external_data: tuple[str, ...] = ()) -> str:
+    """The model's identity: the ``.onnx`` file's sha256, or with external data a sha256 over it and its data files.
+
+    With data files: sha256 of the file's hex digest, then for each data file (sorted) a NUL,
+    its name, a NUL and its hex digest, so changing, renaming or adding a weights file changes it.
+    """
+    own = sha256_file(path)
+    if not external_data:
+        return own
+    digest = hashlib.sha256(own.encode())
+    for name in external_data:
+        digest.update(b"\0" + name.encode() + b"\0" + sha256_file(path.parent / name).encode())
+    return digest.hexdigest()
 
 
 def inspect_model(path: str | Path) -> ModelInfo:
@@ -89,7 +163,7 @@ def inspect_model(path: str | Path) -> ModelInfo:
     112 and a multiple of 16 (InsightFace's routing rule), and one 2-D output ``[N, D]``.
     """
     path = Path(path)
-    model = load_onnx(path)
+    model, external_data = _load(path)
     graph = model.graph
     initializers = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
@@ -129,6 +203,7 @@ def inspect_model(path: str | Path) -> ModelInfo:
         output_dtype=_dtype(graph.output[0], path),
         input_mean=mean,
         input_std=std,
-        sha256=sha256_file(path),
+        sha256=model_sha256(path, external_data),
         dynamic_batch=not isinstance(shape[0], int),
+        external_data=external_data,
     )

@@ -28,8 +28,9 @@ from arcface_trt.artifacts.cache import ArtifactCache
 from arcface_trt.artifacts.key import EngineKey, Variant
 from arcface_trt.artifacts.manifest import CpuManifest, utc_now
 from arcface_trt.errors import InputError, first_line
+from arcface_trt.fileio import write_bytes_atomic
 from arcface_trt.lazy import lazy_import
-from arcface_trt.model.inspect import inspect_model
+from arcface_trt.model.inspect import external_data_files, inspect_model, load_onnx, serialize_model
 from arcface_trt.paths import engine_cache_root
 from arcface_trt.precision import fp16, int8
 from arcface_trt.precision.int8 import CalibrationSettings
@@ -37,6 +38,7 @@ from arcface_trt.precision.plan import TRANSFORM_FP16, TRANSFORM_QUANTIZE, Preci
 from arcface_trt.version import __version__
 
 ort = lazy_import("onnxruntime")
+onnx = lazy_import("onnx")
 
 log = logging.getLogger("arcface_trt")
 
@@ -111,8 +113,13 @@ def ensure_cpu_engine(
     required = {k: v for k, v in expected.items() if calibration is not None or k != "calibration"}
     cache = ArtifactCache(engine_cache_root(cache_dir))
     key = EngineKey.cpu(info.name, precision, Variant.of(plan.recipe))
+    # A valid engine is served without the lock (a read-only cache works); only a build takes it.
+    lookup = cache.lookup(key, required)
+    if lookup.hit and not force:
+        log.debug("CPU engine cache hit: %s", lookup.path)
+        return CpuEngine(lookup.path, lookup.manifest_path, lookup.manifest, built=False)
     with cache.lock(key):
-        # Looked up under the lock: a build that finished meanwhile is a hit.
+        # Looked up again under the lock: a build that finished meanwhile is a hit.
         lookup = cache.lookup(key, required)
         if lookup.hit and not force:
             log.debug("CPU engine cache hit: %s", lookup.path)
@@ -120,7 +127,9 @@ def ensure_cpu_engine(
         reasons = ["rebuild forced", *lookup.reasons] if force else list(lookup.reasons)
         log.info("building CPU engine %s (%s)", key.name, "; ".join(reasons))
         started = time.perf_counter()
-        data = _transform_and_optimize(Path(onnx_path), plan, calibration or CalibrationSettings())
+        data = _transform_and_optimize(
+            Path(onnx_path), plan, calibration or CalibrationSettings(), inline=bool(info.external_data)
+        )
         manifest = CpuManifest(
             **expected,
             model=info.name,
@@ -138,19 +147,30 @@ def ensure_cpu_engine(
         return CpuEngine(path, cache.manifest_path(key), manifest, built=True, rebuild_reasons=tuple(reasons))
 
 
-def _transform_and_optimize(src: Path, plan: PrecisionPlan, calibration: CalibrationSettings) -> bytes:
-    """The plan's transform of ``src``, then ONNX Runtime's saved optimisations: the engine's bytes."""
+def _transform_and_optimize(src: Path, plan: PrecisionPlan, calibration: CalibrationSettings, inline: bool) -> bytes:
+    """The plan's transform of ``src``, then ONNX Runtime's saved optimisations: the engine's bytes.
+
+    The engine is self-contained: the transforms write their result with every weight inline,
+    and an untransformed model with external data (``inline``) is first inlined too (ONNX Runtime would
+    otherwise save references to the source's data files, to be resolved in the cache folder).
+    """
     with tempfile.TemporaryDirectory(prefix="arcface-trt-cpu-") as tmp:
         transformed = Path(tmp) / f"{plan.precision}.onnx"
         if plan.transform == TRANSFORM_FP16:
             fp16.convert_to_fp16(src, transformed, plan.keep_fp32_nodes)
         elif plan.transform == TRANSFORM_QUANTIZE:
             int8.quantize_int8(src, transformed, calibration)
+        elif inline:
+            write_bytes_atomic(transformed, serialize_model(load_onnx(src), src, "inline its external data"))
         else:
             transformed = src
         optimized = Path(tmp) / "optimized.onnx"
         optimize_for_cpu(transformed, optimized)
-        return optimized.read_bytes()
+        data = optimized.read_bytes()
+    leftover = external_data_files(onnx.load_model_from_string(data))
+    if leftover:  # never cache an engine that reads files beside it
+        raise InputError(f"the CPU engine of {src} still refers to external data ({', '.join(leftover)})")
+    return data
 
 
 def optimize_for_cpu(src: Path, dst: Path) -> Path:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -25,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from arcface_trt.artifacts.cache import ArtifactCache
-from arcface_trt.artifacts.key import EngineKey
-from arcface_trt.artifacts.manifest import Manifest
+from arcface_trt.artifacts.key import EngineKey, check_model_name
+from arcface_trt.artifacts.manifest import MAX_MANIFEST_BYTES, Manifest
 from arcface_trt.config import TensorrtSection
 from arcface_trt.errors import InputError, StoreError
-from arcface_trt.fileio import atomic_writer, write_bytes_atomic
-from arcface_trt.store.s3 import DownloadDropped, ObjectInfo, S3Store, StoreSettings
+from arcface_trt.fileio import atomic_writer, read_regular_file, write_text_atomic
+from arcface_trt.store.s3 import DownloadDropped, ObjectInfo, ObjectTooLarge, S3Store, StoreSettings
 
 #: Whole-download attempts when the connection drops mid-body (each restarts the temp file).
 DOWNLOAD_ATTEMPTS = 2
@@ -119,7 +118,7 @@ def fetch(settings: TensorrtSection, key: EngineKey, cache: ArtifactCache, force
     started = time.perf_counter()
     store = open_store(settings)
     plan_uri = store.settings.uri(key.relpath)
-    manifest_raw = store.get_bytes(key.manifest_relpath)
+    manifest_raw = store.get_bytes(key.manifest_relpath, MAX_MANIFEST_BYTES)
     if manifest_raw is None:
         raise _missing_error(store, key)
     remote = _parse_manifest(manifest_raw, store.settings.uri(key.manifest_relpath))
@@ -133,7 +132,7 @@ def fetch(settings: TensorrtSection, key: EngineKey, cache: ArtifactCache, force
     if current and not force:
         sha, size, attempts = remote.plan_sha256, plan_path.stat().st_size, 0
     else:
-        sha, size, attempts = _download_into(store, key, cache, remote.plan_sha256, manifest_raw)
+        sha, size, attempts = _download_into(store, key, cache, remote)
     return FetchResult(
         key=key,
         plan_path=plan_path,
@@ -147,20 +146,21 @@ def fetch(settings: TensorrtSection, key: EngineKey, cache: ArtifactCache, force
     )
 
 
-def _download_into(
-    store: S3Store, key: EngineKey, cache: ArtifactCache, want_sha: str, manifest_raw: bytes
-) -> tuple[str, int, int]:
-    """Download the plan of ``key`` into ``cache`` with its manifest; (sha256, bytes, attempts).
+def _download_into(store: S3Store, key: EngineKey, cache: ArtifactCache, remote: Manifest) -> tuple[str, int, int]:
+    """Download the plan of ``key`` into ``cache`` with its (validated) manifest; (sha256, bytes, attempts).
 
-    The plan streams into a temporary file, is checked against ``want_sha``, then renamed into
-    place and its manifest written, both under the key's lock; any failure leaves the cache as it was.
+    The plan streams into a temporary file, no longer than the manifest's ``plan_bytes``, is
+    checked against its ``plan_sha256``, then renamed into place and the manifest written (as
+    parsed, so the cache holds only what was checked), both under the key's lock; any failure
+    leaves the cache as it was.
     """
     plan_path = cache.path(key)
     plan_uri = store.settings.uri(key.relpath)
+    want_sha = remote.plan_sha256
     try:
         with _remove_new_folders(plan_path.parent), ExitStack() as locked:
             with atomic_writer(plan_path) as handle:
-                sha, size, attempts = _download_plan(store, key, handle)
+                sha, size, attempts = _download_plan(store, key, handle, remote.plan_bytes)
                 if sha != want_sha:
                     raise StoreError(
                         f"sha256 mismatch: {plan_uri} has sha256 {sha[:16]}... but its manifest says "
@@ -170,7 +170,7 @@ def _download_into(
                 # Rename the plan and write its manifest under the key's lock, so a build or
                 # another fetch never sees this plan beside another manifest.
                 locked.enter_context(cache.lock(key))
-            write_bytes_atomic(cache.manifest_path(key), manifest_raw)
+            write_text_atomic(cache.manifest_path(key), remote.to_json())
     except OSError as exc:
         raise StoreError(f"cannot write to the engine cache {cache.root}: {exc.strerror or exc}") from None
     return sha, size, attempts
@@ -189,12 +189,12 @@ def store_fetcher(settings: TensorrtSection) -> Callable[[EngineKey, ArtifactCac
     return fetch_into_cache
 
 
-def _download_plan(store: S3Store, key: EngineKey, handle: Any) -> tuple[str, int, int]:
+def _download_plan(store: S3Store, key: EngineKey, handle: Any, plan_bytes: int | None) -> tuple[str, int, int]:
     """Stream the plan into ``handle``; a dropped connection restarts it (``DOWNLOAD_ATTEMPTS`` in all)."""
     attempt = 1
     while True:
         try:
-            sha, size = store.download(key.relpath, handle)
+            sha, size = store.download(key.relpath, handle, plan_bytes)
             return sha, size, attempt
         except DownloadDropped:
             if attempt >= DOWNLOAD_ATTEMPTS:
@@ -224,10 +224,9 @@ def _remove_new_folders(folder: Path) -> Iterator[None]:
 
 
 def _parse_manifest(raw: bytes, where: str) -> Manifest:
+    """A store manifest, checked by the one manifest parser; every problem is a StoreError (a store-side fault)."""
     try:
-        return Manifest.from_dict(json.loads(raw.decode("utf-8")), where)
-    except (UnicodeDecodeError, ValueError):
-        raise StoreError(f"{where} is not a JSON manifest") from None
+        return Manifest.from_json(raw, where)
     except InputError as exc:
         raise StoreError(str(exc)) from None
 
@@ -284,17 +283,19 @@ def push_plan(settings: TensorrtSection, plan_path: Path, overwrite: bool = Fals
         raise InputError(
             f"{plan_path} has no manifest beside it ({manifest_path.name}); a plan is pushed with its manifest"
         )
-    try:
-        manifest_raw = manifest_path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {manifest_path}: {exc.strerror or exc}") from None
-    manifest = Manifest.read(manifest_path)
+    manifest_raw = read_regular_file(manifest_path, MAX_MANIFEST_BYTES, "manifest")
+    manifest = Manifest.from_json(manifest_raw, str(manifest_path))
     key = manifest.key
     sha, md5, size = _digests(plan_path)
     if sha != manifest.plan_sha256:
         raise InputError(
             f"{plan_path} has sha256 {sha[:16]}... but its manifest says {manifest.plan_sha256[:16]}...: "
             "the plan or the manifest was changed; rebuild it"
+        )
+    if manifest.plan_bytes not in (None, size):
+        raise InputError(
+            f"{plan_path} has {size:,} bytes but its manifest says {manifest.plan_bytes:,}: "
+            "the manifest was changed; rebuild the plan"
         )
     store = open_store(settings)
     record: dict[str, Any] = {
@@ -310,7 +311,10 @@ def push_plan(settings: TensorrtSection, plan_path: Path, overwrite: bool = Fals
         "uploaded": False,
         "replaced": False,
     }
-    remote_raw = store.get_bytes(key.manifest_relpath)
+    try:
+        remote_raw = store.get_bytes(key.manifest_relpath, MAX_MANIFEST_BYTES)
+    except ObjectTooLarge:
+        remote_raw = b""  # unreadable, like a malformed one
     if remote_raw is not None:
         try:
             remote_sha: str | None = _parse_manifest(remote_raw, record["manifest_uri"]).plan_sha256
@@ -321,9 +325,10 @@ def push_plan(settings: TensorrtSection, plan_path: Path, overwrite: bool = Fals
         # A stored manifest naming this very plan over missing or damaged plan bytes is repaired
         # without --overwrite: the result is what that manifest already promises.
         if remote_sha != sha and not overwrite:
+            there = f"sha256 {remote_sha[:16]}..." if remote_sha else "a manifest that cannot be read"
             raise StoreError(
-                f"{record['plan_uri']} already holds a different plan (sha256 {str(remote_sha)[:16]}... there, "
-                f"{sha[:16]}... here); pass --overwrite to replace it"
+                f"{record['plan_uri']} already holds a different plan ({there} there, "
+                f"sha256 {sha[:16]}... here); pass --overwrite to replace it"
             )
         record["replaced"] = True
     # Plan first, manifest last: a manifest in the store always means a complete plan.
@@ -373,7 +378,9 @@ def _listing_order(key: EngineKey) -> tuple[str, str, str, str, str]:
 
 
 def list_engines(settings: TensorrtSection, model: str | None = None) -> list[StoreEntry]:
-    """What the configured store holds (optionally only for ``model``)."""
+    """What the configured store holds (optionally only for ``model``, which must be a valid model name)."""
+    if model is not None:
+        check_model_name(model)
     entries = list_entries_from(open_store(settings))
     return [e for e in entries if model is None or e.model == model]
 

@@ -2,8 +2,8 @@
 
 Credentials come only from boto3's own chain (environment, shared files, profile,
 instance role) and never appear in a message: errors are built from the S3 error
-code, the bucket/key and the endpoint (with any ``user:password@`` part removed),
-and every message is scrubbed of the credential values as a last guard.
+code, the bucket/key and the endpoint, and every message goes through
+:func:`arcface_trt.redact.redact` (URL credentials, the credential values in use).
 
 Every call is bounded: connect and read timeouts plus a fixed number of attempts
 (botocore's "standard" retry mode, which also retries dropped connections), so an
@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from arcface_trt.config import TensorrtSection
-from arcface_trt.errors import StoreError
+from arcface_trt.errors import StoreError, short_repr
 from arcface_trt.lazy import lazy_import
+from arcface_trt.redact import redact
 from arcface_trt.version import __version__
 
 boto3 = lazy_import("boto3")
@@ -63,6 +64,17 @@ class DownloadDropped(StoreError):
     """The connection broke while a download was streaming (the caller may try again)."""
 
 
+class ObjectTooLarge(StoreError):
+    """An object is larger than what may be read of it (its body was not read)."""
+
+
+def _size_mismatch(uri: str, what: str, expected_bytes: int | None) -> StoreError:
+    said = f"its manifest says {expected_bytes:,}" if expected_bytes is not None else "its Content-Length said less"
+    return StoreError(
+        f"size mismatch: {uri} {what} but {said} (corrupt or replaced object); it was not kept, the cache is unchanged"
+    )
+
+
 def _env(*names: str) -> str | None:
     for name in names:
         value = os.environ.get(name, "").strip()
@@ -71,18 +83,34 @@ def _env(*names: str) -> str | None:
     return None
 
 
-def redact_url(url: str) -> str:
-    """``https://user:secret@host:9000/x`` -> ``https://host:9000/x`` (never print userinfo)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+def check_endpoint(endpoint: str) -> str:
+    """``endpoint`` when it is an ``http(s)://host[:port]`` URL, else a StoreError (shown without credentials).
+
+    ``urlsplit`` raises ValueError for an unclosed IPv6 bracket and an out-of-range port: both
+    are a one-line error here, never a traceback.
+    """
+    try:
+        parts = urlsplit(endpoint)
+        parts.port  # noqa: B018 - validates the port (ValueError when it is not 0..65535)
+    except ValueError as exc:
+        raise StoreError(f"S3 endpoint {redact(endpoint)!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in endpoint):
+        raise StoreError(f"S3 endpoint must look like http(s)://host[:port], got {redact(endpoint)!r}")
+    return endpoint
 
 
 def normalize_prefix(prefix: str | None) -> str:
-    """``"engines"``, ``"/engines/"`` -> ``"engines/"``; empty means the bucket root."""
-    cleaned = (prefix or "").strip().strip("/")
-    return f"{cleaned}/" if cleaned else ""
+    """``"engines"``, ``"/engines/"`` -> ``"engines/"``; ``"team//engines"`` -> ``"team/engines/"``; empty: the root.
+
+    A ``.`` or ``..`` segment or a control character is a StoreError: a server that normalises
+    path-style URLs would resolve ``../`` into another bucket.
+    """
+    segments = [s for s in (prefix or "").strip().split("/") if s]
+    if any(s in (".", "..") for s in segments) or any(not c.isprintable() for s in segments for c in s):
+        raise StoreError(
+            f"engine store prefix {short_repr(prefix)} may not hold '.' or '..' segments or control characters"
+        )
+    return "".join(f"{s}/" for s in segments)
 
 
 @dataclass(frozen=True)
@@ -110,13 +138,12 @@ class StoreSettings:
             )
         if "/" in bucket:
             raise StoreError(
-                f"engine bucket must be a bucket name, got {bucket!r} (put folders in tensorrt.engine_s3_prefix)"
+                f"engine bucket must be a bucket name, got {short_repr(bucket)} "
+                "(put folders in tensorrt.engine_s3_prefix)"
             )
         endpoint = (section.engine_s3_endpoint_url or "").strip() or _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
         if endpoint:
-            parts = urlsplit(endpoint)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise StoreError(f"S3 endpoint must look like http(s)://host[:port], got {redact_url(endpoint)!r}")
+            check_endpoint(endpoint)
         region = (section.engine_s3_region or "").strip() or _env("AWS_REGION", "AWS_DEFAULT_REGION")
         return cls(
             bucket=bucket, prefix=normalize_prefix(section.engine_s3_prefix), endpoint_url=endpoint, region=region
@@ -134,7 +161,7 @@ class StoreSettings:
     def endpoint_label(self) -> str:
         """The endpoint as it may be printed."""
         if self.endpoint_url:
-            return redact_url(self.endpoint_url)
+            return redact(self.endpoint_url)
         return f"AWS S3 ({self.region})" if self.region else "AWS S3"
 
 
@@ -188,8 +215,11 @@ class S3Store:
     # -- error mapping -------------------------------------------------------------------------
 
     def _secrets(self, exc: BaseException) -> list[str]:
-        """Credential values to scrub from a message about ``exc``."""
-        values = [os.environ.get(n, "") for n in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")]
+        """The session's credential values (profile files, roles) to scrub from a message about ``exc``.
+
+        The environment's credential variables and URL credentials are :func:`redact`'s own.
+        """
+        values: list[str] = []
         session = getattr(self, "_session", None)
         # With no credentials found, asking again would only walk the provider chain a second time.
         if session is not None and not isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
@@ -200,14 +230,11 @@ class S3Store:
                 frozen = None
             if frozen is not None:
                 values += [frozen.secret_key or "", frozen.token or "", frozen.access_key or ""]
-        return [v for v in values if len(v) >= 4]
+        return values
 
     def _error(self, exc: BaseException, action: str, uri: str) -> StoreError:
         """Map a botocore exception to one line that names what failed and where, without any credential."""
-        message = self._describe(exc, action, uri)
-        for secret in self._secrets(exc):
-            message = message.replace(secret, "***")
-        return StoreError(message)
+        return StoreError(redact(self._describe(exc, action, uri), self._secrets(exc)))
 
     def _describe(self, exc: BaseException, action: str, uri: str) -> str:
 
@@ -286,22 +313,39 @@ class S3Store:
             metadata=dict(response.get("Metadata") or {}),
         )
 
-    def get_bytes(self, relpath: str) -> bytes | None:
-        """A small object's content (a manifest); None when it does not exist."""
+    def get_bytes(self, relpath: str, max_bytes: int) -> bytes | None:
+        """A small object's content (a manifest) of at most ``max_bytes``; None when it does not exist.
+
+        A larger object is refused from its Content-Length, before its body is read; a server
+        that sends more than it announced is cut off after ``max_bytes + 1`` bytes.
+        """
         uri = self.settings.uri(relpath)
         try:
             response = self.client.get_object(Bucket=self.settings.bucket, Key=self.settings.object_key(relpath))
-            return response["Body"].read()
         except (bx.BotoCoreError, bx.ClientError) as exc:
             if self._is_not_found(exc):
                 return None
             raise self._error(exc, "download", uri) from None
+        body = response["Body"]
+        try:
+            size = response.get("ContentLength")
+            data = b"" if size is not None and int(size) > max_bytes else body.read(max_bytes + 1)
+        except (bx.BotoCoreError, urllib3_exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
+            raise self._error(exc, "download", uri) from None
+        finally:
+            body.close()
+        if (size is not None and int(size) > max_bytes) or len(data) > max_bytes:
+            raise ObjectTooLarge(f"{uri} is larger than {max_bytes:,} bytes, the most it may be; it was not read")
+        return data
 
-    def download(self, relpath: str, handle: BinaryIO) -> tuple[str, int]:
+    def download(self, relpath: str, handle: BinaryIO, expected_bytes: int | None = None) -> tuple[str, int]:
         """Stream an object into ``handle``; returns (sha256 hex, bytes).
 
-        A connection that breaks mid-body raises :class:`DownloadDropped` (botocore does not
-        retry a body that is already streaming); a missing object raises a not-found StoreError.
+        With ``expected_bytes`` (the manifest's ``plan_bytes``) an object of another size is
+        refused from its Content-Length before its body is read, and a body that runs longer is
+        cut off there. A connection that breaks mid-body raises :class:`DownloadDropped`
+        (botocore does not retry a body that is already streaming); a missing object raises a
+        not-found StoreError.
         """
         uri = self.settings.uri(relpath)
         try:
@@ -310,8 +354,11 @@ class S3Store:
             raise self._error(exc, "download", uri) from None
         expected = response.get("ContentLength")
         body = response["Body"]
+        limit = expected_bytes if expected_bytes is not None else expected
         digest, received = hashlib.sha256(), 0
         try:
+            if expected_bytes is not None and expected is not None and int(expected) != expected_bytes:
+                raise _size_mismatch(uri, f"is {int(expected):,} bytes", expected_bytes)
             while True:
                 try:
                     chunk = body.read(CHUNK_BYTES)
@@ -322,9 +369,11 @@ class S3Store:
                     ) from None
                 if not chunk:
                     break
+                received += len(chunk)
+                if limit is not None and received > int(limit):
+                    raise _size_mismatch(uri, f"sent more than {int(limit):,} bytes", expected_bytes)
                 handle.write(chunk)
                 digest.update(chunk)
-                received += len(chunk)
         finally:
             body.close()
         if expected is not None and received != int(expected):
@@ -332,6 +381,8 @@ class S3Store:
                 f"connection dropped while downloading {uri} ({received} of {expected} bytes received); "
                 "nothing was written to the cache: run the command again"
             )
+        if expected_bytes is not None and received != expected_bytes:  # a server that sent no Content-Length
+            raise _size_mismatch(uri, f"ended after {received:,} bytes", expected_bytes)
         return digest.hexdigest(), received
 
     def put_file(self, relpath: str, path: Path, metadata: dict[str, str], content_type: str) -> None:

@@ -78,6 +78,15 @@ def test_recipe_hash_follows_the_options() -> None:
         "trt10.16/.hidden-fp16-sm90.plan",
         "trt10.16/-fp16-sm90.plan",
         "trt10.16/timing-sm90.cache",
+        # a newline anywhere (a pattern ending in "$" alone would let a trailing one through)
+        "trt10.16/ok\n-fp16-sm90.plan",
+        "trt10.16/m-fp16-keep\n-deadbeef-sm90.plan",
+        "trt10.16/m-fp16-keep-deadbeef\n-sm90.plan",
+        "trt10.16\n/m-fp16-sm90.plan",
+        "trt10.16/m-fp16-sm90\n.plan",
+        "trt10.16/m-fp16-sm90.plan\n",
+        "trt10.16/[/bad]-fp16-sm90.plan",
+        "trt10.16/a\x1b[31m-fp16-sm90.plan",
     ],
 )
 def test_other_names_are_not_engines(relpath: str) -> None:
@@ -103,6 +112,9 @@ def test_invalid_keys_are_refused() -> None:
 
 def test_dry_run_names_come_from_the_same_function() -> None:
     assert engine_stem("m", "fp16", KEEP, "sm<arch>") == f"m-fp16-keep-{KEEP.recipe}-sm<arch>"
+    for bad in ("../../evil", "a/b/c", "ok\n", ".hidden", "a b", "[/bad]", ""):
+        with pytest.raises(InputError, match="model name"):
+            engine_stem(bad, "fp16", Variant(), "sm<arch>")  # a dry run refuses what a build refuses
     assert EngineKey("m", "fp16", "sm90", "10.16", KEEP).stem == engine_stem("m", "fp16", KEEP, "sm90")
 
 

@@ -65,7 +65,7 @@ def test_manifest_round_trip_and_required_fields(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="lacks plan_sha256"):
         Manifest.from_dict(data)
     path.write_text("{not json")
-    with pytest.raises(InputError, match="cannot read manifest"):
+    with pytest.raises(InputError, match="not a JSON manifest"):
         Manifest.read(path)
 
 
@@ -144,3 +144,40 @@ def test_plans_and_cpu_engines_share_one_cache(tmp_path: Path) -> None:
     # A manifest of the wrong kind does not parse as the other kind.
     (tmp_path / "cpu" / "m-int8-cpu.json").write_text(plan_manifest.to_json())
     assert "manifest lacks" in cache.lookup(cpu_key, {}).reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"keep_fp32_nodes": [1, 2]}, "'keep_fp32_nodes' must be list[str] | None, got [1, 2]"),
+        ({"calibration": ["samples"]}, "'calibration' must be dict[str, Any] | None"),
+        ({"engine_bytes": True}, "'engine_bytes' must be a size in bytes"),
+        ({"engine_sha256": "A" * 64}, "'engine_sha256' must be a sha256 hex digest"),
+        ({"model": "a/b"}, "malformed manifest (model name 'a/b'"),
+        ({"precision_plan": {"a": {"b": {"c": [[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]}}}}, "nests deeper than 16 levels"),
+        ({"format": "x" * 10_000}, None),  # a long string of the right type is data, not an error
+    ],
+)
+def test_cpu_manifests_are_checked_by_the_same_parser(changes: dict, message: str | None, tmp_path: Path) -> None:
+    data = {**_cpu_manifest(b"onnx").to_dict(), **changes}
+    if message is None:
+        assert CpuManifest.from_dict(data).format == "x" * 10_000
+        return
+    with pytest.raises(InputError) as refused:
+        CpuManifest.from_dict(data, "cpu/m-int8-cpu.json")
+    assert str(refused.value).startswith("cpu/m-int8-cpu.json: ") and message in str(refused.value)
+    assert len(str(refused.value)) < 300
+
+
+def test_cache_manifests_are_read_bounded(tmp_path: Path) -> None:
+    import os
+
+    cache = ArtifactCache(tmp_path)
+    manifest = _manifest(b"plan")
+    cache.store(manifest.key, b"plan", manifest)
+    path = cache.manifest_path(manifest.key)
+    path.write_bytes(b" " * (2 << 20) + manifest.to_json().encode())  # valid JSON, but 2 MiB
+    assert "larger than 1,048,576 bytes" in cache.lookup(manifest.key, {}).reasons[0]
+    path.unlink()
+    os.mkfifo(path)
+    assert "is not a regular file" in cache.lookup(manifest.key, {}).reasons[0]  # returns, never blocks

@@ -199,3 +199,20 @@ def test_unreadable_calibration_folder_is_one_line_exit_2_subprocess(r18_model: 
         f"error: calibration images: none of the 2 files in {folder} is a readable image"
     ]
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("stem", ["a b", "ok\n", "[bad]", ".hidden", "x\x1b[31m"])
+def test_an_onnx_file_name_that_cannot_name_an_engine_is_refused(
+    stem: str, no_gpu_stack, tiny_onnx: Path, tmp_path: Path
+) -> None:
+    """The CPU target and the dry run derive names through the key's rule, like a real build."""
+    model = tmp_path / "models" / f"{stem}.onnx"
+    model.parent.mkdir()
+    model.write_bytes(tiny_onnx.read_bytes())
+    cache = tmp_path / "engines"
+    for target in (["--target", "cpu"], ["--arch", "90", "--dry-run"], ["--arch", "90", "--dry-run", "--json"]):
+        result = invoke("build", "--onnx-path", model, "--precision", "fp32", "--cache-dir", cache, *target)
+        assert result.exit_code == 2, (target, result.output)
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("error: model name ") and "\x1b" not in line and result.stdout == ""
+    assert not cache.exists()

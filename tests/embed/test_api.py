@@ -140,7 +140,7 @@ def test_unfinished_parts_need_resume_or_overwrite(embedder, crop_folder: Path, 
     keys = open_source(crop_folder).keys
     with PartStore.open(out, embedder.model.sha256, 512, resume=False, overwrite=False) as store:
         store.commit(keys[:4], embedder.encode([read_image(Path(k)) for k in keys[:4]]), "onnxruntime", "fp32")
-    (tmp_path / "emb.parquet.parts" / ".part-000001.parquet.abc.tmp").write_bytes(b"half a part")
+    (tmp_path / "emb.parquet.parts" / ".part-000001.parquet.abcd1234.tmp").write_bytes(b"half a part")
     with pytest.raises(InputError, match="unfinished run"):
         embed_to_file(crop_folder, out, embedder=embedder)
     summary = embed_to_file(crop_folder, out, embedder=embedder, resume=True)

@@ -112,3 +112,17 @@ def test_kept_fp32_nodes_make_a_variant_beside_the_default(r18_model: Path, tmp_
     assert kept.manifest.recipe == {"keep": []} and kept.manifest.keep_fp32_nodes == []
     assert default.path.exists() and default.manifest.keep_fp32_nodes is None  # both stay cached
     assert not ensure_cpu_engine(r18_model, "fp16", cache_dir=tmp_path).built
+
+
+def test_a_cached_engine_is_served_without_the_lock(tiny_onnx: Path, tmp_path: Path, monkeypatch) -> None:
+    """A read-only cache still serves a valid engine: only a build takes the key's lock."""
+    built = ensure_cpu_engine(tiny_onnx, "fp32", cache_dir=tmp_path)
+
+    def no_lock(self, key):
+        raise PermissionError(13, "Read-only file system", str(self.root / key.folder / f".{key.name}.lock"))
+
+    monkeypatch.setattr(ArtifactCache, "lock", no_lock)
+    hit = ensure_cpu_engine(tiny_onnx, "fp32", cache_dir=tmp_path)
+    assert not hit.built and hit.path == built.path
+    with pytest.raises(PermissionError):  # a build would need the lock
+        ensure_cpu_engine(tiny_onnx, "fp32", cache_dir=tmp_path, force=True)

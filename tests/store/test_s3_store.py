@@ -14,56 +14,20 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.support.cli import invoke as cli
 from tests.support.cli import run_cli, run_python
 from tests.support.s3_server import ACCESS_KEY, SECRET_KEY, free_port, tree
-
-MODEL = "arcface_r18"
-PLAN_KEY = "engines/trt10.16/arcface_r18-fp16-sm90.plan"
-MANIFEST_KEY = "engines/trt10.16/arcface_r18-fp16-sm90.json"
-
-
-def store(url: str, bucket: str) -> list[str]:
-    return ["--bucket", bucket, "--endpoint-url", url]
-
-
-def fetch_args(cache: Path, *more: object) -> list[object]:
-    return ["fetch-engine", "--model", MODEL, "--precision", "fp16", "--arch", "90", "--trt-version", "10.16",
-            "--cache-dir", cache, *more]  # fmt: skip
-
-
-def seeded_cache(tmp_path: Path, make_plan) -> Path:
-    """A cache folder that already holds another engine (so "unchanged" is a real check)."""
-    cache = tmp_path / "cache"
-    make_plan(model="other", arch="86", trt_version="10.8", size=1000, root=cache)
-    return cache
-
-
-def assert_failed(result, *needles: str, secrets: tuple[str, ...] = (SECRET_KEY, ACCESS_KEY)) -> str:
-    """Exit 2, exactly one stderr line starting with ``error:``, no traceback, no credential; returns the line."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert result.stdout == ""
-    assert "Traceback" not in result.output
-    for secret in secrets:
-        assert secret not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
-def write_config(folder: Path, **tensorrt: object) -> Path:
-    """An embedding.yaml whose arcface_tensorrt.yaml holds ``tensorrt`` keys; returns the embedding.yaml."""
-    folder.mkdir(parents=True, exist_ok=True)
-    trt = folder / "arcface_tensorrt.yaml"
-    trt.write_text(yaml.safe_dump({"tensorrt": tensorrt}))
-    embedding = folder / "embedding.yaml"
-    embedding.write_text(yaml.safe_dump({"embedding": {"tensorrt_config": str(trt)}}))
-    return embedding
-
+from tests.support.store_cli import (
+    MANIFEST_KEY,
+    MODEL,
+    PLAN_KEY,
+    assert_failed,
+    fetch_args,
+    seeded_cache,
+    store,
+    write_config,
+)
 
 # -- acceptance --------------------------------------------------------------------------------------
 
@@ -277,7 +241,7 @@ def test_fetch_endpoint_unreachable_fails_fast_naming_it(make_plan, tmp_path):
     with_password = f"http://engineer:pa55word-sentinel@127.0.0.1:{free_port()}"
     assert_failed(
         cli(*fetch_args(cache), *store(with_password, "some-bucket")),
-        "http://127.0.0.1:",
+        "http://***@127.0.0.1:",
         secrets=("pa55word-sentinel",),
     )
     assert tree(cache) == before
@@ -414,15 +378,19 @@ def test_settings_from_config_file_and_environment(moto_server, bucket, make_pla
 def test_store_settings_resolution(monkeypatch):
     from arcface_trt.config import TensorrtSection
     from arcface_trt.errors import StoreError
-    from arcface_trt.store.s3 import StoreSettings, normalize_prefix, redact_url
+    from arcface_trt.store.s3 import StoreSettings, normalize_prefix
 
-    assert [normalize_prefix(p) for p in ("engines/", "/engines", "a/b/", "", None)] == [
+    assert [normalize_prefix(p) for p in ("engines/", "/engines", "a/b/", "a//b", "", None)] == [
         "engines/",
         "engines/",
+        "a/b/",
         "a/b/",
         "",
         "",
     ]
+    for bad in ("../../", "a/../b", "./engines", "a/\x00b", "..", "a/\nb"):
+        with pytest.raises(StoreError, match="may not hold"):
+            normalize_prefix(bad)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://env-host:9000")
     monkeypatch.setenv("AWS_REGION", "eu-west-3")
     from_env = StoreSettings.from_section(TensorrtSection(engine_s3_bucket="s3://bkt/"))
@@ -434,14 +402,18 @@ def test_store_settings_resolution(monkeypatch):
     )
     assert (explicit.endpoint_url, explicit.region) == ("https://minio:9000", "us-west-2")
     assert explicit.uri("trt10.16/x.plan") == "s3://bkt/engines/trt10.16/x.plan"
-    assert redact_url("http://user:pw@host:1/x") == "http://host:1/x"
     for bad in (
         TensorrtSection(),
         TensorrtSection(engine_s3_bucket="a/b"),
         TensorrtSection(engine_s3_bucket="b", engine_s3_endpoint_url="minio:9000"),
+        TensorrtSection(engine_s3_bucket="b", engine_s3_endpoint_url="http://u:pw-sentinel@[::1:5077"),
+        TensorrtSection(engine_s3_bucket="b", engine_s3_endpoint_url="http://u:pw-sentinel@host:99999"),
+        TensorrtSection(engine_s3_bucket="b", engine_s3_endpoint_url="http:/u:pw-sentinel@host:9000"),
+        TensorrtSection(engine_s3_bucket="b", engine_s3_endpoint_url="http://host :9000"),
     ):
-        with pytest.raises(StoreError):
+        with pytest.raises(StoreError) as refused:
             StoreSettings.from_section(bad)
+        assert "pw-sentinel" not in str(refused.value)
 
 
 def test_fetch_detects_arch_and_trt_version_or_asks_for_them(moto_server, bucket, make_plan, tmp_path, monkeypatch):
@@ -535,4 +507,4 @@ def test_error_messages_never_carry_credentials():
     message = str(store._error(ClientError(echo, "GetObject"), "download", "s3://bkt/x"))
     assert message.startswith("S3 error Teapot when trying to download s3://bkt/x: key *** secret ***")
     assert SECRET_KEY not in message and ACCESS_KEY not in message
-    assert store.settings.endpoint_label == "http://127.0.0.1:9"
+    assert store.settings.endpoint_label == "http://***@127.0.0.1:9"

@@ -79,3 +79,22 @@ def start_cli(*args: object, cwd: Path = REPO, env: EnvChanges | None = None) ->
         cwd=cwd,
         env=process_env(env),
     )
+
+
+#: Run by :func:`run_cli_measured`: the CLI as the only child of a fresh Python, which then reports its peak RSS.
+_MEASURE = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run([sys.executable, '-m', 'arcface_trt', *sys.argv[1:]], stdin=subprocess.DEVNULL).returncode\n"
+    "print(f'PEAK_RSS_KB={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}', file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def run_cli_measured(
+    *args: object, cwd: Path = REPO, env: EnvChanges | None = None, timeout: float = 300
+) -> tuple[subprocess.CompletedProcess, float]:
+    """:func:`run_cli` and the command's peak resident memory in MB (``getrusage`` of a fresh parent's only child)."""
+    result = run_python("-c", _MEASURE, *args, cwd=cwd, env=env, timeout=timeout)
+    stderr, _, peak = result.stderr.rpartition("PEAK_RSS_KB=")
+    result.stderr = stderr
+    return result, int(peak.strip()) / 1024

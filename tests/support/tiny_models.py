@@ -127,3 +127,23 @@ def write_tiny_model(path: Path, **options) -> Path:
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return path
+
+
+def write_external_data_model(path: Path, location: str = "legit.bin", **options) -> Path:
+    """Write :func:`make_tiny_model` as ``path`` plus one external data file ``location`` beside it (every weight).
+
+    The layout ``onnx.save(..., save_as_external_data=True)`` gives exporters of models over 2 GiB.
+    """
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(
+        make_tiny_model(**options),
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=location,
+        size_threshold=0,
+    )
+    return path
