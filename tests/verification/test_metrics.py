@@ -132,6 +132,11 @@ def test_eer_is_interpolated_between_roc_points() -> None:
     # drops 1 -> 0 at FAR 0.5: the curves cross at 0.5.
     curve = roc(np.array([0.5, 0.2, 0.8]), np.array([True, False, False]))
     assert eer(curve)[0] == pytest.approx(0.5)
+    # Between ROC points: accepting up to 0.3 gives FAR 0.2, FRR 0.6; the tie group at 0.4 (one different, two same)
+    # moves to FAR 0.4, FRR 0.2. FAR - FRR goes -0.4 -> +0.2, so the curves cross 2/3 of the way: at 1/3.
+    dist = np.array([0.1, 0.2, 0.3, 0.4, 0.4, 0.4, 0.5, 0.6, 0.7, 0.8])
+    issame = np.array([True, True, False, False, True, True, True, False, False, False])
+    assert eer(roc(dist, issame)) == (pytest.approx(1 / 3), pytest.approx(0.4))
     # Perfectly separated: EER 0, at the last same-person distance.
     assert eer(roc(np.array([0.1, 0.2, 1.5]), np.array([True, True, False]))) == (0.0, pytest.approx(0.2))
 
@@ -182,6 +187,8 @@ def test_compare_verification_of_identical_backends_has_no_difference() -> None:
     dist, issame = _synthetic(500, 9)
     same = compare_verification(dist, dist.copy(), issame)
     assert same.decision_flips.count == 0 and same.difference["accuracy"] == 0 and same.difference["auc"] == 0
+    assert same.decision_flips.threshold == same.a.threshold
     worse = compare_verification(dist, dist + np.where(issame, 0.3, -0.3), issame)
+    assert worse.decision_flips.threshold == worse.a.threshold != worse.b.threshold
     assert worse.difference["accuracy"] < 0 and worse.difference["auc"] < 0 and worse.decision_flips.count > 0
     assert worse.difference["tar_at_far"]["0.001"] is None and worse.difference["tar_at_far"]["0.1"] < 0
