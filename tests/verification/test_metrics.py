@@ -171,6 +171,12 @@ def test_one_kind_of_pair_is_not_enough() -> None:
 def test_pair_distances_are_squared_l2_of_normalised_rows() -> None:
     e = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], dtype=np.float32)
     assert pair_distances(e, np.array([0, 0, 1]), np.array([1, 2, 1])).tolist() == [2.0, 4.0, 0.0]
+    # In chunks: the same numbers across chunk boundaries.
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(50, 8))
+    left, right = np.triu_indices(50, k=1)
+    expected = np.sum(np.square(e[left] - e[right]), axis=1)
+    assert np.array_equal(pair_distances(e, left, right, chunk=7), expected)
 
 
 def test_decision_flips_at_a_threshold() -> None:
@@ -181,6 +187,14 @@ def test_decision_flips_at_a_threshold() -> None:
     assert [f["pair"] for f in flips.pairs] == [0, 1, 2] and flips.count == 3 and flips.fraction == 0.75
     assert (flips.now_right, flips.now_wrong) == (2, 1)  # pair 1 accepted and pair 2 rejected now; pair 0 lost
     assert flips.pairs[0] == {"pair": 0, "same": True, "cosine_a": 0.75, "cosine_b": pytest.approx(0.45)}
+
+
+def test_flips_are_all_counted_and_the_first_ones_listed(monkeypatch) -> None:
+    from arcface_trt.verification import metrics
+
+    monkeypatch.setattr(metrics, "MAX_LISTED_FLIPS", 2)
+    flips = decision_flips(np.zeros(5), np.full(5, 2.0), np.ones(5, dtype=bool), 1.0)
+    assert flips.count == 5 and flips.now_wrong == 5 and [f["pair"] for f in flips.pairs] == [0, 1]
 
 
 def test_compare_verification_of_identical_backends_has_no_difference() -> None:
