@@ -109,7 +109,7 @@ def _read_text(path: Path) -> str:
     if path.stat().st_size > MAX_TEXT_BYTES:
         raise InputError(f"{path}: larger than a pair list can be ({MAX_TEXT_BYTES >> 20} MiB at most)")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not part of a path
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file of pairs") from None
 
@@ -147,7 +147,7 @@ def read_csv_pairs(path: Path) -> PairSet:
 
 def _lfw_image(root: Path, name: str, number: str, line: str) -> str:
     """``root/name/name_0001.<suffix>``: the first suffix present (LFW variants ship .jpg or .png)."""
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()):
         raise InputError(f"{line}: image number must be an integer, got {number!r}")
     stem = root / name / f"{name}_{int(number):04d}"
     for suffix in IMAGE_SUFFIXES:

@@ -109,6 +109,7 @@ def test_lfw_pairs_txt_with_header_and_both_line_forms(faces: np.ndarray, tmp_pa
         ("Ann_A 1 2\n", "missing", "--images-root is not a folder"),
         ("10 300\nAnn_A 1\n", "lfw", "pairs.txt:2: expected 'name n1 n2' or 'name1 n1 name2 n2', got 2 fields"),
         ("Ann_A 1 x\n", "lfw", "pairs.txt:1: image number must be an integer"),
+        ("Ann_A 1 ²\n", "lfw", "pairs.txt:1: image number must be an integer"),
         ("Ann_A 1 7\n", "lfw", "image not found"),
         ("10 300\n", "lfw", "holds no pairs"),
     ],
@@ -128,7 +129,7 @@ def test_csv_pairs_relative_to_the_csv_with_a_header(faces: np.ndarray, tmp_path
     for i in range(3):
         assert cv2.imwrite(str(tmp_path / "set" / "img" / f"{i}.png"), faces[i])
     csv_path = tmp_path / "set" / "pairs.csv"
-    csv_path.write_text("path_a,path_b,same\nimg/0.png,img/1.png,0\n\nimg/0.png, img/2.png ,True\n")
+    csv_path.write_text("\ufeffpath_a,path_b,same\nimg/0.png,img/1.png,0\n\nimg/0.png, img/2.png ,True\n")
     pair_set = load_pair_set(csv_path)
     assert pair_set.format == "csv" and pair_set.issame.tolist() == [False, True]
     assert [Path(n).name for n in pair_set.names] == ["0.png", "1.png", "2.png"]
