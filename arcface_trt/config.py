@@ -66,6 +66,8 @@ class ValidationSection:
 
     #: Largest allowed drift (1 - cosine) of the worst sample against the reference.
     max_drift_cosine: float = field(default=0.001, metadata=_range(0.0, 2.0))
+    #: On a pair set: largest allowed drop of B's 10-fold verification accuracy (and rank-1) below A's, a fraction.
+    max_accuracy_drop: float = field(default=0.001, metadata=_range(0.0, 1.0))
     n_samples: int = field(default=100, metadata=_range(1, 100_000))
     seed: int = field(default=0, metadata=_range(0))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,25 +29,36 @@ def list_images(folder: str | Path) -> list[Path]:
     return paths
 
 
+def decode_image(data: bytes | np.ndarray) -> np.ndarray | None:
+    """Decode encoded image bytes (JPEG, PNG, ...) to a BGR uint8 image, or None when they are not one."""
+    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray) else data
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    return image if image is not None and image.size else None
+
+
 def read_image(path: Path) -> np.ndarray | None:
     """Decode a BGR uint8 image, or None when the file is not a readable image."""
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError:
         return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    return image if image is not None and image.size else None
+    return decode_image(data)
+
+
+def read_images(paths: Sequence[Path]) -> list[np.ndarray]:
+    """Each of ``paths`` as a BGR crop; a missing or unreadable image is an InputError naming it."""
+    crops = []
+    for path in paths:
+        image = read_image(path)
+        if image is None:
+            raise InputError(f"{'not a readable image' if path.exists() else 'image not found'}: {path}")
+        crops.append(image)
+    return crops
 
 
 def load_images(folder: str | Path) -> list[np.ndarray]:
-    """Every image of ``folder`` as BGR crops; an unreadable image is an InputError naming it."""
-    crops = []
-    for path in list_images(folder):
-        image = read_image(path)
-        if image is None:
-            raise InputError(f"not a readable image: {path}")
-        crops.append(image)
-    return crops
+    """Every image of ``folder`` (see :func:`list_images`) as BGR crops; an unreadable image is an InputError."""
+    return read_images(list_images(folder))
 
 
 def load_npy(path: str | Path) -> np.ndarray:

@@ -26,6 +26,7 @@ from arcface_trt.config import (
 from arcface_trt.errors import InputError
 from arcface_trt.inputs import load_crops
 from arcface_trt.names import PRECISIONS
+from arcface_trt.preprocess import l2_normalize
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:
@@ -107,23 +108,37 @@ class ParityResult(DriftStats):
         return data
 
 
+def _mirrored(crops: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
+    """Each crop flipped left to right (contiguous, as the preprocessing wants)."""
+    return [np.ascontiguousarray(crop[:, ::-1]) for crop in crops]
+
+
 def measure(
     embedder: Embedder,
     crops: Sequence[np.ndarray] | np.ndarray,
     chunk: int,
     advance: Callable[[int], None] | None = None,
+    flip: bool = False,
 ) -> tuple[np.ndarray, float]:
-    """Encode ``crops`` in chunks (so progress can move); return embeddings and images/s."""
+    """Encode ``crops`` in chunks (so progress can move); return embeddings and images/s.
+
+    With ``flip``, each embedding is the normalised sum of the crop's and its mirror image's
+    (InsightFace's evaluation does the same); images/s then counts both.
+    """
     embedder.ensure_ready()
     parts = []
     start = time.perf_counter()
     for i in range(0, len(crops), chunk):
         part = crops[i : i + chunk]
-        parts.append(embedder.encode(part))
+        embeddings = embedder.encode(part)
+        if flip:
+            embeddings = l2_normalize(embeddings + embedder.encode(_mirrored(part)))
+        parts.append(embeddings)
         if advance:
             advance(len(part))
     elapsed = time.perf_counter() - start
-    return np.concatenate(parts, axis=0), len(crops) / elapsed if elapsed > 0 else float("inf")
+    images = len(crops) * (2 if flip else 1)
+    return np.concatenate(parts, axis=0), images / elapsed if elapsed > 0 else float("inf")
 
 
 def compare_embedders(
@@ -171,41 +186,74 @@ class CompareRequest:
     precision_b: str | None = None
     #: Drift report: backend B at each of these precisions against A (see :func:`run_drift`).
     precisions: tuple[str, ...] | None = None
+    #: Verification on a pair set (``.bin``, ``.csv`` or LFW ``pairs.txt``; see ``arcface_trt.verification``).
+    pairs: str | None = None
+    #: Folder of an LFW ``pairs.txt``'s images.
+    images_root: str | None = None
+    #: Identity folder (one sub-folder per person): rank-1 identification and the pairs it implies.
+    identities: str | None = None
+    #: Embed each image with its mirror image too (InsightFace's evaluation does).
+    flip: bool = False
+    max_accuracy_drop: float | None = None
 
 
-def _prepare(request: CompareRequest) -> tuple[EmbeddingConfig, ValidationSection, Any]:
-    """The loaded config, its validation section with the request's overrides, and the crops."""
+def _prepare(
+    request: CompareRequest, crops: Sequence[np.ndarray] | None = None
+) -> tuple[EmbeddingConfig, ValidationSection, Sequence[np.ndarray] | np.ndarray]:
+    """The loaded config, its validation section with the request's overrides, and the crops (unless given)."""
     cfg = enable_for_explicit_request(load_config(request.config), (request.backend_a, request.backend_b))
     validation = with_overrides(
         cfg.validation,
         "validation",
         max_drift_cosine=request.max_drift_cosine,
+        max_accuracy_drop=request.max_accuracy_drop,
         n_samples=request.n_samples,
         seed=request.seed,
     )
     if request.n_samples is not None and request.n_samples < 1:
         raise InputError(f"--n-samples must be at least 1, got {request.n_samples}")
-    crops = load_crops(validation.n_samples, request.images, request.npy, validation.seed)
+    if crops is None:
+        crops = load_crops(validation.n_samples, request.images, request.npy, validation.seed)
     if len(crops) == 0:
         raise InputError("no face crops to compare")
     return cfg, validation, crops
 
 
 @dataclass
-class _Scored:
+class Scored:
     """Backend B at one precision, scored against A."""
 
     embedder: Embedder
+    embeddings: np.ndarray
     stats: DriftStats
     cosine: np.ndarray
     throughput: float
 
 
-def _score_backends(
-    request: CompareRequest, precisions: Sequence[str | None], advance: Callable[[int], None] | None
-) -> tuple[Embedder, float, int, list[_Scored]]:
-    """The core of compare and the drift report: A once, then B at each precision, each scored against A."""
-    cfg, validation, crops = _prepare(request)
+@dataclass
+class Scoring:
+    """Reference A's embeddings and each backend B scored against them: what compare and its reports build on."""
+
+    validation: ValidationSection
+    reference: Embedder
+    embeddings: np.ndarray
+    throughput: float
+    n_samples: int
+    rows: list[Scored]
+
+
+def score_backends(
+    request: CompareRequest,
+    precisions: Sequence[str | None],
+    advance: Callable[[int], None] | None,
+    crops: Sequence[np.ndarray] | None = None,
+) -> Scoring:
+    """The core of compare, the drift report and verification: A once, then B at each precision, scored against A.
+
+    ``crops`` (default: from the request's ``--images``/``--npy``/``--n-samples``) are embedded
+    with their mirror images too when ``request.flip`` is set.
+    """
+    cfg, validation, crops = _prepare(request, crops)
     common = {"device": request.device, "allow_cpu_fallback": request.allow_cpu_fallback, "config": cfg}
     a = create_embedder(BackendSpec.resolve(request.backend_a, onnx_path=request.onnx_path, **common))
     embedders = [
@@ -217,24 +265,29 @@ def _score_backends(
         for precision in precisions
     ]
     chunk = max(a.batch_size, *(b.batch_size for b in embedders))
-    emb_a, fps_a = measure(a, crops, chunk, advance)
-    scored = []
+    emb_a, fps_a = measure(a, crops, chunk, advance, request.flip)
+    rows = []
     for b in embedders:
-        emb_b, fps_b = measure(b, crops, chunk, advance)
+        emb_b, fps_b = measure(b, crops, chunk, advance, request.flip)
         stats, cosine = score(emb_a, emb_b, validation.max_drift_cosine)
-        scored.append(_Scored(b, stats, cosine, fps_b))
-    return a, fps_a, len(crops), scored
+        rows.append(Scored(b, emb_b, stats, cosine, fps_b))
+    return Scoring(validation, a, emb_a, fps_a, len(crops), rows)
 
 
 def run_compare(request: CompareRequest, advance: Callable[[int], None] | None = None) -> ParityResult:
     """Load config, both backends and the crops; compare B against A."""
-    a, fps_a, n, (b,) = _score_backends(request, [request.precision_b], advance)
+    return parity_result(score_backends(request, [request.precision_b], advance))
+
+
+def parity_result(scoring: Scoring) -> ParityResult:
+    """The comparison of the one backend B in ``scoring`` against A."""
+    (b,) = scoring.rows
     return ParityResult(
         **vars(b.stats),
-        backend_a=a.info().to_dict(),
+        backend_a=scoring.reference.info().to_dict(),
         backend_b=b.embedder.info().to_dict(),
-        n_samples=n,
-        throughput_a=fps_a,
+        n_samples=scoring.n_samples,
+        throughput_a=scoring.throughput,
         throughput_b=b.throughput,
         per_sample_cosine=[float(c) for c in b.cosine],
     )
@@ -294,7 +347,8 @@ def run_drift(request: CompareRequest, advance: Callable[[int], None] | None = N
     """
     if not request.precisions:
         raise InputError("no precisions to report on")
-    a, fps_a, n, scored = _score_backends(request, request.precisions, advance)
+    scoring = score_backends(request, request.precisions, advance)
+    fps_a = scoring.throughput
     rows = [
         DriftRow(
             **vars(b.stats),
@@ -303,11 +357,11 @@ def run_drift(request: CompareRequest, advance: Callable[[int], None] | None = N
             throughput=b.throughput,
             speedup=b.throughput / fps_a if fps_a > 0 else float("nan"),
         )
-        for precision, b in zip(request.precisions, scored, strict=True)
+        for precision, b in zip(request.precisions, scoring.rows, strict=True)
     ]
     return DriftReport(
-        reference=a.info().to_dict(),
-        n_samples=n,
+        reference=scoring.reference.info().to_dict(),
+        n_samples=scoring.n_samples,
         throughput_reference=fps_a,
         max_drift_cosine=rows[0].max_drift_cosine,
         rows=rows,

@@ -23,6 +23,7 @@ from arcface_trt.cli import (
     fetch_engine,
     list_engines,
     make_model,
+    make_pairs,
     push_engine,
     quantize,
 )
@@ -146,6 +147,7 @@ def _root(
 app.command("build")(build_cmd.build)
 app.command("compare")(compare.compare)
 app.command("make-model")(make_model.make_model)
+app.command("make-pairs")(make_pairs.make_pairs)
 app.command("quantize")(quantize.quantize)
 app.command("embed")(embed_cmd.embed)
 app.command("benchmark")(benchmark.benchmark)

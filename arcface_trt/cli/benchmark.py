@@ -91,10 +91,11 @@ def benchmark(
 
     TensorRT: also H2D, GPU compute and D2H separately (CUDA events), and GPU compute alone.
     """
-    from arcface_trt.bench.plot import check_png_path, plot_report, require_matplotlib
+    from arcface_trt.bench.plot import plot_report
     from arcface_trt.bench.report import check_output_path, write_report
     from arcface_trt.bench.runner import BenchmarkRequest, load_backends, parse_batch_sizes, run_benchmark, steps
     from arcface_trt.bench.timing import TimingPlan
+    from arcface_trt.charts import check_png_path, require_matplotlib
 
     request = BenchmarkRequest(
         backends=tuple(backend or ("onnxruntime",)),

@@ -129,8 +129,8 @@ def stdout_console() -> Any:
 
 
 @contextmanager
-def progress(description: str, total: int, enabled: bool = True) -> Iterator[Any]:
-    """A rich progress bar on stderr; yields ``advance(n)``."""
+def progress(description: str, total: int | None, enabled: bool = True) -> Iterator[Any]:
+    """A rich progress bar on stderr (``total`` None: a count without an end); yields ``advance(n)``."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

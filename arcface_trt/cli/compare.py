@@ -24,14 +24,98 @@ def _table(result: Any) -> Any:
         table.add_column(column, justify="right")
     table.add_row("cosine", *(f"{result.cosine[k]:.6f}" for k in ("mean", "min", "p01", "p50", "max")))
     table.add_row("L2 distance", *(f"{result.l2[k]:.6f}" for k in ("mean", "min", "p01", "p50", "max")))
-    nn = "n/a (fewer than 3 crops)" if result.nn_agreement is None else f"{result.nn_agreement:.1%}"
     table.caption = (
-        f"nearest-neighbour agreement {nn} | worst drift (1 - min cosine) {result.max_drift:.2e} "
-        f"vs tolerance {result.max_drift_cosine:.2e}\n"
+        f"nearest-neighbour agreement {_nn(result)} | worst drift (1 - min cosine) {result.max_drift:.2e} "
+        f"vs tolerance {result.max_drift_cosine:.2e}\n{_speeds(result)}"
+    )
+    return table
+
+
+def _nn(result: Any) -> str:
+    return "n/a (fewer than 3 crops)" if result.nn_agreement is None else f"{result.nn_agreement:.1%}"
+
+
+def _speeds(result: Any) -> str:
+    """Which backend ran where, and how fast."""
+    a, b = result.backend_a, result.backend_b
+    return (
         f"A {a['backend']} [{', '.join(a['providers'])}] {result.throughput_a:.1f} img/s | "
         f"B {b['backend']} [{', '.join(b['providers'])}] {result.throughput_b:.1f} img/s"
     )
-    return table
+
+
+def _points(difference: float | None) -> str:
+    """A difference of two rates in percentage points."""
+    return "" if difference is None else f"{difference * 100:+.2f} pp"
+
+
+def _verdict(passed: bool) -> str:
+    return "[green]pass[/green]" if passed else "[red]fail[/red]"
+
+
+def _verification_table(result: Any) -> Any:
+    """Identity-level figures first (rank-1, verification accuracy, AUC, EER, TAR); flips, gates, drift, speed below."""
+    from rich import box
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    a_info, b_info = result.backend_a, result.backend_b
+    a, b, diff = result.verification.a, result.verification.b, result.verification.difference
+    ident = result.identification
+    verdict = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
+    # The file name is the user's: shown as it is, never read as markup.
+    where = f"{escape(Path(result.pair_set['source']).name)} ({a.pairs} pairs)"
+    table = Table(
+        title=f"{'Identity' if ident else 'Verification'} parity on {where}: B vs A  {verdict}", box=box.SIMPLE_HEAD
+    )
+    table.add_column("metric")
+    table.add_column(f"A {a_info['backend']} {a_info['precision']}", justify="right")
+    table.add_column(f"B {b_info['backend']} {b_info['precision']}", justify="right")
+    table.add_column("B - A", justify="right")
+    if ident:
+        table.add_row("rank-1", f"{ident.rank1_a:.2%}", f"{ident.rank1_b:.2%}", _points(ident.difference))
+    table.add_row(
+        "accuracy, 10-fold",
+        f"{a.accuracy:.2%} ± {a.accuracy_std:.2%}",
+        f"{b.accuracy:.2%} ± {b.accuracy_std:.2%}",
+        _points(diff["accuracy"]),
+    )
+    table.add_row("ROC AUC", f"{a.auc:.5f}", f"{b.auc:.5f}", f"{diff['auc']:+.5f}")
+    table.add_row("EER", f"{a.eer:.2%}", f"{b.eer:.2%}", _points(diff["eer"]))
+    too_small = []
+    for row_a, row_b in zip(a.tar_at_far, b.tar_at_far, strict=True):
+        label = f"TAR @ FAR {row_a.far:g}"
+        if row_a.tar is None:
+            table.add_row(label, "n/a", "n/a", "")
+            too_small.append(f"{label} needs {row_a.different_pairs_needed} different-person pairs")
+        else:
+            table.add_row(label, f"{row_a.tar:.2%}", f"{row_b.tar:.2%}", _points(row_b.tar - row_a.tar))
+    table.add_row(
+        "threshold cos / L2²",
+        f"{a.threshold['cosine']:.3f} / {a.threshold['l2_squared']:.2f}",
+        f"{b.threshold['cosine']:.3f} / {b.threshold['l2_squared']:.2f}",
+        "",
+    )
+    flips = result.verification.decision_flips
+    pairs = result.pair_set
+    lines = [
+        f"pairs: {a.same_pairs} same, {a.different_pairs} different"
+        + (f"; rank-1 over {ident.probes} probes of {ident.identities} people" if ident else ""),
+        f"decisions that flip at A's threshold: {flips.count} of {a.pairs} "
+        f"({flips.now_right} now right, {flips.now_wrong} now wrong)",
+        f"accuracy drop (A - B) {max(result.accuracy_drop.values()) * 100:.2f} pp, allowed "
+        f"{result.max_accuracy_drop * 100:.2f} pp: {_verdict(result.checks['accuracy'])}",
+        f"worst drift (1 - min cosine) {result.max_drift:.2e}, tolerance {result.max_drift_cosine:.2e}: "
+        f"{_verdict(result.checks['drift'])}",
+        f"nearest-neighbour agreement {_nn(result)} (near-ties among non-matches, not identity)",
+        f"{pairs['images']} distinct images, {max(pairs['images_resized'].values())} resized to the model input"
+        + (", each with its mirror image (--flip)" if result.flip else ""),
+        *too_small,
+        _speeds(result),
+    ]
+    return Group(table, *(Text.from_markup(line) for line in lines))
 
 
 def compare(
@@ -76,15 +160,57 @@ def compare(
             help="Drift report: backend B at each precision (e.g. fp32,fp16,int8) against the fp32 reference A.",
         ),
     ] = None,
+    pairs: Annotated[
+        Path | None,
+        option(
+            "--pairs",
+            help="Verification on a pair set: InsightFace .bin, CSV (path_a,path_b,same) or LFW pairs.txt.",
+        ),
+    ] = None,
+    images_root: Annotated[
+        Path | None,
+        option("--images-root", help="Images of an LFW pairs.txt: <root>/<name>/<name>_0001.jpg."),
+    ] = None,
+    identities: Annotated[
+        Path | None,
+        option(
+            "--identities",
+            help="Folder with one sub-folder of crops per person: rank-1 identification and verification.",
+        ),
+    ] = None,
+    flip: Annotated[
+        bool,
+        typer.Option("--flip", help="With --pairs/--identities: add each image's mirror image (as InsightFace)."),
+    ] = False,
+    max_accuracy_drop: Annotated[
+        float | None,
+        option(
+            "--max-accuracy-drop",
+            help="Largest allowed drop of B's accuracy below A's, a fraction (default: validation.max_accuracy_drop).",
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None, option("--plot", help="With --pairs/--identities: draw both ROC curves into this PNG.")
+    ] = None,
     json_output: common.JsonOption = False,
 ) -> None:
     """Score backend B against backend A by cosine similarity and L2 distance; exit 1 when drift is above tolerance.
 
     The tolerance applies to the worst sample: the check passes when 1 - min(cosine) <= max_drift_cosine.
     With --precisions, one row per precision; the check applies to every row.
+
+    With --pairs or --identities, each backend's verification accuracy (10-fold), AUC, EER and TAR at
+    FAR lead, with the pair decisions that flip; exit 1 also when B's accuracy drops by more than
+    max_accuracy_drop.
     """
     from arcface_trt.parity import CompareRequest, parse_precisions, run_compare
 
+    identity_level = pairs is not None or identities is not None
+    if not identity_level:
+        given = {"--flip": flip or None, "--images-root": images_root, "--max-accuracy-drop": max_accuracy_drop}
+        for name, value in {**given, "--plot": plot}.items():
+            if value is not None:
+                raise InputError(f"{name} goes with --pairs or --identities")
     if precision is not None and precisions is not None:
         raise InputError("give either --precision or --precisions, not both")
     if precision is not None:
@@ -108,7 +234,15 @@ def compare(
         config=str(config) if config else None,
         precision_b=precision,
         precisions=parse_precisions(precisions) if precisions is not None else None,
+        pairs=str(pairs) if pairs else None,
+        images_root=str(images_root) if images_root else None,
+        identities=str(identities) if identities else None,
+        flip=flip,
+        max_accuracy_drop=max_accuracy_drop,
     )
+    if identity_level:
+        _verify(request, plot, output, json_output)
+        return
     if request.precisions:
         _drift(request, n_samples, output, json_output)
         return
@@ -126,6 +260,24 @@ def _drift(request: Any, n_samples: int | None, output: Path | None, json_output
     with progress("drift report", total, enabled=not json_output) as advance:
         report = run_drift(request, advance)
     _finish(report, _drift_table, output, json_output)
+
+
+def _verify(request: Any, plot: Path | None, output: Path | None, json_output: bool) -> None:
+    """The --pairs/--identities path: verification of both backends, the ROC chart, exit 1 when a gate fails."""
+    from arcface_trt.verification.job import run_verification
+
+    if plot is not None:
+        from arcface_trt.charts import check_png_path, require_matplotlib
+
+        check_png_path(plot)
+        require_matplotlib()  # before minutes of embedding, not after
+    with progress("embedding", None, enabled=not json_output) as advance:
+        result = run_verification(request, advance)
+    if plot is not None:
+        from arcface_trt.verification.plot import plot_roc
+
+        plot_roc(result, plot)
+    _finish(result, _verification_table, output, json_output, per_sample=True)
 
 
 def _finish(outcome: Any, table: Callable[[Any], Any], output: Path | None, json_output: bool, **saved: Any) -> None:
