@@ -256,6 +256,7 @@ def dry_run(request: BuildRequest) -> dict[str, Any]:
                 else None
             ),
             "dynamic_batch": model.dynamic_batch,
+            "precision_check": precision_check.rule(settings.precision, settings.min_fp16_share),
             "force": request.force,
         },
         "cache": cache_state,

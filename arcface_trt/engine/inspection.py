@@ -161,7 +161,7 @@ def read_engine_layers(engine: Any, io: EngineIO, batch: int, trt_log: TrtLog) -
     inspector = engine.create_engine_inspector()
     inspector.execution_context = context
     text = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
-    # The inspector's strings depend on the context: release the inspector before the context.
+    # TensorRT objects go in reverse order of creation: the inspector before the context it points to.
     del inspector
     return parse_engine_information(text)
 

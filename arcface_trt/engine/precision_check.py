@@ -95,6 +95,19 @@ class PrecisionVerdict(Record):
     reason: str
 
 
+def rule(requested: str, min_fp16_share: float) -> str:
+    """The gate an engine labelled ``requested`` must pass, in words (dry runs print it)."""
+    if requested == "fp16":
+        if min_fp16_share <= 0:
+            return "off (tensorrt.min_fp16_share is 0)"
+        return (
+            f"at least {min_fp16_share:.0%} of the convolution/matrix layers run in fp16 (kept fp32 nodes not counted)"
+        )
+    if requested == "int8":
+        return "at least one convolution/matrix layer runs in int8"
+    return "no convolution/matrix layer runs below fp32"
+
+
 def judge(summary: PrecisionSummary, min_fp16_share: float) -> PrecisionVerdict:
     """Apply the gate of the module docstring to ``summary``."""
     requested = summary.requested

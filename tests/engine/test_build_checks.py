@@ -159,6 +159,6 @@ def test_int8_needs_quantized_convolutions(fake_stack: FakeStack, tmp_path: Path
     assert quantized.precision_summary["compute_by_precision"] == {"fp32": 1, "int8": 1}
     assert quantized.precision_check["passed"]
     input_only = write_tiny_model(tmp_path / "qin.onnx", qdq=True, qdq_weights=False)
-    with pytest.raises(CheckFailedError, match="0 of 2 convolution/matrix layers run in int8.*arcface-trt quantize"):
+    with pytest.raises(CheckFailedError, match=r"0 of 2 convolution/matrix layers run in int8.*arcface-trt quantize"):
         build_engine(BuildRequest(input_only, int8))
     assert not list(Path(engine_settings.cache_dir).rglob("qin-*"))

@@ -110,7 +110,25 @@ def test_the_fake_inspector_speaks_only_what_real_engines_say() -> None:
     assert formats <= _real("formats")
     from tests.support.tiny_models import make_tiny_model
 
-    records, _ = layers.engine_layers(make_tiny_model(qdq=True).SerializeToString(), fp16_flag=False, strongly_typed=True)
+    records, _ = layers.engine_layers(
+        make_tiny_model(qdq=True).SerializeToString(), fp16_flag=False, strongly_typed=True
+    )
     records += layers.engine_layers(make_tiny_model().SerializeToString(), fp16_flag=True, strongly_typed=False)[0]
     assert {k for r in records for k in r} <= _real("keys")
     assert {k for r in records for t in [*r["Inputs"], *r["Outputs"]] for k in t} <= _real("tensor keys")
+
+
+@pytest.mark.parametrize(("fp16_flag", "strongly_typed"), [(False, False), (True, False), (False, True)])
+def test_the_fake_makes_one_layer_per_node_or_fused_group(r18_model, fp16_flag: bool, strongly_typed: bool) -> None:
+    """On the built-in IResNet-18, every ONNX node is in exactly one layer (a residual Add fuses into one branch)."""
+    import onnx
+
+    model = onnx.load(str(r18_model))
+    records, bindings = layers.engine_layers(
+        model.SerializeToString(), fp16_flag=fp16_flag, strongly_typed=strongly_typed
+    )
+    named = [n for r in records if not r["Name"].startswith("Reformatting") for n in r["Name"].split(" + ")]
+    assert sorted(named) == sorted(node.name for node in model.graph.node)
+    fused = [r for r in records if "Add" in r["Name"] and r["LayerType"] == "CaskConvolution"]
+    assert fused and all(len(r["Inputs"]) == 2 for r in fused)  # the residual comes in as a second input
+    assert bindings == [model.graph.input[0].name, model.graph.output[0].name]

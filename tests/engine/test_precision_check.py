@@ -7,7 +7,7 @@ import json
 import pytest
 
 from arcface_trt.engine.inspection import EngineLayers, LayerInfo, parse_engine_information
-from arcface_trt.engine.precision_check import advice, failure_message, judge, summarize
+from arcface_trt.engine.precision_check import advice, failure_message, judge, rule, summarize
 from arcface_trt.engine.trt_api import KNOWN_SHAPES
 from arcface_trt.precision.plan import PrecisionPlan
 from tests.support.paths import ENGINE_INSPECTOR_EXAMPLES
@@ -54,6 +54,8 @@ def test_the_threshold_is_the_configured_one() -> None:
     assert judge(summary, 0.8).threshold == 0.8
     off = judge(summarize(_engine(("a", "fp32")), "fp16"), 0.0)
     assert off.passed and "off" in off.reason
+    assert rule("fp16", 0.75).startswith("at least 75% of the convolution/matrix layers run in fp16")
+    assert rule("fp16", 0.0).startswith("off") and "int8" in rule("int8", 0.8)
 
 
 def test_int8_needs_quantized_convolutions() -> None:

@@ -73,7 +73,9 @@ class _Graph:
     types: dict[str, str]
     shapes: dict[str, tuple]
     constants: dict[str, Any]
+    #: The network's inputs, then its outputs.
     bindings: list[str]
+    outputs: list[str]
     producer: dict[str, Any] = field(default_factory=dict)
     consumers: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -127,8 +129,9 @@ def _graph(onnx_bytes: bytes) -> _Graph:
         if node.op_type == "Constant":
             constants[node.output[0]] = node
     nodes = [n for n in model.graph.node if n.op_type != "Constant"]
-    bindings = [v.name for v in model.graph.input if v.name not in constants] + [v.name for v in model.graph.output]
-    return _Graph(nodes, types, shapes, constants, bindings)
+    outputs = [v.name for v in model.graph.output]
+    bindings = [v.name for v in model.graph.input if v.name not in constants] + outputs
+    return _Graph(nodes, types, shapes, constants, bindings, outputs)
 
 
 def _count(constant: Any) -> int:
@@ -169,24 +172,28 @@ class _Builder:
             return "FP32" if self.fp32_tactics.intersection(members) else "FP16"
         return "FP32"
 
+    def copy_node(self, role: str, layer_name: str, source: tuple[str, str], target: tuple[str, str]) -> None:
+        """A "Reformatting CopyNode for {role} Tensor 0 to {layer}" (``role``: "Input Tensor 1", ...)."""
+        self.layers.append(
+            _Layer(
+                f"Reformatting CopyNode for {role} to {layer_name}",
+                "Reformat",
+                "Reformat",
+                source[1],
+                [source],
+                [target],
+                {"Origin": "REFORMAT"},
+            )
+        )
+
     def read(self, tensor: str, precision: str, layer_name: str, index: int) -> tuple[str, str]:
         """The tensor as the layer reads it: through a reformat when it is held in another precision."""
         held = self.held.get(tensor, precision)
         if held == precision:
             return tensor, precision
         copy = f"Reformatted Input Tensor {index} to {layer_name}"
-        self.layers.append(
-            _Layer(
-                f"Reformatting CopyNode for Input Tensor {index} to {layer_name}",
-                "Reformat",
-                "Reformat",
-                held,
-                [(tensor, held)],
-                [(copy, precision)],
-                {"Origin": "REFORMAT"},
-            )
-        )
         self.g.shapes[copy] = self.g.shapes.get(tensor, ())
+        self.copy_node(f"Input Tensor {index}", layer_name, (tensor, held), (copy, precision))
         return copy, precision
 
     def emit(self, layer: _Layer, reads: list[tuple[str, str]]) -> None:
@@ -215,8 +222,11 @@ class _Builder:
                 self.done.add(id(user))
                 out, out_precision = user.output[0], "Int8"
                 break
-            if user.op_type not in FUSED_AFTER:
+            if user.op_type not in FUSED_AFTER or id(user) in self.done:
                 break
+            others = [x for x in user.input if x != out and x not in g.constants]
+            if any(x not in self.held for x in others):
+                break  # a residual Add fuses into the branch computed last, when its other operand exists
             self.done.add(id(user))
             members.append(user.name)
             reads += [(t, precision) for t in user.input[1:] if t not in g.constants and user.op_type == "Add"]
@@ -287,7 +297,7 @@ class _Builder:
 
     def _outputs(self) -> None:
         """Outputs held in another precision than the network declares get an output reformat."""
-        for output in self.g.bindings[1:]:
+        for output in self.g.outputs:
             want, held = self.g.precision(output), self.held.get(output)
             if held is None or held == want:
                 continue
@@ -295,17 +305,7 @@ class _Builder:
             staged = f"Reformatted Output Tensor 0 to {producer.name}"
             producer.outputs = [(staged if t == output else t, p) for t, p in producer.outputs]
             self.g.shapes[staged] = self.g.shapes.get(output, ())
-            self.layers.append(
-                _Layer(
-                    f"Reformatting CopyNode for Output Tensor 0 to {producer.name}",
-                    "Reformat",
-                    "Reformat",
-                    held,
-                    [(staged, held)],
-                    [(output, want)],
-                    {"Origin": "REFORMAT"},
-                )
-            )
+            self.copy_node("Output Tensor 0", producer.name, (staged, held), (output, want))
 
 
 def _tensor(graph: _Graph, name: str, precision: str) -> dict[str, Any]:
