@@ -19,6 +19,7 @@ from arcface_trt.artifacts.manifest import Manifest
 from arcface_trt.engine import gpu, inspection, precision_check, trt_api
 from arcface_trt.errors import BackendUnavailableError, InputError
 from arcface_trt.fileio import sha256_file
+from arcface_trt.names import PRECISIONS
 from arcface_trt.records import Record
 
 
@@ -204,6 +205,7 @@ def inspect_plan(plan_path: Path, min_fp16_share: float) -> PlanReport:
             report.mislabelled = True
             report.disagreements.append(f"the manifest's precision check failed: {check.get('reason')}")
     label = manifest.precision if manifest else name_key.precision if name_key else None
+    label = label if label in PRECISIONS else None
     if report.engine_problem is None:
         _load(report, plan_path, manifest, label, min_fp16_share)
     if report.engine is None:
