@@ -99,6 +99,9 @@ class TensorrtSection:
     hardware_compatibility: str = field(default="none", metadata=_choice(*HARDWARE_COMPATIBILITY))
     #: Reuse an on-disk timing cache across builds (keyed like the engines).
     timing_cache: bool = True
+    #: An fp16 build fails unless this share of its convolution/matrix layers (nodes kept in fp32 on
+    #: purpose not counted) really runs in fp16, as the engine inspector reports; 0 turns the check off.
+    min_fp16_share: float = field(default=0.8, metadata=_range(0.0, 1.0))
     #: Deprecated (still read, with a warning): ``precision.keep_fp32_nodes`` in embedding.yaml replaces it.
     fp16_keep_fp32_nodes: tuple[str, ...] | None = field(default=None, metadata={"deprecated": "precision"})
     #: Engine cache folder; null means ``<user cache>/arcface-trt/engines``.

@@ -3,10 +3,11 @@
 #
 #   pip install -e '.[gpu]' && bash scripts/gpu_smoke.sh
 #
-# It generates the built-in model, builds TensorRT engines at fp32 and fp16, compares each engine
-# with the InsightFace reference (no CPU fallback allowed), benchmarks the fp16 engine (transfers,
-# GPU compute, CUDA graph), and prints one JSON document on stdout (progress goes to stderr). It exits
-# non-zero when any step fails or any parity check fails.
+# It generates the built-in model, builds TensorRT engines at fp32 and fp16, inspects each plan with
+# TensorRT (the engine's own account of its layers' precisions against its label and manifest),
+# compares each engine with the InsightFace reference (no CPU fallback allowed), benchmarks the fp16
+# engine (transfers, GPU compute, CUDA graph), and prints one JSON document on stdout (progress goes to
+# stderr). It exits non-zero when any step fails, any parity check fails, or a plan is mislabelled.
 #
 # Environment: MODEL_ARCH (r50), N_SAMPLES (100), MAX_DRIFT_FP32 (0.001), MAX_DRIFT_FP16 (0.005),
 # BATCH (32: the profile's opt and max batch), BENCH_SECONDS (3), KEEP_WORK=1 to keep the work folder,
@@ -65,6 +66,8 @@ EOF
     "${CLI[@]}" build --config "$WORK/embedding-$precision.yaml" --json
   step "rebuild-$precision" "$WORK/rebuild-$precision.json" \
     "${CLI[@]}" build --config "$WORK/embedding-$precision.yaml" --json
+  step "inspect-$precision" "$WORK/inspect-$precision.json" \
+    "${CLI[@]}" inspect --config "$WORK/embedding-$precision.yaml" --json
   step "compare-$precision" "$WORK/compare-$precision.json" \
     "${CLI[@]}" compare --backend-a insightface --backend-b tensorrt --no-cpu-fallback \
     --config "$WORK/embedding-$precision.yaml" --n-samples "$N_SAMPLES" --max-drift-cosine "$drift" --json
@@ -93,12 +96,25 @@ def load(name):
 
 
 failed = os.environ["FAILED"].split()
-report = {"model": load("model"), "builds": {}, "compare": {}, "benchmark": load("benchmark")}
+report = {"model": load("model"), "builds": {}, "inspect": {}, "compare": {}, "benchmark": load("benchmark")}
 for precision in ("fp32", "fp16"):
     build, rebuild = load(f"build-{precision}"), load(f"rebuild-{precision}")
     report["builds"][precision] = build
     if rebuild.get("from_cache") is not True:
         failed.append(f"rebuild-{precision}-not-from-cache")
+    inspected = load(f"inspect-{precision}")
+    engine = inspected.get("engine") or {}
+    report["inspect"][precision] = {
+        "engine_precision": engine.get("precision_summary"),
+        "engine_check": engine.get("precision_check"),
+        "disagreements": inspected.get("disagreements"),
+        "engine_problem": inspected.get("engine_problem"),
+        "error": inspected.get("error"),
+    }
+    if inspected.get("mislabelled") is not False:
+        failed.append(f"inspect-{precision}-mislabelled")
+    if not engine:
+        failed.append(f"inspect-{precision}-engine-not-loaded")
     compare = load(f"compare-{precision}")
     report["compare"][precision] = {
         k: compare.get(k) for k in ("passed", "cosine", "max_drift", "max_drift_cosine", "nn_agreement", "backend_b", "error")

@@ -52,6 +52,7 @@ def test_issue_defaults() -> None:
     assert (t.precision, t.min_batch_size, t.opt_batch_size, t.max_batch_size) == ("fp16", 1, 32, 32)
     assert t.workspace_size_mb == 1024
     assert t.engine_s3_bucket is None
+    assert t.min_fp16_share == 0.8  # the mislabel gate of fp16 builds
 
 
 def test_config_is_frozen() -> None:
@@ -85,6 +86,7 @@ def _write(tmp_path: Path, embedding: str, tensorrt: str | None = None) -> Path:
             "min_batch_size <= opt_batch_size <= max_batch_size",
         ),
         ("", "tensorrt:\n  workspace_mb: 10\n", "unknown key 'tensorrt.workspace_mb'"),
+        ("", "tensorrt:\n  min_fp16_share: 80\n", "'tensorrt.min_fp16_share' must be <= 1.0"),
         ("", "arcface_tensorrt:\n  enabled: 1\n", "'arcface_tensorrt.enabled' must be bool"),
         ("precision:\n  keep_fp32_nodes: fc\n", None, "'precision.keep_fp32_nodes' must be tuple"),
         ("precision:\n  fp16: true\n", None, "unknown key 'precision.fp16'"),

@@ -151,6 +151,8 @@ class Manifest(ManifestRecord):
         "embedding_dim",
         "recipe",
         "extra",
+        "precision_summary",
+        "precision_check",
     )
     SHA_FIELD: ClassVar[str] = "plan_sha256"
 
@@ -175,6 +177,10 @@ class Manifest(ManifestRecord):
     #: The non-default build recipe (its option names are the variant's tags); empty for the default.
     recipe: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: What the engine inspector says the layers run in (:class:`~arcface_trt.engine.precision_check.PrecisionSummary`).
+    precision_summary: dict[str, Any] | None = None
+    #: The mislabel gate's verdict on that summary (:class:`~arcface_trt.engine.precision_check.PrecisionVerdict`).
+    precision_check: dict[str, Any] | None = None
 
     @property
     def key(self) -> EngineKey:

@@ -29,6 +29,7 @@ from arcface_trt.cli import (
 )
 from arcface_trt.cli import build as build_cmd
 from arcface_trt.cli import embed as embed_cmd
+from arcface_trt.cli import inspect as inspect_cmd
 from arcface_trt.cli.common import printable
 from arcface_trt.errors import ArcFaceTrtError
 from arcface_trt.redact import redact
@@ -156,6 +157,7 @@ app.command("fetch-engine")(fetch_engine.fetch_engine)
 app.command("push-engine")(push_engine.push_engine)
 app.command("list-engines")(list_engines.list_engines)
 app.command("export-triton")(export_triton.export_triton)
+app.command("inspect")(inspect_cmd.inspect)
 
 
 def main() -> None:

@@ -15,7 +15,15 @@ from arcface_trt.cli.calibration import (
     CalibSamplesOption,
     calibration_settings,
 )
-from arcface_trt.cli.common import cpu_precision, emit_json, engine_settings, option, status
+from arcface_trt.cli.common import (
+    build_progress,
+    cpu_precision,
+    emit_json,
+    engine_settings,
+    option,
+    precision_line,
+    status,
+)
 from arcface_trt.errors import InputError
 from arcface_trt.names import check_target
 from arcface_trt.paths import engine_cache_root
@@ -49,6 +57,13 @@ def _human_result(record: dict[str, Any]) -> None:
     ]
     if record["rebuild_reasons"]:
         lines.append(f"rebuilt because: {'; '.join(record['rebuild_reasons'])}")
+    manifest = record["manifest"]
+    if manifest.get("precision_check"):
+        lines.append(f"precision:  {precision_line(manifest['precision_summary'], manifest['precision_check'])}")
+    timing = manifest.get("extra", {}).get("timing_cache")
+    if not record["from_cache"] and timing:
+        added = manifest["extra"].get("timing_cache_entries_added")
+        lines.append(f"timing cache: {timing}" + (f" ({added} entries added)" if added is not None else ""))
     if "upload" in record:
         upload = record["upload"]
         done = "uploaded" if upload.get("uploaded") else "already in the store"
@@ -121,7 +136,10 @@ def build(
             _human_dry_run(plan)
         return
 
-    result = build_engine(request, on_status=lambda message: status(message, enabled=not json_output))
+    with build_progress(enabled=not json_output) as on_progress:
+        result = build_engine(
+            request, on_status=lambda message: status(message, enabled=not json_output), on_progress=on_progress
+        )
     record = result.to_dict()
     if upload:
         status("uploading to the engine store ...", enabled=not json_output)

@@ -54,6 +54,43 @@ WorkspaceOption = Annotated[int | None, option("--workspace-mb", help="Builder w
 HardwareCompatibilityOption = Annotated[
     str | None, option("--hardware-compatibility", help="none | ampere_plus | same_cc.")
 ]
+# The parts of an engine key, for commands that name a cached or stored plan (fetch-engine, inspect).
+KeyModelOption = Annotated[
+    str | None,
+    option(
+        "--model",
+        help="Model name in the engine key (default: the configured model's file name, else the built-in model's).",
+    ),
+]
+KeyPrecisionOption = Annotated[
+    str | None, option("--precision", help="fp32 | fp16 | int8 (default: tensorrt.precision).")
+]
+KeyArchOption = Annotated[
+    str | None,
+    option(
+        "--arch",
+        help="GPU compute capability, e.g. 90 or sm89 (default: this GPU's); lets a machine without a GPU "
+        "name other GPUs' engines.",
+    ),
+]
+KeyTrtVersionOption = Annotated[
+    str | None,
+    option("--trt-version", help="TensorRT version, e.g. 10.16 (default: the installed tensorrt module's)."),
+]
+
+
+def engine_key(cfg: Any, precision: str, model: str | None, arch: str | None, trt_version: str | None) -> Any:
+    """The default-recipe engine key the key options name; arch and version default to this machine's."""
+    from arcface_trt.artifacts.key import EngineKey
+    from arcface_trt.engine.build import detect_sm_arch, detect_trt_version
+    from arcface_trt.model.default import configured_model_name
+
+    return EngineKey(
+        model or configured_model_name(cfg.embedding),
+        precision,
+        arch if arch is not None else detect_sm_arch(),
+        trt_version if trt_version is not None else detect_trt_version(),
+    )
 
 
 def cpu_precision(precision: str | None) -> str:
@@ -113,6 +150,24 @@ def markup_safe(value: Any) -> str:
     return escape(printable(str(value)))
 
 
+def precision_line(summary: Any, check: Any) -> str:
+    """``2 of 2 convolution/matrix layers run in fp16 (...); layers: 4 fp16, 1 fp32; kept in fp32: fc + features``.
+
+    ``summary`` and ``check`` are a manifest's ``precision_summary`` and ``precision_check`` (read
+    from a file: anything missing is left out).
+    """
+    summary = summary if isinstance(summary, dict) else {}
+    check = check if isinstance(check, dict) else {}
+    parts = [str(check.get("reason", "not checked"))]
+    by_precision = summary.get("by_precision")
+    if isinstance(by_precision, dict) and by_precision:
+        parts.append("layers: " + ", ".join(f"{count} {precision}" for precision, count in by_precision.items()))
+    kept = summary.get("kept_layers")
+    if isinstance(kept, list) and kept:
+        parts.append("kept in fp32: " + ", ".join(map(str, kept)))
+    return "; ".join(parts)
+
+
 def emit_json(data: Any) -> None:
     """Write ``data`` as JSON to stdout (the only thing on stdout in --json mode), secrets redacted."""
     from arcface_trt.records import json_text
@@ -128,26 +183,80 @@ def stdout_console() -> Any:
     return Console()
 
 
-@contextmanager
-def progress(description: str, total: int | None, enabled: bool = True) -> Iterator[Any]:
-    """A rich progress bar on stderr (``total`` None: a count without an end); yields ``advance(n)``."""
+def stderr_console() -> Any:
+    """A rich console on stderr, for progress (shown only when it is a terminal)."""
     from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _bars(console: Any) -> Any:
+    """The progress bars every command shows: description, bar, done/total, elapsed; gone when finished."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    console = Console(stderr=True)
-    if not enabled or not console.is_terminal:
-        yield lambda n: None
-        return
-    with Progress(
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
         transient=True,
-    ) as bar:
+    )
+
+
+@contextmanager
+def progress(description: str, total: int | None, enabled: bool = True) -> Iterator[Any]:
+    """A rich progress bar on stderr (``total`` None: a count without an end); yields ``advance(n)``."""
+    console = stderr_console()
+    if not enabled or not console.is_terminal:
+        yield lambda n: None
+        return
+    with _bars(console) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+class PhaseDisplay:
+    """TensorRT's build phases as nested progress bars: one bar per open phase, indented under its parent.
+
+    Called with each :class:`~arcface_trt.engine.progress.PhaseEvent` of a build. Phase names come
+    from TensorRT and hold layer names: they are shown as plain text, never as markup.
+    """
+
+    #: Longest phase label shown (layer names of fused layers get long).
+    WIDTH = 60
+
+    def __init__(self, bars: Any) -> None:
+        from arcface_trt.engine.progress import FINISH, START, STEP
+
+        self._bars = bars
+        self._kinds = (START, STEP, FINISH)
+        #: open phase -> (task id, depth)
+        self._open: dict[str, tuple[Any, int]] = {}
+
+    def __call__(self, event: Any) -> None:
+        start, step, finish = self._kinds
+        if event.kind == start:
+            depth = self._open[event.parent][1] + 1 if event.parent in self._open else 0
+            label = "  " * depth + event.phase
+            if len(label) > self.WIDTH:
+                label = label[: self.WIDTH - 1] + "…"
+            self._open[event.phase] = (self._bars.add_task(markup_safe(label), total=max(event.steps, 1)), depth)
+        elif event.kind == step and event.phase in self._open:
+            self._bars.update(self._open[event.phase][0], completed=event.steps)
+        elif event.kind == finish and event.phase in self._open:
+            self._bars.remove_task(self._open.pop(event.phase)[0])
+
+
+@contextmanager
+def build_progress(enabled: bool = True) -> Iterator[Any]:
+    """TensorRT build progress on stderr when it is a terminal: yields the ``on_progress`` callback, else None."""
+    console = stderr_console()
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    with _bars(console) as bars:
+        yield PhaseDisplay(bars)
 
 
 def status(message: str, enabled: bool = True) -> None:

@@ -6,7 +6,9 @@
   (model hash, precision, arch, TensorRT version, batch profile, compatibility level) and
   the plan's sha256 checks out.
 - obtain: an injected :data:`Fetcher` (the S3 engine store, when configured) or a build
-  under the key's file lock; :func:`record` writes the manifest of a built plan.
+  under the key's file lock, whose engine must then prove its precision (:func:`check_precision`:
+  the engine inspector's layers against the label; a mislabelled plan is never stored);
+  :func:`record` writes the manifest of a built plan.
 
 :func:`dry_run` reports the same decisions without needing a GPU or TensorRT.
 :func:`ensure_engine` is the tensorrt backend's entry. This module never imports the
@@ -28,11 +30,13 @@ from arcface_trt.artifacts.cache import ArtifactCache
 from arcface_trt.artifacts.key import EngineKey, Variant, engine_stem, normalize_arch, trt_major_minor
 from arcface_trt.artifacts.manifest import Manifest
 from arcface_trt.config import TensorrtSection
-from arcface_trt.engine import builder, gpu, trt_api
-from arcface_trt.errors import BackendUnavailableError, InputError, StoreError
+from arcface_trt.engine import builder, gpu, inspection, precision_check, trt_api
+from arcface_trt.engine.progress import OnProgress
+from arcface_trt.errors import BackendUnavailableError, CheckFailedError, InputError, StoreError
 from arcface_trt.model.dynamic_batch import ensure_dynamic_batch
-from arcface_trt.model.inspect import ModelInfo, inspect_model
+from arcface_trt.model.inspect import ModelInfo, inspect_model, load_onnx
 from arcface_trt.paths import engine_cache_root
+from arcface_trt.precision import fp16
 from arcface_trt.precision.plan import PrecisionPlan, describe_known_paths, plans_for_known_tensorrt
 from arcface_trt.version import __version__
 
@@ -252,6 +256,7 @@ def dry_run(request: BuildRequest) -> dict[str, Any]:
                 else None
             ),
             "dynamic_batch": model.dynamic_batch,
+            "precision_check": precision_check.rule(settings.precision, settings.min_fp16_share),
             "force": request.force,
         },
         "cache": cache_state,
@@ -270,7 +275,43 @@ def _try_fetch(fetcher: Fetcher, key: EngineKey, cache: ArtifactCache, status: S
     return True
 
 
-def record(resolved: ResolvedBuild, info: gpu.GpuInfo, built: builder.BuiltPlan, seconds: float) -> Manifest:
+@dataclass(frozen=True)
+class CheckedPrecision:
+    """What the engine inspector says a built plan's layers run in, and the gate's verdict."""
+
+    summary: precision_check.PrecisionSummary
+    verdict: precision_check.PrecisionVerdict
+
+
+def check_precision(resolved: ResolvedBuild, prepared: builder.PreparedOnnx, data: bytes) -> CheckedPrecision:
+    """Load the plan just built, summarise its layers' precisions, and fail (CheckFailedError) a mislabelled one."""
+    settings = resolved.request.settings
+    facts = inspection.engine_facts(data, trt_api.TrtLog(), "the engine just built", settings.opt_batch_size)
+    summary = precision_check.summarize(facts.layers, settings.precision, prepared.kept_fp32_nodes)
+    verdict = precision_check.judge(summary, settings.min_fp16_share)
+    if not verdict.passed:
+        head = fp16.kept_fp32_nodes(load_onnx(resolved.model.path), None)
+        advice = precision_check.advice(resolved.plan, summary, head)
+        message = precision_check.failure_message(summary, verdict, advice)
+        raise CheckFailedError(f"{message}. The plan {resolved.key.name} was discarded (not cached, not uploaded)")
+    return CheckedPrecision(summary, verdict)
+
+
+def _io_record(model: ModelInfo) -> dict[str, Any]:
+    """The model's input and output as the engine has them (batch -1: dynamic)."""
+    return {
+        "input": {"name": model.input_name, "shape": [-1, *_input_chw(model)], "dtype": model.input_dtype},
+        "output": {"name": model.output_name, "shape": [-1, model.embedding_dim], "dtype": model.output_dtype},
+    }
+
+
+def record(
+    resolved: ResolvedBuild,
+    info: gpu.GpuInfo,
+    built: builder.BuiltPlan,
+    seconds: float,
+    checked: CheckedPrecision,
+) -> Manifest:
     """The manifest of a plan just built for ``resolved`` on the GPU ``info``."""
     settings, model, plan = resolved.request.settings, resolved.model, resolved.plan
     plan_bytes = built.data
@@ -290,14 +331,19 @@ def record(resolved: ResolvedBuild, info: gpu.GpuInfo, built: builder.BuiltPlan,
             "precision_path": plan.path,
             "precision_plan": plan.to_dict(),
             "timing_cache": built.timing_cache,
+            "timing_cache_entries_added": built.timing_entries_added,
             "dynamic_batch_rewritten": not model.dynamic_batch,
             "compute_capability": info.compute_capability,
+            "io_tensors": _io_record(model),
+            "input_spec": {"mean": model.input_mean, "std": model.input_std},
         },
+        precision_summary=checked.summary.to_dict(),
+        precision_check=checked.verdict.to_dict(),
     )
 
 
 def _build(
-    resolved: ResolvedBuild, cache: ArtifactCache, info: gpu.GpuInfo, status: Status
+    resolved: ResolvedBuild, cache: ArtifactCache, info: gpu.GpuInfo, status: Status, on_progress: OnProgress | None
 ) -> tuple[Path, Manifest, float]:
     """Build the plan of ``resolved`` and store it with its manifest (the caller holds the key's lock)."""
     settings, model, key = resolved.request.settings, resolved.model, resolved.key
@@ -317,16 +363,29 @@ def _build(
         ),
     )
     start = time.perf_counter()
-    built = builder.build_serialized_plan(prepared, _input_chw(model), build_settings, trt_api.TrtLog(), status)
+    built = builder.build_serialized_plan(
+        prepared, _input_chw(model), build_settings, trt_api.TrtLog(), status, on_progress
+    )
     seconds = time.perf_counter() - start
-    manifest = record(resolved, info, built, seconds)
+    checked = check_precision(resolved, prepared, built.data)
+    status(f"precision: {checked.verdict.reason}")
+    manifest = record(resolved, info, built, seconds, checked)
     path = cache.store(key, built.data, manifest)
     status(f"stored {path} ({len(built.data) / 1e6:.1f} MB, built in {seconds:.1f} s)")
     return path, manifest, seconds
 
 
-def build_engine(request: BuildRequest, on_status: Status | None = None, fetcher: Fetcher | None = None) -> BuildResult:
-    """Reuse the cached plan when its manifest matches, else fetch it (with a ``fetcher``) or build it."""
+def build_engine(
+    request: BuildRequest,
+    on_status: Status | None = None,
+    fetcher: Fetcher | None = None,
+    on_progress: OnProgress | None = None,
+) -> BuildResult:
+    """Reuse the cached plan when its manifest matches, else fetch it (with a ``fetcher``) or build it.
+
+    ``on_status`` gets one-line notes; ``on_progress`` TensorRT's build phases and steps. A built
+    plan whose layers do not carry the requested precision is a :class:`CheckFailedError` and is not stored.
+    """
     status = on_status or (lambda message: log.info("%s", message))
     model = inspect_model(request.onnx_path)
     info = _require_trt_and_gpu()
@@ -356,7 +415,7 @@ def build_engine(request: BuildRequest, on_status: Status | None = None, fetcher
             return BuildResult(key, lookup.path, lookup.manifest, "cache")
         reasons = ["--force"] if request.force else list(lookup.reasons)
         status(f"building {key.relpath}: {'; '.join(reasons)}")
-        path, manifest, seconds = _build(resolved, cache, info, status)
+        path, manifest, seconds = _build(resolved, cache, info, status, on_progress)
     return BuildResult(key, path, manifest, "built", reasons, seconds)
 
 

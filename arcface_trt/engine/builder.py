@@ -3,7 +3,8 @@
 The steps are NVIDIA's: ``Builder`` -> ``create_network`` -> ``OnnxParser.parse`` (every
 parser error reported) -> ``create_builder_config`` -> workspace pool limit -> precision
 flags -> hardware compatibility level -> one optimization profile (min/opt/max batch;
-``opt`` is the serving batch) -> timing cache -> ``build_serialized_network``.
+``opt`` is the serving batch) -> timing cache -> detailed profiling verbosity (so the engine
+inspector can say what each layer runs in) -> progress monitor -> ``build_serialized_network``.
 
 Precision is not decided here: :func:`prepare_onnx` runs the transform the
 :class:`~arcface_trt.precision.plan.PrecisionPlan` names, and :func:`build_serialized_plan`
@@ -20,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arcface_trt.engine.progress import OnProgress, progress_monitor
 from arcface_trt.engine.trt_api import TrtLog, trt
 from arcface_trt.errors import BackendUnavailableError, InputError
 from arcface_trt.fileio import write_bytes_atomic
+from arcface_trt.model.inspect import load_onnx
 from arcface_trt.precision import fp16, qdq
 from arcface_trt.precision.plan import TRANSFORM_FP16, TRANSFORM_NONE, TRANSFORM_REQUIRE_QDQ, PrecisionPlan
 
@@ -46,10 +49,12 @@ class BuildSettings:
 
 @dataclass(frozen=True)
 class PreparedOnnx:
-    """The ONNX file handed to the parser, and the precision plan it was prepared for."""
+    """The ONNX file handed to the parser, the precision plan it was prepared for, and its nodes kept in fp32."""
 
     path: Path
     plan: PrecisionPlan
+    #: Node names the transform kept in fp32 on purpose (the precision check does not count them).
+    kept_fp32_nodes: tuple[str, ...] = ()
 
 
 def prepare_onnx(plan: PrecisionPlan, onnx_path: Path, work_dir: Path, sha256: str) -> PreparedOnnx:
@@ -63,7 +68,8 @@ def prepare_onnx(plan: PrecisionPlan, onnx_path: Path, work_dir: Path, sha256: s
         dst = work_dir / f"{onnx_path.stem}-fp16-{sha256[:16]}-{suffix}.onnx"
         if not dst.exists():
             fp16.convert_to_fp16(onnx_path, dst, plan.keep_fp32_nodes)
-        return PreparedOnnx(dst, plan)
+        kept_nodes = fp16.kept_fp32_nodes(load_onnx(onnx_path), plan.keep_fp32_nodes)
+        return PreparedOnnx(dst, plan, tuple(kept_nodes))
     if plan.transform == TRANSFORM_REQUIRE_QDQ:
         qdq.check_tensorrt_qdq(onnx_path)
         return PreparedOnnx(onnx_path, plan)
@@ -93,15 +99,25 @@ def parser_errors(parser: Any) -> list[str]:
     return out
 
 
-def _hardware_level(name: str) -> Any:
-    levels = {
+def _hardware_levels() -> dict[str, Any]:
+    """``hardware_compatibility`` setting -> TensorRT level."""
+    return {
         "none": trt.HardwareCompatibilityLevel.NONE,
         "ampere_plus": trt.HardwareCompatibilityLevel.AMPERE_PLUS,
         "same_cc": trt.HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY,
     }
+
+
+def _hardware_level(name: str) -> Any:
+    levels = _hardware_levels()
     if name not in levels:
         raise InputError(f"unknown hardware compatibility {name!r} (choose none, ampere_plus or same_cc)")
     return levels[name]
+
+
+def hardware_setting(level: Any) -> str:
+    """The ``hardware_compatibility`` setting of a TensorRT level (its member name for one this tool never sets)."""
+    return next((name for name, value in _hardware_levels().items() if value == level), str(level.name))
 
 
 def _apply_precision(config: Any, plan: PrecisionPlan) -> None:
@@ -153,6 +169,12 @@ def _attach_timing_cache(config: Any, path: Path | None, phase: Phase) -> str:
     return state
 
 
+def _timing_entries(config: Any) -> int | None:
+    """How many entries the build's timing cache holds (None without one)."""
+    cache = config.get_timing_cache()
+    return None if cache is None else len(cache.queryKeys())
+
+
 def _save_timing_cache(config: Any, path: Path | None) -> None:
     if path is None:
         return
@@ -167,7 +189,10 @@ class BuiltPlan:
     """A serialized plan and what happened to the timing cache while building it."""
 
     data: bytes
+    #: ``TIMING_*``: what happened to the on-disk timing cache.
     timing_cache: str
+    #: Entries the build added to the timing cache (kernels it had to time); None without a cache.
+    timing_entries_added: int | None = None
 
 
 def build_serialized_plan(
@@ -176,8 +201,13 @@ def build_serialized_plan(
     settings: BuildSettings,
     trt_log: TrtLog,
     on_phase: Phase | None = None,
+    on_progress: OnProgress | None = None,
 ) -> BuiltPlan:
-    """Build the plan; :class:`InputError` with TensorRT's own messages when it cannot."""
+    """Build the plan; :class:`InputError` with TensorRT's own messages when it cannot.
+
+    ``on_phase`` gets one-line notes (parsing, building, a refused timing cache); ``on_progress``
+    gets TensorRT's build phases and steps. A Ctrl-C during the build cancels it (KeyboardInterrupt).
+    """
     phase = on_phase or (lambda message: None)
     plan = prepared.plan
     try:
@@ -219,6 +249,12 @@ def build_serialized_plan(
     )
     config.add_optimization_profile(profile)
     timing = _attach_timing_cache(config, settings.timing_cache_path, phase)
+    entries_before = _timing_entries(config)
+    # DETAILED: the engine inspector then shows each layer's formats, i.e. its real precision.
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    # Kept referenced until the build returns: TensorRT holds only a pointer to it.
+    monitor = progress_monitor(on_progress)
+    config.progress_monitor = monitor
 
     phase(
         f"building the {plan.precision} engine "
@@ -227,7 +263,11 @@ def build_serialized_plan(
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
+        if monitor.cancelled:
+            raise KeyboardInterrupt
         raise InputError(f"TensorRT could not build an engine from {prepared.path}: {trt_log.summary()}")
     log.info("TensorRT built the engine in %.1f s", time.perf_counter() - start)
+    entries_after = _timing_entries(config)
     _save_timing_cache(config, settings.timing_cache_path)
-    return BuiltPlan(bytes(serialized), timing)
+    added = None if entries_before is None or entries_after is None else entries_after - entries_before
+    return BuiltPlan(bytes(serialized), timing, added)

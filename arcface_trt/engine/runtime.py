@@ -82,6 +82,23 @@ def engine_io(engine: Any) -> EngineIO:
     )
 
 
+def deserialize(data: bytes, trt_log: trt_api.TrtLog, where: object) -> tuple[Any, Any]:
+    """``(runtime, engine)`` of a serialized plan; the runtime must outlive the engine.
+
+    TensorRT returns None for a plan of another version or an incompatible GPU, or a damaged
+    file: :class:`BackendUnavailableError` names those causes and quotes TensorRT.
+    """
+    runtime = trt.Runtime(trt_log.trt_logger)
+    engine = runtime.deserialize_cuda_engine(data)
+    if engine is None:
+        raise BackendUnavailableError(
+            f"TensorRT {trt_api.version()} could not load {where}: it was most likely built by another "
+            "TensorRT version or for another GPU (compute capability), or the file is damaged; rebuild it "
+            f"with 'arcface-trt build --force' on this machine. TensorRT said: {trt_log.summary()}"
+        )
+    return runtime, engine
+
+
 def _numpy_dtype(engine: Any, name: str) -> np.dtype:
     """The numpy type of tensor ``name``; a one-line error for types numpy has none of (BF16, FP8, INT4, FP4)."""
     dtype = engine.get_tensor_dtype(name)
@@ -126,15 +143,7 @@ class TrtRunner:
             raise InputError(f"cannot read engine plan {plan}: {exc.strerror}") from None
 
     def _open(self, data: bytes) -> None:
-        self.runtime = trt.Runtime(self.log.trt_logger)
-        self.engine = self.runtime.deserialize_cuda_engine(data)
-        if self.engine is None:
-            where = self.plan_path or "the engine plan"
-            raise BackendUnavailableError(
-                f"TensorRT {self.trt_version} could not load {where}: it was most likely built by another "
-                "TensorRT version or for another GPU (compute capability), or the file is damaged; rebuild it "
-                f"with 'arcface-trt build --force' on this machine. TensorRT said: {self.log.summary()}"
-            )
+        self.runtime, self.engine = deserialize(data, self.log, self.plan_path or "the engine plan")
         engine = self.engine
         self.io = engine_io(engine)
         self.input_name, self.output_name = self.io.input_name, self.io.output_name

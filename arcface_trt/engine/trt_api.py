@@ -15,6 +15,7 @@ conditional expression / ``and`` whose test contains ``hasattr(trt.X, "Y")`` (or
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,26 +93,34 @@ _LEVELS = {
     "VERBOSE": logging.DEBUG,
 }
 
-#: One ILogger subclass per ``trt.ILogger`` class (the tests swap TensorRT modules).
-_logger_classes: dict[type, type] = {}
+#: Application subclasses of TensorRT interfaces, one per (maker, interface class): the tests swap modules.
+_subclasses: dict[tuple[Callable[[type], type], type], type] = {}
 
 
-def _logger_class() -> type:
-    """A ``trt.ILogger`` subclass (made once per loaded module) that forwards to a :class:`TrtLog`."""
-    base = trt.ILogger
-    cls = _logger_classes.get(base)
-    if cls is None:
+def subclass_of(base: type, make: Callable[[type], type]) -> type:
+    """``make(base)``: an application subclass of the TensorRT interface ``base``, made once per loaded module.
 
-        class _CollectingILogger(base):  # type: ignore[valid-type,misc]
-            def __init__(self, sink: TrtLog) -> None:
-                base.__init__(self)
-                self._sink = sink
+    ``trt.ILogger`` and ``trt.IProgressMonitor`` are implemented in Python by subclassing; the
+    class must derive from the loaded module's own base, so it is made when first needed.
+    """
+    key = (make, base)
+    if key not in _subclasses:
+        _subclasses[key] = make(base)
+    return _subclasses[key]
 
-            def log(self, severity: Any, msg: str) -> None:
-                self._sink.record(_severity_name(severity), msg)
 
-        cls = _logger_classes[base] = _CollectingILogger
-    return cls
+def _collecting_logger(base: type) -> type:
+    """A ``trt.ILogger`` subclass that forwards to a :class:`TrtLog`."""
+
+    class _CollectingILogger(base):  # type: ignore[valid-type,misc]
+        def __init__(self, sink: TrtLog) -> None:
+            base.__init__(self)
+            self._sink = sink
+
+        def log(self, severity: Any, msg: str) -> None:
+            self._sink.record(_severity_name(severity), msg)
+
+    return _CollectingILogger
 
 
 class TrtLog:
@@ -124,7 +133,7 @@ class TrtLog:
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, str]] = []
-        self.trt_logger = _logger_class()(self)
+        self.trt_logger = subclass_of(trt.ILogger, _collecting_logger)(self)
 
     def record(self, severity: str, message: str) -> None:
         """Keep one message (called by TensorRT through the ILogger)."""

@@ -67,6 +67,15 @@ def default_fp32_nodes(model: Any) -> list[str]:
     return kept
 
 
+def kept_fp32_nodes(model: Any, keep_fp32_nodes: Sequence[str] | None) -> list[str]:
+    """The node names a conversion keeps in fp32: ``keep_fp32_nodes``, or the embedding head when None.
+
+    Unnamed nodes are named first (:func:`name_unnamed_nodes`), as the conversion names them.
+    """
+    name_unnamed_nodes(model)
+    return default_fp32_nodes(model) if keep_fp32_nodes is None else list(keep_fp32_nodes)
+
+
 def _check_nodes(model: Any, names: Sequence[str], src: Path) -> None:
     known = {node.name for node in model.graph.node}
     missing = [n for n in names if n not in known]
@@ -95,8 +104,7 @@ def convert_to_fp16(
         raise InputError(f"unknown fp16 converter '{converter}' (choose one of {choices})")
     src, dst = Path(src), Path(dst)
     model = load_onnx(src)
-    name_unnamed_nodes(model)
-    keep = default_fp32_nodes(model) if keep_fp32_nodes is None else list(keep_fp32_nodes)
+    keep = kept_fp32_nodes(model, keep_fp32_nodes)
     _check_nodes(model, keep, src)
     convert = _autocast if converter == "autocast" else _onnxconverter
     converted = convert(model, keep)

@@ -11,7 +11,10 @@ backends ask it; none of them decides again.
 The policy today:
 
 - fp32: the ONNX as it is; on TensorRT, TF32 is cleared so that fp32 means fp32.
-- fp16 on TensorRT with ``BuilderFlag.FP16`` (10.x): the flag on the fp32 network.
+- fp16 on TensorRT with ``BuilderFlag.FP16`` (10.x): the flag on the fp32 network, unless
+  ``precision.keep_fp32_nodes`` is set: nodes can only be kept in fp32 in a mixed-precision
+  ONNX, and under the flag the builder may keep fp32 tactics anyway (the precision check's
+  advice when a flag-built engine is not fp16 enough), so an explicit list takes the path below.
 - fp16 without it (11.x: strongly typed networks only) and fp16 CPU engines: the ONNX is
   converted to mixed precision (fp32 inputs/outputs; the embedding head, or the
   configured nodes, kept in fp32); on TensorRT the network is STRONGLY_TYPED.
@@ -88,12 +91,17 @@ class PrecisionPlan:
             return cls("int8", target, PATH_INT8_QDQ, TRANSFORM_QUANTIZE)
         if gpu and capabilities is None:
             raise InputError("the fp16 plan of a TensorRT engine depends on the installed TensorRT's capabilities")
+        notes: tuple[str, ...] = ()
         if gpu and capabilities is not None and capabilities.fp16_flag:
-            notes = ()
-            if keep is not None:
-                notes = ("precision.keep_fp32_nodes applies to mixed-precision ONNX only, not to the FP16 flag",)
-            return cls("fp16", target, PATH_FP16_FLAG, TRANSFORM_NONE, set_flags=("FP16",), notes=notes)
-        return cls("fp16", target, PATH_FP16_ONNX, TRANSFORM_FP16, strongly_typed=gpu, keep_fp32_nodes=keep)
+            if keep is None:
+                return cls("fp16", target, PATH_FP16_FLAG, TRANSFORM_NONE, set_flags=("FP16",))
+            notes = (
+                "precision.keep_fp32_nodes is set: fp16 comes from a mixed-precision ONNX built strongly typed, "
+                "not from the FP16 builder flag",
+            )
+        return cls(
+            "fp16", target, PATH_FP16_ONNX, TRANSFORM_FP16, strongly_typed=gpu, keep_fp32_nodes=keep, notes=notes
+        )
 
     @property
     def recipe(self) -> dict[str, Any]:

@@ -90,6 +90,15 @@ def _cases(p: dict[str, Path]) -> list[Case]:
             "ONNX model not found",
         ),
         Case("push missing plan", ["push-engine", str(root / "absent.plan"), *unreachable], "absent.plan"),
+        Case("inspect missing plan", ["inspect", str(root / "absent.plan")], "plan not found"),
+        Case("inspect a folder", ["inspect", str(p["empty"])], "plan not found"),
+        Case(
+            "inspect uncached key",
+            ["inspect", "--model", "m", "--arch", "90", "--trt-version", "10.16"],
+            "no cached plan trt10.16/m-fp16-sm90.plan",
+        ),
+        Case("inspect plan and key", ["inspect", str(p["plan"]), "--precision", "fp16"], "not both"),
+        Case("inspect bad arch", ["inspect", "--model", "m", "--arch", "ninety", "--trt-version", "10.16"], "ninety"),
         Case("push plan without manifest", ["push-engine", str(p["plan"]), *unreachable], "manifest"),
         # a text file named .onnx, wrong shapes, truncated
         Case("compare text .onnx", ["compare", "--onnx-path", str(p["text"])], "not a valid ONNX model"),
@@ -249,6 +258,7 @@ def _cases(p: dict[str, Path]) -> list[Case]:
                 ("list-engines", []),
                 ("push-engine", [str(p["plan"])]),
                 ("export-triton", ["--model-repository", str(root / "repo")]),
+                ("inspect", ["--arch", "90", "--trt-version", "10.16"]),
             ]
         ],
         Case(

@@ -51,6 +51,7 @@ def test_dry_run_json_without_gpu_or_tensorrt(no_gpu_stack, tiny_onnx: Path, tmp
         assert field in manifest
     assert manifest["sm_arch"] == "sm90" and manifest["precision"] == "fp16" and len(manifest["onnx_sha256"]) == 64
     assert plan["build_settings"]["opt_batch"] == 32  # the config default: the serving batch, not 1
+    assert plan["build_settings"]["precision_check"].startswith("at least 80% of the convolution/matrix layers")
     assert not (tmp_path / "engines").exists()  # a dry run writes nothing
 
 
@@ -216,3 +217,112 @@ def test_an_onnx_file_name_that_cannot_name_an_engine_is_refused(
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith("error: model name ") and "\x1b" not in line and result.stdout == ""
     assert not cache.exists()
+
+
+# -- build progress, the precision gate -------------------------------------------------------------------------
+
+
+class _RecordingBars:
+    """A rich Progress on a terminal-like buffer that also keeps what the display asked of it."""
+
+    def __init__(self) -> None:
+        import io
+
+        from rich.console import Console
+
+        from arcface_trt.cli.common import _bars
+
+        self.out = io.StringIO()
+        self.bars = _bars(Console(file=self.out, force_terminal=True, width=120))
+        self.added: list[tuple[str, float]] = []
+        self.completed: dict[str, int] = {}
+        self.removed: list[str] = []
+
+    def add_task(self, description: str, total: float) -> int:
+        self.added.append((description, total))
+        return self.bars.add_task(description, total=total)
+
+    def _name(self, task: int) -> str:
+        return next(t.description for t in self.bars.tasks if t.id == task)
+
+    def update(self, task: int, completed: int) -> None:
+        self.completed[self._name(task)] = completed
+        self.bars.update(task, completed=completed)
+
+    def remove_task(self, task: int) -> None:
+        self.removed.append(self._name(task))
+        self.bars.remove_task(task)
+
+
+def test_progress_events_reach_the_display(fake_stack: FakeStack, tiny_onnx: Path, engine_settings) -> None:
+    from arcface_trt.cli.common import PhaseDisplay
+    from arcface_trt.engine.build import BuildRequest, build_engine
+
+    recorder = _RecordingBars()
+    build_engine(BuildRequest(tiny_onnx, engine_settings), on_progress=PhaseDisplay(recorder))
+    labels = [label for label, _ in recorder.added]
+    assert labels[:4] == [
+        "Building engine",
+        "  Building engine from subgraph",
+        "    Computing profile costs",
+        "      Timing graph nodes",
+    ]
+    assert "        Finding fastest tactic for conv + relu" in labels
+    assert recorder.completed["Building engine"] == 4 and recorder.completed["      Timing graph nodes"] == 3
+    assert sorted(recorder.removed) == sorted(labels) and not recorder.bars.tasks  # every phase closed
+
+
+def test_phase_names_are_text_not_markup() -> None:
+    from arcface_trt.cli.common import PhaseDisplay
+    from arcface_trt.engine.progress import START, PhaseEvent
+
+    recorder = _RecordingBars()
+    with recorder.bars:
+        PhaseDisplay(recorder)(PhaseEvent(START, "Finding fastest tactic for [bold]/conv[/bold] + [Shuffle]", None, 2))
+        recorder.bars.refresh()
+    assert "[bold]/conv[/bold] + [Shuffle]" in recorder.out.getvalue()
+
+
+def test_build_shows_progress_only_at_a_terminal(
+    fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from contextlib import contextmanager
+
+    from arcface_trt.cli import build as build_cli
+    from arcface_trt.cli.common import build_progress
+
+    with build_progress(enabled=True) as on_progress:
+        assert on_progress is None  # the test's stderr is not a terminal
+    seen: list[tuple[bool, int]] = []
+
+    @contextmanager
+    def terminal(enabled: bool = True):
+        events: list = []
+        yield events.append if enabled else None
+        seen.append((enabled, len(events)))
+
+    monkeypatch.setattr(build_cli, "build_progress", terminal)
+    args = ["build", "--onnx-path", tiny_onnx, "--precision", "fp32", "--cache-dir", tmp_path / "e"]
+    shown = invoke(*args)
+    assert shown.exit_code == 0 and seen[-1][0] and seen[-1][1] > 10
+    assert "precision:  2 of 2 convolution/matrix layers run in fp32; layers: 3 fp32" in shown.stdout
+    assert "timing cache: new (3 entries added)" in shown.stdout
+    quiet = invoke(*args, "--force", "--json")
+    assert quiet.exit_code == 0 and seen[-1] == (False, 0)
+    record = json.loads(quiet.stdout)  # stdout holds only the JSON
+    assert record["manifest"]["precision_check"]["passed"] and record["manifest"]["extra"]["timing_cache"] == "loaded"
+
+
+def test_a_mislabelled_build_exits_1_and_is_neither_cached_nor_uploaded(
+    fake_stack_10: FakeStack, tiny_onnx: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from arcface_trt.store import engines as store
+
+    monkeypatch.setattr(store, "push_plan", lambda *a, **k: pytest.fail("a mislabelled plan must not be uploaded"))
+    fake_stack_10.fp32_tactics.add("conv")
+    args = ["build", "--onnx-path", tiny_onnx, "--precision", "fp16", "--cache-dir", tmp_path / "e", "--upload"]
+    result = invoke(*args, "--json")
+    assert result.exit_code == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the engine labelled fp16 is not fp16: 1 of 2 convolution")
+    assert not [p for p in (tmp_path / "e").rglob("*") if p.suffix in (".plan", ".json")]

@@ -75,3 +75,16 @@ def test_gpu_smoke_script_is_valid_bash() -> None:
     assert os.access(script, os.X_OK)
     checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_gpu_smoke_script_calls_existing_commands_and_options() -> None:
+    """Every ``"${CLI[@]}" COMMAND --option`` in the smoke script exists; it inspects each plan it builds."""
+    text = (REPO / "scripts" / "gpu_smoke.sh").read_text().replace("\\\n", " ")
+    commands = _commands()
+    calls = re.findall(r'"\$\{CLI\[@\]\}" ([a-z][a-z-]*)([^\n]*)', text)
+    assert {name for name, _ in calls} >= {"make-model", "build", "inspect", "compare", "benchmark"}
+    for name, rest in calls:
+        assert name in commands, f"gpu_smoke.sh: arcface-trt {name} is not a command"
+        for option in re.findall(r"(--[a-z][a-z0-9-]*)", rest):
+            assert option in commands[name], f"gpu_smoke.sh: arcface-trt {name} has no {option}"
+    assert 'inspected.get("mislabelled") is not False' in text  # a mislabelled (or uninspected) plan fails the run

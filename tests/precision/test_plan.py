@@ -76,9 +76,12 @@ def test_kept_nodes_are_part_of_the_recipe_where_they_apply() -> None:
     assert onnx.to_dict()["keep_fp32_nodes"] == keep
     assert PrecisionPlan.for_target("fp16", "cpu", keep_fp32_nodes=[]).recipe == {"keep": []}  # keep none
     assert PrecisionPlan.for_target("fp16", "cpu").to_dict()["keep_fp32_nodes"] == "embedding head"
-    flag = PrecisionPlan.for_target("fp16", "gpu", TRT10, keep)
-    # The FP16 flag path keeps nothing in fp32: no recipe, and the plan says the option is unused.
-    assert flag.keep_fp32_nodes is None and flag.recipe == {} and "keep_fp32_nodes" in flag.notes[0]
+    # Only a mixed-precision ONNX can keep nodes in fp32: on TensorRT 10 an explicit list leaves the FP16 flag
+    # (under which the builder may keep fp32 tactics anyway) for the strongly typed path, and the plan says so.
+    ten = PrecisionPlan.for_target("fp16", "gpu", TRT10, keep)
+    assert (ten.path, ten.transform, ten.set_flags, ten.strongly_typed) == (PATH_FP16_ONNX, TRANSFORM_FP16, (), True)
+    assert ten.recipe == {"keep": keep} and "keep_fp32_nodes is set" in ten.notes[0]
+    assert PrecisionPlan.for_target("fp16", "gpu", TRT10).path == PATH_FP16_FLAG
     for precision in ("fp32", "int8"):
         assert PrecisionPlan.for_target(precision, "cpu", keep_fp32_nodes=keep).recipe == {}
 

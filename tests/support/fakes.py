@@ -50,6 +50,11 @@ class FakeStack:
         """What each build asked the fake builder for (flags, network type, timing-cache decision)."""
         return self.trt._fake_env.builds
 
+    @property
+    def fp32_tactics(self) -> set[str]:
+        """ONNX node names the fake builder keeps in fp32 under 10.x's FP16 flag (add to it to make it do so)."""
+        return self.trt._fake_env.fp32_tactics
+
 
 def install_cuda(monkeypatch: pytest.MonkeyPatch, cuda: FakeCuda) -> None:
     """Make ``from cuda.bindings import runtime`` return the fake runtime of ``cuda``."""

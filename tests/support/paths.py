@@ -15,3 +15,6 @@ TENSORRT_API_VENDORED = REPO / "tests" / "support" / "tensorrt-api"
 
 #: The steering repository's copy beside the checkout (present on developer machines only).
 TENSORRT_API_SHARED = REPO.parent / "shared" / "reference" / "tensorrt-api"
+
+#: Real engine-inspector JSON (excerpts of NVIDIA's TensorRT Engine Explorer examples; see its README).
+ENGINE_INSPECTOR_EXAMPLES = REPO / "tests" / "support" / "engine-inspector"

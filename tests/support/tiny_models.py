@@ -3,7 +3,9 @@
 By default :func:`make_tiny_model` is shaped like the real ArcFace models: ``[N, 3, 112, 112]``
 in, ``[N, D]`` out, with the same head (Gemm "fc" then BatchNormalization "features"), so the
 fp16 converter's default of keeping the head in fp32 applies to it too. Its options give the
-variants the tests need: other weights (``seed``), a fixed batch, a QDQ input, an op TensorRT
+variants the tests need: other weights (``seed``), a fixed batch, a QDQ model (quantized input
+and conv weights, which TensorRT runs in int8; ``qdq_weights=False`` leaves the weights float),
+an op TensorRT
 cannot parse, and, for the bad-input tests, models that are *not* recognition models: another
 ``input_shape`` (wrong size or channel count) or ``feature_map_output`` (a 4-D output instead
 of ``[N, D]`` embeddings).
@@ -24,6 +26,7 @@ def make_tiny_model(
     qdq: bool = False,
     custom_op: bool = False,
     qdq_uint8: bool = False,
+    qdq_weights: bool = True,
     input_shape: Sequence[int | str] | None = None,
     feature_map_output: bool = False,
     input_dtype: str = "float",
@@ -62,6 +65,21 @@ def make_tiny_model(
     if input_dtype == "bfloat16":
         nodes.append(helper.make_node("Cast", [x], ["x_float"], name="to_float", to=TensorProto.FLOAT))
         x = "x_float"
+    weight = "conv.w"
+    if qdq and qdq_weights:
+        # The input and the conv weights quantized (symmetric, per-channel weights): what TensorRT runs in int8.
+        conv_w = numpy_helper.to_array(inits[0])
+        w_scale = (np.abs(conv_w).reshape(8, -1).max(axis=1) / 127.0).astype(np.float32)
+        w_int8 = np.clip(np.round(conv_w / w_scale[:, None, None, None]), -127, 127).astype(np.int8)
+        inits[0] = numpy_helper.from_array(w_int8, "conv.w_q")
+        inits += [
+            numpy_helper.from_array(w_scale, "w.scale"),
+            numpy_helper.from_array(np.zeros(8, np.int8), "w.zero"),
+        ]
+        nodes.append(
+            helper.make_node("DequantizeLinear", ["conv.w_q", "w.scale", "w.zero"], ["conv.w_dq"], name="dequant_w")
+        )
+        weight = "conv.w_dq"
     if qdq:
         inits += [
             numpy_helper.from_array(np.array(1 / 127.0, np.float32), "q.scale"),
@@ -73,7 +91,7 @@ def make_tiny_model(
         ]
         x = "x_dq"
     nodes += [
-        helper.make_node("Conv", [x, "conv.w", "conv.b"], ["c"], name="conv", kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("Conv", [x, weight, "conv.b"], ["c"], name="conv", kernel_shape=[8, 8], strides=[8, 8]),
         helper.make_node("Relu", ["c"], ["embedding" if feature_map_output else "r"], name="relu"),
     ]
     if feature_map_output:

@@ -5,6 +5,9 @@
 - the profile must cover every input and fixed dimensions exactly;
 - precision flags are refused on a strongly typed network (10.x);
 - a WORKSPACE pool under 16 MiB fails (the fake's stand-in for a build with no tactic);
+- the layers are those :mod:`.layers` makes of the network for the flags and network type; each
+  layer the timing cache does not know is timed (one entry added), and the build's phases go
+  to the config's progress monitor (:mod:`.progress`), which may cancel it;
 - every build is recorded in the module's build log (flags, network type, timing-cache decision).
 """
 
@@ -13,9 +16,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from tests.support.faketrt import plan
+from tests.support.faketrt import plan, progress
 from tests.support.faketrt.builder_config import IBuilderConfig
 from tests.support.faketrt.env import BuildRecord
+from tests.support.faketrt.layers import engine_layers
 from tests.support.faketrt.logger import log
 from tests.support.faketrt.network import INetworkDefinition
 from tests.support.faketrt.strict import Strict
@@ -76,13 +80,31 @@ class Builder(Strict):
             return self._fail("Insufficient workspace: no implementation fits the WORKSPACE pool limit")
         device = env.device
         compute = f"{device.major}.{device.minor}"
-        record = BuildRecord(flags, network._strongly_typed, config._timing_state)
+        layers, bindings = engine_layers(
+            network._onnx,
+            fp16_flag="FP16" in flags,
+            strongly_typed=network._strongly_typed,
+            fp32_tactics=frozenset(env.fp32_tactics),
+        )
+        verbosity = config.profiling_verbosity.name
+        record = BuildRecord(flags, network._strongly_typed, config._timing_state, profiling_verbosity=verbosity)
+        onnx_id = hashlib.sha256(network._onnx).hexdigest()[:16]
+        keys = [
+            f"{compute}|{onnx_id}|{layer['Name']}|{[i['Format/Datatype'] for i in layer['Inputs']]}" for layer in layers
+        ]
+        cached = [config._timing is not None and key in config._timing._entries for key in keys]
+        record.progress_monitor = config.progress_monitor is not None
+        if not progress.report_build(config.progress_monitor, [layer["Name"] for layer in layers], cached):
+            record.cancelled = True
+            env.builds.append(record)
+            return None
         if config._timing is not None:
-            key = f"{compute}|{hashlib.sha256(network._onnx).hexdigest()[:16]}|{sorted(flags)}"
-            record.timing_cache_hit = key in config._timing._entries
-            config._timing._entries[key] = config._timing._entries.get(key, 0) + 1
+            record.timing_cache_hit = all(cached)
+            config._timing._entries.update({key: 1 for key, hit in zip(keys, cached, strict=True) if not hit})
             verdict = "hit" if record.timing_cache_hit else "miss"
-            log(env, self._logger, "INFO", f"fake builder: timing cache {verdict} for {key}")
+            log(
+                env, self._logger, "INFO", f"fake builder: timing cache {verdict} ({sum(cached)} of {len(keys)} layers)"
+            )
         env.builds.append(record)
         output = network._outputs[0]
         profile = config._profiles[0]
@@ -98,5 +120,8 @@ class Builder(Strict):
             "output": output.name,
             "output_shape": list(output.shape),
             "output_dtype": output.dtype.name,
+            "profiling_verbosity": verbosity,
+            "layers": layers,
+            "bindings": bindings,
         }
         return env.new("IHostMemory", plan.serialize(header, network._onnx))

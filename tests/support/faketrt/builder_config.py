@@ -1,7 +1,8 @@
 """``IBuilderConfig`` and ``IOptimizationProfile``: what a build is asked to do, as TensorRT records it.
 
 TF32 is on by default, as in TensorRT; flags are kept by value, so a flag of the other
-major's numbering would set the wrong one.
+major's numbering would set the wrong one. ``profiling_verbosity`` defaults to
+``LAYER_NAMES_ONLY``, as in TensorRT; ``progress_monitor`` takes an ``IProgressMonitor`` only.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class IBuilderConfig(Strict):
         self._profiles: list[IOptimizationProfile] = []
         self._timing: timing_cache.ITimingCache | None = None
         self._timing_state = "none"
+        self._verbosity = env.enum("ProfilingVerbosity").LAYER_NAMES_ONLY
+        self._monitor: Any = None
 
     def _flag_names(self) -> frozenset[str]:
         """The names of the flags set (for the build record)."""
@@ -71,6 +74,26 @@ class IBuilderConfig(Strict):
         if not (isinstance(value, EnumValue) and value._enum == "HardwareCompatibilityLevel"):
             raise TypeError(f"incompatible type for hardware_compatibility_level: {value!r}")
         self._hw = value
+
+    @property
+    def profiling_verbosity(self) -> Any:
+        return self._verbosity
+
+    @profiling_verbosity.setter
+    def profiling_verbosity(self, value: Any) -> None:
+        if not (isinstance(value, EnumValue) and value._enum == "ProfilingVerbosity"):
+            raise TypeError(f"incompatible type for profiling_verbosity: {value!r}")
+        self._verbosity = value
+
+    @property
+    def progress_monitor(self) -> Any:
+        return self._monitor
+
+    @progress_monitor.setter
+    def progress_monitor(self, monitor: Any) -> None:
+        if monitor is not None and not isinstance(monitor, self._env.classes["IProgressMonitor"]):
+            raise TypeError(f"incompatible type for progress_monitor: {type(monitor).__name__}")
+        self._monitor = monitor
 
     @property
     def num_optimization_profiles(self) -> int:

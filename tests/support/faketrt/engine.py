@@ -1,5 +1,8 @@
 """``ICudaEngine`` and ``IExecutionContext``: a fake plan, run with ONNX Runtime on the CPU.
 
+The engine's layers (``num_layers``, ``create_engine_inspector``) are the records the builder
+made (:mod:`.layers`), read through :mod:`.inspector`.
+
 The engine runs the ONNX the plan carries as the build configured it: with TF32 left on, the
 inputs of an fp32 engine are rounded to TF32's 10-bit mantissa (what TF32 tensor cores do to
 matrix inputs); with 10.x's FP16 flag, the network runs converted to fp16 (inputs and
@@ -75,6 +78,17 @@ class ICudaEngine(Strict):
     @property
     def device_memory_size_v2(self) -> int:
         return DEVICE_MEMORY
+
+    @property
+    def num_layers(self) -> int:
+        return len(self._h["layers"])
+
+    @property
+    def profiling_verbosity(self) -> Any:
+        return getattr(self._env.enum("ProfilingVerbosity"), self._h["profiling_verbosity"])
+
+    def create_engine_inspector(self) -> Any:
+        return self._env.new("EngineInspector", self)
 
     def get_tensor_name(self, index: int) -> str:
         return (self._h["input"], self._h["output"])[index]

@@ -19,7 +19,13 @@ class BuildRecord:
     #: ``none`` (no cache set), ``accepted``, ``refused`` (mismatch, ignore_mismatch False) or
     #: ``mismatch-ignored`` (a cache of another device or version used anyway).
     timing_cache: str
+    #: Every layer's timing came from the timing cache (nothing was timed).
     timing_cache_hit: bool = False
+    #: The ``ProfilingVerbosity`` member name the engine was built with.
+    profiling_verbosity: str = "LAYER_NAMES_ONLY"
+    #: A progress monitor was set, and whether it cancelled the build.
+    progress_monitor: bool = False
+    cancelled: bool = False
 
 
 @dataclass
@@ -31,6 +37,9 @@ class Env:
     enums: dict[str, type] = field(default_factory=dict)
     classes: dict[str, type] = field(default_factory=dict)
     builds: list[BuildRecord] = field(default_factory=list)
+    #: ONNX node names whose layers the builder keeps in fp32 under 10.x's FP16 flag (TensorRT may
+    #: choose an fp32 tactic where it is faster: the tests set this to make it do so).
+    fp32_tactics: set[str] = field(default_factory=set)
 
     @property
     def version(self) -> str:

@@ -16,12 +16,14 @@ from tests.support.faketrt.builder_config import IBuilderConfig, IOptimizationPr
 from tests.support.faketrt.engine import DEVICE_MEMORY, ICudaEngine, IExecutionContext
 from tests.support.faketrt.enums import make_enum
 from tests.support.faketrt.env import Env
+from tests.support.faketrt.inspector import EngineInspector
 from tests.support.faketrt.logger import ILogger
 from tests.support.faketrt.memory import IHostMemory
 from tests.support.faketrt.network import Dims, INetworkDefinition, ITensor
 from tests.support.faketrt.parser import OnnxParser, ParserError
+from tests.support.faketrt.progress import IProgressMonitor
 from tests.support.faketrt.runtime import Runtime, nptype, volume
-from tests.support.faketrt.timing_cache import ITimingCache
+from tests.support.faketrt.timing_cache import ITimingCache, TimingCacheKey
 
 CLASSES = (
     ILogger,
@@ -33,10 +35,13 @@ CLASSES = (
     IBuilderConfig,
     IOptimizationProfile,
     ITimingCache,
+    TimingCacheKey,
+    IProgressMonitor,
     IHostMemory,
     Runtime,
     ICudaEngine,
     IExecutionContext,
+    EngineInspector,
 )
 ENUMS = (
     "BuilderFlag",
@@ -47,6 +52,8 @@ ENUMS = (
     "DataType",
     "ErrorCode",
     "ExecutionContextAllocationStrategy",
+    "ProfilingVerbosity",
+    "LayerInformationFormat",
     "Severity",
 )
 

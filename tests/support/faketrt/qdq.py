@@ -38,7 +38,7 @@ class Finding:
     op: str
 
 
-def _types_and_shapes(model: Any) -> tuple[dict[str, str], dict[str, tuple]]:
+def types_and_shapes(model: Any) -> tuple[dict[str, str], dict[str, tuple]]:
     """Element type name and shape of every tensor the model names (after ONNX shape inference)."""
     import onnx
 
@@ -61,7 +61,7 @@ def check(model: Any) -> list[Finding]:
     from onnx import numpy_helper
 
     inits = {init.name: init for init in model.graph.initializer}
-    types, shapes = _types_and_shapes(model)
+    types, shapes = types_and_shapes(model)
     found: list[Finding] = []
     for index, node in enumerate(model.graph.node):
         if node.op_type not in QDQ_OPS:

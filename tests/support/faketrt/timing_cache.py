@@ -3,7 +3,8 @@
 A cache of another device or TensorRT version is a mismatch: ``set_timing_cache(cache,
 ignore_mismatch=False)`` refuses it (and says so in the log), ``ignore_mismatch=True`` takes it
 anyway (and the build is recorded as having used a mismatched cache). Unreadable bytes make
-``create_timing_cache`` return None.
+``create_timing_cache`` return None. A build adds one entry per layer it had to time (a layer
+already in the cache is not timed again); ``queryKeys`` lists the entries.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ class ITimingCache(Strict):
     def reset(self) -> bool:
         self._entries = {}
         return True
+
+    def queryKeys(self) -> list:
+        return [self._env.new("TimingCacheKey", key) for key in sorted(self._entries)]
+
+
+class TimingCacheKey(Strict):
+    """One entry's key (opaque here)."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
 
 
 def parse(data: bytes) -> dict[str, Any] | None:

@@ -1,0 +1,133 @@
+"""``arcface-trt inspect``: what a TensorRT plan is (its manifest's facts; with TensorRT, what the engine says)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from arcface_trt.cli import common
+from arcface_trt.cli.common import emit_json, precision_line
+
+
+def _plain(value: Any) -> str:
+    """``value`` as text with control characters replaced: manifests are read from files and stores."""
+    return "".join(c if c.isprintable() else "?" for c in str(value))
+
+
+def _io_line(io: Any) -> str:
+    if not isinstance(io, dict):
+        return "-"
+    return ", ".join(
+        f"{role} {_plain(t.get('name'))} {_plain(t.get('shape'))} {_plain(t.get('dtype'))}"
+        for role, t in io.items()
+        if isinstance(t, dict)
+    )
+
+
+def _facts_lines(facts: dict[str, Any]) -> list[str]:
+    batch = facts["batch_profile"]
+    spec = facts.get("input_spec") if isinstance(facts.get("input_spec"), dict) else {}
+    lines = [
+        f"model:       {_plain(facts['model'])}, {_plain(facts['precision'])} ({_plain(facts['precision_path'])})",
+        f"TensorRT:    {_plain(facts['trt_version'])}",
+        f"GPU:         {_plain(facts['gpu_name'])} ({_plain(facts['sm_arch'])})",
+        f"compatible:  hardware {_plain(facts['hardware_compatibility'])}; "
+        f"version-compatible {'yes' if facts['version_compatible'] else 'no'}",
+        f"batch:       {_plain(batch['min'])}..{_plain(batch['max'])}, opt {_plain(batch['opt'])}",
+        f"I/O:         {_io_line(facts['io_tensors'])}"
+        if facts["io_tensors"]
+        else f"input:       {_plain(facts['input_name'])}",
+    ]
+    if spec:
+        lines.append(f"input spec:  (x - {_plain(spec.get('mean'))}) / {_plain(spec.get('std'))}")
+    if facts["precision_summary"] is not None:
+        lines.append(f"precision:   {_plain(precision_line(facts['precision_summary'], facts['precision_check']))}")
+    else:
+        lines.append("precision:   no layer summary recorded (built before arcface-trt recorded one)")
+    built = f"built:       {_plain(facts['created_at'])} by arcface-trt {_plain(facts['tool_version'])}"
+    if isinstance(facts["build_seconds"], int | float):
+        built += f" in {facts['build_seconds']:.1f} s"
+    if facts["timing_cache"]:
+        built += f"; timing cache {_plain(facts['timing_cache'])}"
+    lines.append(built)
+    return lines
+
+
+def _human(report: Any) -> None:
+    record = report.to_dict()
+    check = "matches the manifest" if (record["manifest"] or {}).get("plan_sha256_matches") else "unchecked"
+    if record["manifest"] and not record["manifest"]["plan_sha256_matches"]:
+        check = "DIFFERS from the manifest"
+    lines = [f"plan:        {record['plan_path']} ({record['plan_bytes'] / 1e6:.1f} MB, sha256 {check})"]
+    if record["manifest"] is not None:
+        lines.append(f"manifest:    {record['manifest_path']}")
+        lines += _facts_lines(record["manifest"])
+    else:
+        lines.append(f"manifest:    none ({_plain(record['manifest_problem'])})")
+        if record["name"]:
+            name = record["name"]
+            lines.append(
+                f"file name:   model {name['model']}, {name['precision']}, {name['sm_arch']}, "
+                f"TensorRT {name['trt']} (from the name only)"
+            )
+    engine = record["engine"]
+    if engine is not None:
+        lines.append(
+            f"engine:      loaded with TensorRT {engine['trt_version']}: {_io_line(engine['io_tensors'])}; "
+            f"batch {engine['batch_profile']['min']}..{engine['batch_profile']['max']}, "
+            f"{engine['layers']} layers"
+        )
+        lines.append(f"  layers:    {_plain(precision_line(engine['precision_summary'], engine['precision_check']))}")
+    lines += [f"unknown:     {_plain(item)}" for item in record["unknown"]]
+    if record["disagreements"]:
+        lines += [f"DISAGREES:   {_plain(item)}" for item in record["disagreements"]]
+    typer.echo("\n".join(lines))
+
+
+def inspect(
+    plan: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The .plan file (its manifest is the .json beside it); default: the cached plan the key options name.",
+            show_default=False,
+        ),
+    ] = None,
+    model: common.KeyModelOption = None,
+    precision: common.KeyPrecisionOption = None,
+    arch: common.KeyArchOption = None,
+    trt_version: common.KeyTrtVersionOption = None,
+    cache_dir: common.CacheDirOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
+) -> None:
+    """Say what a TensorRT plan is: TensorRT version, GPU, compatibility, batch profile, I/O, layer precisions.
+
+    Without TensorRT it reports the manifest's facts and what it cannot know; with TensorRT and a GPU
+    that can load the plan it also asks the engine, and flags every disagreement (exit 1), such as an
+    engine labelled fp16 whose layers run in fp32.
+    """
+    from arcface_trt.engine.build import engine_cache
+    from arcface_trt.engine.plan_report import inspect_plan
+    from arcface_trt.errors import InputError
+
+    cfg, settings = common.tensorrt_settings(config, precision=precision)
+    if plan is None:
+        key = common.engine_key(cfg, settings.precision, model, arch, trt_version)
+        cache = engine_cache(settings, cache_dir)
+        plan = cache.path(key)
+        if not plan.exists():
+            raise InputError(
+                f"no cached plan {key.relpath} in {cache.root}: build it (arcface-trt build) or fetch it "
+                "(arcface-trt fetch-engine) first, or pass the plan's path"
+            )
+    elif any(v is not None for v in (model, precision, arch, trt_version, cache_dir)):
+        raise InputError("give a PLAN path or the key options (--model, --precision, --arch, --trt-version), not both")
+    report = inspect_plan(plan, settings.min_fp16_share)
+    if json_output:
+        emit_json(report.to_dict())
+    else:
+        _human(report)
+    if not report.passed:
+        raise typer.Exit(1)
