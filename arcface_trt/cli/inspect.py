@@ -8,21 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from arcface_trt.cli import common
-from arcface_trt.cli.common import emit_json, precision_line
-
-
-def _plain(value: Any) -> str:
-    """``value`` as text with control characters replaced: manifests are read from files and stores."""
-    return "".join(c if c.isprintable() else "?" for c in str(value))
+from arcface_trt.cli.common import emit_json, precision_line, printable
 
 
 def _io_line(io: Any) -> str:
     if not isinstance(io, dict):
         return "-"
     return ", ".join(
-        f"{role} {_plain(t.get('name'))} {_plain(t.get('shape'))} {_plain(t.get('dtype'))}"
-        for role, t in io.items()
-        if isinstance(t, dict)
+        f"{role} {t.get('name')} {t.get('shape')} {t.get('dtype')}" for role, t in io.items() if isinstance(t, dict)
     )
 
 
@@ -30,27 +23,27 @@ def _facts_lines(facts: dict[str, Any]) -> list[str]:
     batch = facts["batch_profile"]
     spec = facts.get("input_spec") if isinstance(facts.get("input_spec"), dict) else {}
     lines = [
-        f"model:       {_plain(facts['model'])}, {_plain(facts['precision'])} ({_plain(facts['precision_path'])})",
-        f"TensorRT:    {_plain(facts['trt_version'])}",
-        f"GPU:         {_plain(facts['gpu_name'])} ({_plain(facts['sm_arch'])})",
-        f"compatible:  hardware {_plain(facts['hardware_compatibility'])}; "
+        f"model:       {facts['model']}, {facts['precision']} ({facts['precision_path']})",
+        f"TensorRT:    {facts['trt_version']}",
+        f"GPU:         {facts['gpu_name']} ({facts['sm_arch']})",
+        f"compatible:  hardware {facts['hardware_compatibility']}; "
         f"version-compatible {'yes' if facts['version_compatible'] else 'no'}",
-        f"batch:       {_plain(batch['min'])}..{_plain(batch['max'])}, opt {_plain(batch['opt'])}",
+        f"batch:       {batch['min']}..{batch['max']}, opt {batch['opt']}",
         f"I/O:         {_io_line(facts['io_tensors'])}"
         if facts["io_tensors"]
-        else f"input:       {_plain(facts['input_name'])}",
+        else f"input:       {facts['input_name']}",
     ]
     if spec:
-        lines.append(f"input spec:  (x - {_plain(spec.get('mean'))}) / {_plain(spec.get('std'))}")
+        lines.append(f"input spec:  (x - {spec.get('mean')}) / {spec.get('std')}")
     if facts["precision_summary"] is not None:
-        lines.append(f"precision:   {_plain(precision_line(facts['precision_summary'], facts['precision_check']))}")
+        lines.append(f"precision:   {precision_line(facts['precision_summary'], facts['precision_check'])}")
     else:
         lines.append("precision:   no layer summary recorded (built before arcface-trt recorded one)")
-    built = f"built:       {_plain(facts['created_at'])} by arcface-trt {_plain(facts['tool_version'])}"
+    built = f"built:       {facts['created_at']} by arcface-trt {facts['tool_version']}"
     if isinstance(facts["build_seconds"], int | float):
         built += f" in {facts['build_seconds']:.1f} s"
     if facts["timing_cache"]:
-        built += f"; timing cache {_plain(facts['timing_cache'])}"
+        built += f"; timing cache {facts['timing_cache']}"
     lines.append(built)
     return lines
 
@@ -65,7 +58,7 @@ def _human(report: Any) -> None:
         lines.append(f"manifest:    {record['manifest_path']}")
         lines += _facts_lines(record["manifest"])
     else:
-        lines.append(f"manifest:    none ({_plain(record['manifest_problem'])})")
+        lines.append(f"manifest:    none ({record['manifest_problem']})")
         if record["name"]:
             name = record["name"]
             lines.append(
@@ -79,11 +72,11 @@ def _human(report: Any) -> None:
             f"batch {engine['batch_profile']['min']}..{engine['batch_profile']['max']}, "
             f"{engine['layers']} layers"
         )
-        lines.append(f"  layers:    {_plain(precision_line(engine['precision_summary'], engine['precision_check']))}")
-    lines += [f"unknown:     {_plain(item)}" for item in record["unknown"]]
+        lines.append(f"  layers:    {precision_line(engine['precision_summary'], engine['precision_check'])}")
+    lines += [f"unknown:     {item}" for item in record["unknown"]]
     if record["disagreements"]:
-        lines += [f"DISAGREES:   {_plain(item)}" for item in record["disagreements"]]
-    typer.echo("\n".join(lines))
+        lines += [f"DISAGREES:   {item}" for item in record["disagreements"]]
+    typer.echo(printable("\n".join(lines)))  # manifests come from files and stores
 
 
 def inspect(
