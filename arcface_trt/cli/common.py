@@ -54,6 +54,26 @@ WorkspaceOption = Annotated[int | None, option("--workspace-mb", help="Builder w
 HardwareCompatibilityOption = Annotated[
     str | None, option("--hardware-compatibility", help="none | ampere_plus | same_cc.")
 ]
+InputMeanOption = Annotated[
+    str | None,
+    option(
+        "--input-mean",
+        help="Model input: mean subtracted from each pixel, one number or three in RGB order (123.7,116.3,103.5) "
+        "(default: embedding.input_mean, else read from the model).",
+    ),
+]
+InputStdOption = Annotated[
+    str | None,
+    option(
+        "--input-std",
+        help="Model input: std each pixel is divided by, one number or three in RGB order "
+        "(default: embedding.input_std, else read from the model).",
+    ),
+]
+InputColorOption = Annotated[
+    str | None,
+    option("--input-color", help="Model input: channel order rgb | bgr (default: embedding.input_color, else rgb)."),
+]
 
 
 def cpu_precision(precision: str | None) -> str:
@@ -63,6 +83,17 @@ def cpu_precision(precision: str | None) -> str:
     if precision is None:
         raise InputError("--target cpu needs --precision fp32, fp16 or int8")
     return precision
+
+
+def input_settings(mean: str | None, std: str | None, color: str | None) -> Any:
+    """The ``--input-*`` options as checked :class:`~arcface_trt.model.input_spec.InputSettings`.
+
+    They win over the config's ``embedding.input_*`` (``InputSettings.over``); what both leave open is read
+    from the model.
+    """
+    from arcface_trt.model.input_spec import InputSettings
+
+    return InputSettings.parse(mean, std, color)
 
 
 def tensorrt_settings(config: Path | None, **overrides: Any) -> tuple[Any, Any]:
