@@ -48,11 +48,18 @@ class CollapseCheck(Record):
         return not self.collapsed
 
     def message(self) -> str:
-        """One line naming the statistic, the input spec and the fix."""
+        """One line naming the statistic, the input spec and what to check."""
         return (
             f"collapsed embeddings from {self.backend}: {self.faces} different real faces have mean pairwise cosine "
-            f"{self.mean_cosine:.4f} (above {self.threshold:g}): the input spec is likely wrong "
-            f"(input spec: {self.input_spec}); {FIX}"
+            f"{self.mean_cosine:.4f} (above {self.threshold:g}): the input spec ({self.input_spec}) is likely wrong; "
+            "check the input mean/std (--input-mean/--input-std, embedding.input_mean/input_std)"
+        )
+
+    def verdict(self) -> str:
+        """Short form for a report that shows the input spec beside it."""
+        return (
+            f"collapse guard, {self.backend}: {self.faces} different faces have mean cosine {self.mean_cosine:.4f} "
+            f"(above {self.threshold:g}): the input spec is likely wrong; check the input mean/std"
         )
 
 

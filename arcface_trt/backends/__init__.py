@@ -53,6 +53,7 @@ def create_embedder(spec: BackendSpec) -> Embedder:
     try:
         embedder = _make(spec, model)
         embedder.ensure_ready()
+        model.report_input_spec()
         return embedder
     except BackendUnavailableError as exc:
         if not spec.allow_cpu_fallback:
@@ -63,6 +64,7 @@ def create_embedder(spec: BackendSpec) -> Embedder:
     )
     fallback = InsightFaceEmbedder(model, "cpu", False, spec.batch_size, requested_backend=spec.backend)
     fallback.ensure_ready()
+    model.report_input_spec()
     fallback.fallback_reason = reason
     return fallback
 

@@ -47,7 +47,7 @@ def _input_lines(backends: list[dict[str, Any]], collapse: list[Any]) -> list[st
     lines += [f"reference: {b['reference']}" for b in backends if b.get("reference") not in (None, REFERENCE_GET_FEAT)]
     for check in collapse:
         if check.collapsed:
-            lines.append(f"[red]FAIL[/red] {escape(check.message())}")
+            lines.append(f"[red]FAIL[/red] {escape(check.verdict())}")
     return lines
 
 

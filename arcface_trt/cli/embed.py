@@ -74,8 +74,11 @@ def _table(summary: Any) -> Any:
     ]
     if summary.input_spec:
         rows.append(("input spec", describe_spec(summary.input_spec)))
-    if summary.collapse is not None and summary.collapse.collapsed:
-        rows.append(("WARNING", summary.collapse.message()))
+    if summary.collapse is not None:
+        check = summary.collapse
+        rows.append(("collapse guard", f"mean cosine {check.mean_cosine:.4f} of {check.faces} different faces"))
+        if check.collapsed:
+            rows.append(("WARNING", check.message()))
     if summary.fallback_reason:
         rows.append(("fallback", summary.fallback_reason))
     for field, value in rows:

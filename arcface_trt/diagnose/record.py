@@ -205,7 +205,7 @@ def run_diagnose(request: DiagnoseRequest) -> dict[str, Any]:
         "batch_size": info.batch_size if info else cfg.embedding.batch_size,
         "embedding_dim": info.embedding_dim if info else None,
         "input_spec": info.input_spec if info else None,
-        "collapse": collapse.to_dict() if collapse else None,
+        "collapse": collapse.to_dict() if collapse is not None else None,
         "throughput_fps": bench["throughput_fps"] if bench else None,
         "latency_ms": bench["latency_ms"]["mean"] if bench else None,
         "vram_mb": bench["vram_mb"] if bench else None,

@@ -110,6 +110,7 @@ class RayEmbedJob:
         self.spec = spec
         self.batch_size = batch_size or spec.batch_size
         self.model = inspect_model(spec.model_file(), spec.inputs)
+        self.model.report_input_spec()
         self.address = address
         self.num_cpus = num_cpus
 

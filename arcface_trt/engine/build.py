@@ -204,6 +204,7 @@ def dry_run(request: BuildRequest) -> dict[str, Any]:
         }
     else:
         plans = plans_for_known_tensorrt(settings.precision, request.keep_fp32_nodes, quantized)
+    model.report_input_spec()
     info, gpu_reason = gpu.try_gpu_info()
     sm_arch = normalize_arch(request.arch) if request.arch else (info.sm_arch if info else None)
     notes = []
@@ -358,6 +359,7 @@ def build_engine(request: BuildRequest, on_status: Status | None = None, fetcher
         request.keep_fp32_nodes,
         quantized_source=_quantized_source(model),
     )
+    model.report_input_spec()
     resolved = resolve(request, model, plan, info.sm_arch, trt_api.version())
     key, expected = resolved.key, resolved.expected
     cache = engine_cache(request.settings, request.cache_dir)

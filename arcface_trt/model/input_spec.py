@@ -16,7 +16,8 @@ Resolution order, first that answers:
 3. InsightFace's rule (``ArcFaceONNX``): mean 0 / std 1 when a node named ``Sub*``/``_minus*`` and one
    named ``Mul*``/``_mul*`` are among the first eight, else 127.5 / 127.5, RGB (source ``insightface-rule``).
 
-Where the spec differs from InsightFace's rule, one warning line says so, naming both.
+Where the spec differs from InsightFace's rule, one warning line says so, naming both
+(:func:`report_difference`, called where a command starts using the model).
 Normalisation folded into the first convolution's weights leaves no trace in the graph: such a
 model needs an explicit setting.
 """
@@ -150,11 +151,19 @@ class InputSpec(Record):
     color_source: str
     #: What the graph shows on the input's path, in words.
     graph: str
+    #: What InsightFace's node-name rule would use: (mean, std), RGB.
+    insightface_rule: tuple[float, float] = (DEFAULT_MEAN, DEFAULT_STD)
 
     @classmethod
     def default(cls, side: int) -> InputSpec:
         """InsightFace's spec for a model that does not normalise: RGB, ``(x - 127.5) / 127.5``."""
         return cls(side, "RGB", (DEFAULT_MEAN,) * 3, (DEFAULT_STD,) * 3, False, SOURCE_RULE, SOURCE_RULE, "not read")
+
+    @property
+    def differs_from_insightface(self) -> bool:
+        """True when InsightFace's own rule would feed this model another input."""
+        mean, std = self.insightface_rule
+        return (self.mean, self.std, self.color) != ((mean,) * 3, (std,) * 3, "RGB")
 
     @property
     def expressible_in_insightface(self) -> bool:
@@ -183,7 +192,9 @@ class InputSpec(Record):
             if not ok:
                 return None
             values[item.name] = value
-        if len(values["mean"]) != 3 or len(values["std"]) != 3 or values["color"] not in COLORS:
+        if len(values["mean"]) != 3 or len(values["std"]) != 3 or len(values["insightface_rule"]) != 2:
+            return None
+        if values["color"] not in COLORS:
             return None
         return cls(**values)
 
@@ -370,10 +381,8 @@ def insightface_rule(graph: Any) -> tuple[float, float]:
 _reported: set[tuple[str, InputSpec]] = set()
 
 
-def resolve_input_spec(
-    graph: Any, input_name: str, side: int, settings: InputSettings, model: str, sha256: str
-) -> InputSpec:
-    """The spec of a model (see the module docstring); warns once when it differs from InsightFace's rule."""
+def resolve_input_spec(graph: Any, input_name: str, side: int, settings: InputSettings) -> InputSpec:
+    """The spec of a model (see the module docstring)."""
     if (settings.mean is None) != (settings.std is None):
         raise InputError(
             "give the input mean and std together (embedding.input_mean and input_std, or --input-mean and "
@@ -390,7 +399,7 @@ def resolve_input_spec(
         mean, std, source = (DEFAULT_MEAN,) * 3, (DEFAULT_STD,) * 3, SOURCE_GRAPH
     else:
         mean, std, source = (rule[0],) * 3, (rule[1],) * 3, SOURCE_RULE
-    spec = InputSpec(
+    return InputSpec(
         side=side,
         color=settings.color or "RGB",
         mean=mean,  # type: ignore[arg-type]
@@ -399,17 +408,16 @@ def resolve_input_spec(
         source=source,
         color_source=SOURCE_CONFIG if settings.color else SOURCE_RULE,
         graph=reading.describe(),
+        insightface_rule=rule,
     )
-    _report_difference(spec, rule, model, sha256)
-    return spec
 
 
-def _report_difference(spec: InputSpec, rule: tuple[float, float], model: str, sha256: str) -> None:
+def report_difference(spec: InputSpec, model: str, sha256: str) -> None:
     """One warning line (once per model and spec in a process) when ``spec`` is not InsightFace's rule."""
-    if (spec.mean, spec.std, spec.color) == ((rule[0],) * 3, (rule[1],) * 3, "RGB") or (sha256, spec) in _reported:
+    if not spec.differs_from_insightface or (sha256, spec) in _reported:
         return
     _reported.add((sha256, spec))
-    why = spec.graph if spec.source == SOURCE_GRAPH else f"from the {spec.source}"
+    why = spec.graph if spec.source == SOURCE_GRAPH else "set in the config or on the command line"
     log.warning(
         "%s: input spec mean %s, std %s, %s (%s) differs from InsightFace's node-name rule (mean %g, std %g, RGB); "
         "arcface-trt and its InsightFace reference use the input spec",
@@ -418,8 +426,7 @@ def _report_difference(spec: InputSpec, rule: tuple[float, float], model: str, s
         _fmt(spec.std),
         spec.color,
         why,
-        rule[0],
-        rule[1],
+        *spec.insightface_rule,
     )
 
 

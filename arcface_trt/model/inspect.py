@@ -20,7 +20,7 @@ from typing import Any
 from arcface_trt.errors import InputError, first_line
 from arcface_trt.fileio import sha256_file
 from arcface_trt.lazy import lazy_import
-from arcface_trt.model.input_spec import InputSettings, InputSpec, resolve_input_spec
+from arcface_trt.model.input_spec import InputSettings, InputSpec, report_difference, resolve_input_spec
 from arcface_trt.records import Record
 
 onnx = lazy_import("onnx")
@@ -54,6 +54,10 @@ class ModelInfo(Record):
     def input_size(self) -> tuple[int, int]:
         """(width, height) of the input, the order cv2 takes."""
         return int(self.input_shape[3]), int(self.input_shape[2])
+
+    def report_input_spec(self) -> None:
+        """Warn once (one line) when the input spec differs from what InsightFace's rule would feed this model."""
+        report_difference(self.input_spec, Path(self.path).name, self.sha256)
 
 
 def _dims(value_info: Any) -> tuple[int | str, ...]:
@@ -184,8 +188,6 @@ def inspect_model(path: str | Path, settings: InputSettings | None = None) -> Mo
             f"{path}: output '{graph.output[0].name}' has shape {list(out_shape)}; "
             "a recognition model returns [N, D] embeddings"
         )
-    sha256 = model_sha256(path, external_data)
-    spec = resolve_input_spec(graph, inputs[0].name, int(shape[2]), settings or InputSettings(), path.name, sha256)
     return ModelInfo(
         path=str(path),
         name=path.stem,
@@ -195,8 +197,8 @@ def inspect_model(path: str | Path, settings: InputSettings | None = None) -> Mo
         embedding_dim=int(out_shape[1]),
         input_dtype=_dtype(inputs[0], path),
         output_dtype=_dtype(graph.output[0], path),
-        input_spec=spec,
-        sha256=sha256,
+        input_spec=resolve_input_spec(graph, inputs[0].name, int(shape[2]), settings or InputSettings()),
+        sha256=model_sha256(path, external_data),
         dynamic_batch=not isinstance(shape[0], int),
         external_data=external_data,
         quantized=is_quantized(graph),

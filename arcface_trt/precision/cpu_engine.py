@@ -119,6 +119,7 @@ def ensure_cpu_engine(
     plan = PrecisionPlan.for_target(
         precision, "cpu", keep_fp32_nodes=keep_fp32_nodes, quantized_source=str(onnx_path) if info.quantized else None
     )
+    info.report_input_spec()
     if plan.transform == TRANSFORM_QUANTIZE and calibration is not None:
         int8.check_calibration_source(calibration)
     expected = expected_fields(info.sha256, plan, calibration)

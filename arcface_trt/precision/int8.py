@@ -227,6 +227,7 @@ def quantize_int8(
             f"{src} is already quantized (it holds DequantizeLinear nodes): it cannot be quantized again; "
             "use it as the int8 model as it is (build --precision int8), or quantize the fp32 model"
         )
+    info.report_input_spec()
     crops = load_calibration_crops(settings)
     reader = FaceCalibrationReader(calibration_batches(info, crops), info.input_name)
     with tempfile.TemporaryDirectory(prefix="arcface-trt-int8-") as tmp:

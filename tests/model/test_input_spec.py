@@ -119,9 +119,9 @@ def test_resolution_order_config_then_graph_then_insightface(tmp_path: Path, cap
 def test_one_warning_line_names_both_when_the_spec_differs_from_insightface(tmp_path: Path, caplog) -> None:
     path = write_quirk_model(tmp_path / "warned.onnx", "sub_mul", seed=7)
     with caplog.at_level(logging.WARNING, logger="arcface_trt"):
-        inspect_model(path)
-        inspect_model(path)  # the same model and spec: said once
-        inspect_model(write_quirk_model(tmp_path / "quiet.onnx", "none", seed=7))  # agrees with the rule: silent
+        inspect_model(path).report_input_spec()
+        inspect_model(path).report_input_spec()  # the same model and spec: said once
+        inspect_model(write_quirk_model(tmp_path / "quiet.onnx", "none", seed=7)).report_input_spec()  # the rule's
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(lines) == 1 and "\n" not in lines[0]
     assert "warned.onnx: input spec mean 0, std 1, RGB" in lines[0]
