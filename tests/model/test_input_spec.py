@@ -170,3 +170,23 @@ def test_spec_records_and_what_insightface_can_express() -> None:
     assert bgr.fed_mean == (0.0,) * 3 and per_channel.fed_mean == CHANNEL_MEAN
     for junk in (None, [], {"side": "112"}, {**spec.to_dict(), "mean": [1, 2]}, {**spec.to_dict(), "color": "XYZ"}):
         assert InputSpec.from_dict(junk) is None
+
+
+def test_batchnorm_on_the_input_reads_scale_shift_and_epsilon() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=0.5)],
+        "bn",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [
+            numpy_helper.from_array(np.array([2.0, 1.0, 1.0], np.float32), "s"),
+            numpy_helper.from_array(np.array([1.0, 0.0, 0.0], np.float32), "b"),
+            numpy_helper.from_array(np.array([10.0, 20.0, 30.0], np.float32), "m"),
+            numpy_helper.from_array(np.array([1.0, 1.0, 3.5], np.float32), "v"),
+        ],
+    )
+    reading = read_graph(graph, "x")
+    # y = s (x - m) / sqrt(v + eps) + b  ==  (x - mean) / std
+    std = np.sqrt(np.array([1.5, 1.5, 4.0])) / np.array([2.0, 1.0, 1.0])
+    np.testing.assert_allclose(reading.std, std, rtol=1e-5)
+    np.testing.assert_allclose(reading.mean, np.array([10.0, 20.0, 30.0]) - np.array([1.0, 0.0, 0.0]) * std, rtol=1e-5)
