@@ -21,6 +21,7 @@ import yaml
 
 from arcface_trt.errors import ConfigError, InputError, short_repr
 from arcface_trt.fileio import read_regular_file
+from arcface_trt.model.input_spec import InputSettings
 from arcface_trt.names import BACKEND_CHOICES, DEVICES, HARDWARE_COMPATIBILITY, MODEL_ARCHS, PRECISIONS
 from arcface_trt.schema import conforms, type_name
 
@@ -58,6 +59,23 @@ class EmbeddingSection:
     model_seed: int = field(default=0, metadata=_range(0))
     #: Largest batch one backend call receives; bigger inputs are split.
     batch_size: int = field(default=32, metadata=_range(1, 4096))
+    #: The model's input spec, when the graph and InsightFace's rule get it wrong: one number or three (RGB order).
+    input_mean: float | tuple[float, ...] | None = None
+    input_std: float | tuple[float, ...] | None = None
+    #: rgb | bgr: the channel order the model takes; null: RGB.
+    input_color: str | None = None
+
+    def __post_init__(self) -> None:
+        # Checked here so a config file names its bad key; null keeps resolving from the model.
+        try:
+            self.input_settings()
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def input_settings(self) -> InputSettings:
+        """The explicit input settings of this section (checked)."""
+        names = ("embedding.input_mean", "embedding.input_std", "embedding.input_color")
+        return InputSettings.parse(self.input_mean, self.input_std, self.input_color, names)
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,8 @@ class ValidationSection:
     max_accuracy_drop: float = field(default=0.001, metadata=_range(0.0, 1.0))
     n_samples: int = field(default=100, metadata=_range(1, 100_000))
     seed: int = field(default=0, metadata=_range(0))
+    #: Mean pairwise cosine of the seven distinct real sample faces above which embeddings have collapsed.
+    collapse_cosine: float = field(default=0.9, metadata=_range(-1.0, 1.0))
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,13 @@
 
 The tolerance ``max_drift_cosine`` applies to the WORST sample: the check passes when
 ``1 - min(cosine) <= max_drift_cosine``. Mean and percentiles are reported beside it.
+Two backends can agree on garbage (both fed the wrong input): every comparison also runs the
+collapse guard (:mod:`arcface_trt.collapse`) on each backend, and collapsed embeddings fail it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,6 +19,7 @@ import numpy as np
 from arcface_trt.backends import create_embedder
 from arcface_trt.backends.base import Embedder
 from arcface_trt.backends.spec import BackendSpec
+from arcface_trt.collapse import CollapseCheck, check_collapse
 from arcface_trt.config import (
     EmbeddingConfig,
     ValidationSection,
@@ -25,8 +29,11 @@ from arcface_trt.config import (
 )
 from arcface_trt.errors import InputError
 from arcface_trt.inputs import load_crops
+from arcface_trt.model.input_spec import InputSettings
 from arcface_trt.names import PRECISIONS
 from arcface_trt.preprocess import l2_normalize
+
+log = logging.getLogger("arcface_trt")
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:
@@ -98,6 +105,8 @@ class ParityResult(DriftStats):
     throughput_a: float
     throughput_b: float
     per_sample_cosine: list[float] = field(default_factory=list, repr=False)
+    #: The collapse guard of A and B (a collapsed one fails the comparison).
+    collapse: list[CollapseCheck] = field(default_factory=list)
 
     def to_dict(self, per_sample: bool = False) -> dict[str, Any]:
         """JSON-friendly record (per-sample cosines only on request)."""
@@ -195,6 +204,8 @@ class CompareRequest:
     #: Embed each image with its mirror image too (InsightFace's evaluation does).
     flip: bool = False
     max_accuracy_drop: float | None = None
+    #: Explicit input settings of the command line (over the config's ``embedding.input_*``), for both backends.
+    inputs: InputSettings | None = None
 
 
 def _prepare(
@@ -240,6 +251,13 @@ class Scoring:
     throughput: float
     n_samples: int
     rows: list[Scored]
+    #: The collapse guard of A, then of each B.
+    collapse: list[CollapseCheck] = field(default_factory=list)
+
+    @property
+    def collapsed(self) -> bool:
+        """True when a backend's embeddings collapsed: the comparison fails whatever the drift."""
+        return any(check.collapsed for check in self.collapse)
 
 
 def score_backends(
@@ -254,7 +272,12 @@ def score_backends(
     with their mirror images too when ``request.flip`` is set.
     """
     cfg, validation, crops = _prepare(request, crops)
-    common = {"device": request.device, "allow_cpu_fallback": request.allow_cpu_fallback, "config": cfg}
+    common = {
+        "device": request.device,
+        "allow_cpu_fallback": request.allow_cpu_fallback,
+        "config": cfg,
+        "inputs": request.inputs,
+    }
     a = create_embedder(BackendSpec.resolve(request.backend_a, onnx_path=request.onnx_path, **common))
     embedders = [
         create_embedder(
@@ -271,7 +294,11 @@ def score_backends(
         emb_b, fps_b = measure(b, crops, chunk, advance, request.flip)
         stats, cosine = score(emb_a, emb_b, validation.max_drift_cosine)
         rows.append(Scored(b, emb_b, stats, cosine, fps_b))
-    return Scoring(validation, a, emb_a, fps_a, len(crops), rows)
+    collapse = [check_collapse(embedder, validation.collapse_cosine) for embedder in (a, *embedders)]
+    for check in collapse:
+        if check.collapsed:
+            log.warning("%s", check.message())
+    return Scoring(validation, a, emb_a, fps_a, len(crops), rows, collapse)
 
 
 def run_compare(request: CompareRequest, advance: Callable[[int], None] | None = None) -> ParityResult:
@@ -283,13 +310,14 @@ def parity_result(scoring: Scoring) -> ParityResult:
     """The comparison of the one backend B in ``scoring`` against A."""
     (b,) = scoring.rows
     return ParityResult(
-        **vars(b.stats),
+        **{**vars(b.stats), "passed": b.stats.passed and not scoring.collapsed},
         backend_a=scoring.reference.info().to_dict(),
         backend_b=b.embedder.info().to_dict(),
         n_samples=scoring.n_samples,
         throughput_a=scoring.throughput,
         throughput_b=b.throughput,
         per_sample_cosine=[float(c) for c in b.cosine],
+        collapse=scoring.collapse,
     )
 
 
@@ -327,6 +355,8 @@ class DriftReport:
     max_drift_cosine: float
     rows: list[DriftRow]
     passed: bool
+    #: The collapse guard of the reference, then of B at each precision (a collapsed one fails the report).
+    collapse: list[CollapseCheck] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -365,5 +395,6 @@ def run_drift(request: CompareRequest, advance: Callable[[int], None] | None = N
         throughput_reference=fps_a,
         max_drift_cosine=rows[0].max_drift_cosine,
         rows=rows,
-        passed=all(row.passed for row in rows),
+        passed=all(row.passed for row in rows) and not scoring.collapsed,
+        collapse=scoring.collapse,
     )

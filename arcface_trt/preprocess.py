@@ -1,8 +1,9 @@
-"""The one preprocessing function every backend uses (InsightFace ``ArcFaceONNX.get_feat``).
+"""The one preprocessing function every backend uses (InsightFace ``ArcFaceONNX.get_feat``), driven by an input spec.
 
-BGR uint8 HxWx3 crops -> resized to the model input -> BGR->RGB -> ``(x - mean) / std``
--> NCHW float32. It calls ``cv2.dnn.blobFromImages`` exactly as InsightFace does, so
-parity measures the engine and never a preprocessing difference.
+BGR uint8 HxWx3 crops -> resized to the model's square side -> BGR->RGB (unless the model
+takes BGR) -> ``(x - mean) / std`` per channel -> NCHW float32. With a scalar std it calls
+``cv2.dnn.blobFromImages`` exactly as InsightFace does, so parity measures the engine and never
+a preprocessing difference; a per-channel std multiplies by ``1 / std`` per channel after it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ import numpy as np
 
 from arcface_trt.errors import InputError
 from arcface_trt.lazy import lazy_import
+from arcface_trt.model.input_spec import InputSpec
 
 cv2 = lazy_import("cv2")
 
 Crops = Sequence[np.ndarray] | np.ndarray
-
-#: The colour order the model receives: crops arrive BGR (as OpenCV reads them) and are swapped.
-CHANNEL_ORDER = "RGB"
 
 
 def as_crop_list(crops: Crops) -> list[np.ndarray]:
@@ -45,16 +44,21 @@ def as_crop_list(crops: Crops) -> list[np.ndarray]:
     return items
 
 
-def preprocess(crops: Crops, input_size: tuple[int, int], mean: float, std: float) -> np.ndarray:
-    """Turn BGR uint8 crops into the model's NCHW float32 batch.
+def preprocess(crops: Crops, spec: InputSpec) -> np.ndarray:
+    """Turn BGR uint8 crops into the NCHW float32 batch of a model with input spec ``spec``.
 
-    ``input_size`` is ``(width, height)``. Identical to
-    ``cv2.dnn.blobFromImages(imgs, 1/std, input_size, (mean,)*3, swapRB=True)``.
+    For an RGB model with a scalar std, identical to InsightFace's
+    ``cv2.dnn.blobFromImages(imgs, 1/std, (side, side), mean, swapRB=True)``.
     """
     items = as_crop_list(crops)
+    std = spec.fed_std
+    uniform = len(set(std)) == 1
+    # blobFromImages takes the mean in the order of the channels it outputs, and one scale factor.
     blob = cv2.dnn.blobFromImages(
-        items, 1.0 / std, tuple(input_size), (mean, mean, mean), swapRB=CHANNEL_ORDER == "RGB"
+        items, 1.0 / std[0] if uniform else 1.0, (spec.side, spec.side), spec.fed_mean, swapRB=spec.color == "RGB"
     )
+    if not uniform:
+        blob = blob * (1.0 / np.asarray(std, dtype=np.float32)).reshape(1, 3, 1, 1)
     return np.ascontiguousarray(blob, dtype=np.float32)
 
 

@@ -92,7 +92,7 @@ def r18_int8_engine(r18_model: Path, r18_qdq: Path, isolated_cache: Path):
 
     settings = int8.CalibrationSettings(samples=CALIB_SAMPLES)
 
-    def reuse_qdq(src: Path, dst: Path, calibration: int8.CalibrationSettings) -> Path:
+    def reuse_qdq(src: Path, dst: Path, calibration: int8.CalibrationSettings, inputs: object = None) -> Path:
         assert Path(src) == r18_model and calibration == settings
         shutil.copyfile(r18_qdq, dst)
         return dst

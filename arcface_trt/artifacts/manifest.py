@@ -115,7 +115,8 @@ class ManifestRecord(Record):
     def differences(self, expected: dict[str, Any]) -> list[str]:
         """Why this manifest does not serve a request, one reason per differing field of ``expected``.
 
-        A field holding a mapping (calibration settings) names the sub-keys that differ.
+        A field holding a mapping (calibration settings, the input spec) names the sub-keys that differ,
+        among those the request names (a manifest may record more, such as where an input spec came from).
         """
         have = self.to_dict()
         out = []
@@ -123,9 +124,9 @@ class ManifestRecord(Record):
             got = have.get(name)
             if isinstance(got, dict) and isinstance(want, dict):
                 out += [
-                    _differs(f"{name}.{sub}", got.get(sub), want.get(sub))
-                    for sub in sorted(set(got) | set(want))
-                    if got.get(sub) != want.get(sub)
+                    _differs(f"{name}.{sub}", got.get(sub), want[sub])
+                    for sub in sorted(want)
+                    if got.get(sub) != want[sub]
                 ]
             elif not self._same(name, got, want):
                 out.append(_differs(name, got, want))
@@ -153,6 +154,7 @@ class Manifest(ManifestRecord):
         "extra",
         "precision_summary",
         "precision_check",
+        "input_spec",
     )
     SHA_FIELD: ClassVar[str] = "plan_sha256"
 
@@ -181,6 +183,8 @@ class Manifest(ManifestRecord):
     precision_summary: dict[str, Any] | None = None
     #: The mislabel gate's verdict on that summary (:class:`~arcface_trt.engine.precision_check.PrecisionVerdict`).
     precision_check: dict[str, Any] | None = None
+    #: The input spec the plan was built for and where it came from (recorded: preprocessing runs on the host).
+    input_spec: dict[str, Any] | None = None
 
     @property
     def key(self) -> EngineKey:
@@ -197,7 +201,13 @@ class Manifest(ManifestRecord):
 class CpuManifest(ManifestRecord):
     """The JSON record beside each CPU engine (``{model}-{precision}-cpu.onnx``)."""
 
-    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ("recipe", "precision_plan", "source_path", "build_seconds")
+    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = (
+        "recipe",
+        "precision_plan",
+        "source_path",
+        "build_seconds",
+        "input_spec",
+    )
     SHA_FIELD: ClassVar[str] = "engine_sha256"
 
     format: str
@@ -216,6 +226,8 @@ class CpuManifest(ManifestRecord):
     build_seconds: float | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
     precision_plan: dict[str, Any] = field(default_factory=dict)
+    #: The input spec and where it came from; an int8 engine calibrated through it is reused only for the same one.
+    input_spec: dict[str, Any] | None = None
 
     @property
     def key(self) -> EngineKey:

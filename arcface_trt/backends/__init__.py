@@ -42,16 +42,18 @@ def _make(spec: BackendSpec, model: ModelInfo) -> Embedder:
             cpu_engine=spec.precision,
             engine_cache_dir=spec.tensorrt.tensorrt.cache_dir,
             keep_fp32_nodes=spec.keep_fp32_nodes,
+            inputs=spec.inputs,
         )
     return create_tensorrt_embedder(model, spec)
 
 
 def create_embedder(spec: BackendSpec) -> Embedder:
     """A ready embedder for ``spec``; where it cannot run and may fall back, the reference on the CPU (saying why)."""
-    model = inspect_model(spec.model_file())
+    model = inspect_model(spec.model_file(), spec.inputs)
     try:
         embedder = _make(spec, model)
         embedder.ensure_ready()
+        model.report_input_spec()
         return embedder
     except BackendUnavailableError as exc:
         if not spec.allow_cpu_fallback:
@@ -62,6 +64,7 @@ def create_embedder(spec: BackendSpec) -> Embedder:
     )
     fallback = InsightFaceEmbedder(model, "cpu", False, spec.batch_size, requested_backend=spec.backend)
     fallback.ensure_ready()
+    model.report_input_spec()
     fallback.fallback_reason = reason
     return fallback
 
@@ -86,9 +89,11 @@ def get_embedding_backend(
     :class:`~arcface_trt.errors.BackendUnavailableError`.
 
     Keyword ``options`` are those of :meth:`BackendSpec.resolve`: ``config`` (above), ``batch_size``
-    (largest batch per backend call), and ``precision`` (fp32 | fp16 | int8; onnxruntime backend only),
+    (largest batch per backend call), ``precision`` (fp32 | fp16 | int8; onnxruntime backend only),
     which runs the cached CPU engine of that precision (:mod:`arcface_trt.precision.cpu_engine`),
-    building it when absent; None runs the ONNX model as it is.
+    building it when absent (None runs the ONNX model as it is), and ``inputs``, an
+    :class:`~arcface_trt.model.input_spec.InputSettings` (mean, std, colour order) that wins over the
+    config's; the rest of the input spec is read from the model (``info().input_spec`` shows it).
     """
     return create_embedder(
         BackendSpec.resolve(backend_type, device, tensorrt_config, allow_cpu_fallback, onnx_path, **options)

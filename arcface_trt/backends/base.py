@@ -55,6 +55,10 @@ class BackendInfo(Record):
     fallback_reason: str | None = None
     embedding_dim: int | None = None
     batch_size: int | None = None
+    #: The model's input spec as this backend applies it (:class:`~arcface_trt.model.input_spec.InputSpec`).
+    input_spec: dict[str, Any] | None = None
+    #: The reference backend only: how it computes (InsightFace's ``get_feat``, or ONNX Runtime on the CPU).
+    reference: str | None = None
 
 
 class Embedder(abc.ABC):
@@ -74,14 +78,15 @@ class Embedder(abc.ABC):
         allow_cpu_fallback: bool = False,
         batch_size: int = 32,
         requested_backend: str | None = None,
-        precision: str = "fp32",
+        precision: str | None = None,
     ) -> None:
         self.model = model
         self.device = device
         self.allow_cpu_fallback = allow_cpu_fallback
         self.batch_size = batch_size
         self.requested_backend = requested_backend or self.name
-        self.precision = precision
+        # An already quantized (QDQ) model runs as int8 whatever runs it.
+        self.precision = precision or ("int8" if model.quantized else "fp32")
         self.fallback_reason: str | None = None
         self.providers: list[str] = []
         self._ready = False
@@ -130,11 +135,12 @@ class Embedder(abc.ABC):
             fallback_reason=self.fallback_reason,
             embedding_dim=self.model.embedding_dim,
             batch_size=self.batch_size,
+            input_spec=self.model.input_spec.to_dict(),
         )
 
     def preprocess(self, crops: Crops) -> np.ndarray:
-        """The shared preprocessing with this model's input size, mean and std."""
-        return preprocess(crops, self.model.input_size, self.model.input_mean, self.model.input_std)
+        """The shared preprocessing, driven by this model's input spec."""
+        return preprocess(crops, self.model.input_spec)
 
     def _embed_chunk(self, crops: list[np.ndarray]) -> np.ndarray:
         return self.forward(self.preprocess(crops))

@@ -9,6 +9,7 @@ import numpy as np
 from arcface_trt.backends.base import BackendInfo, Embedder
 from arcface_trt.backends.ort_session import make_session
 from arcface_trt.errors import BackendUnavailableError
+from arcface_trt.model.input_spec import InputSettings
 from arcface_trt.precision.cpu_engine import ensure_cpu_engine
 
 
@@ -24,6 +25,7 @@ class OnnxRuntimeEmbedder(Embedder):
         cpu_engine: str | None = None,
         engine_cache_dir: str | None = None,
         keep_fp32_nodes: tuple[str, ...] | None = None,
+        inputs: InputSettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -33,6 +35,8 @@ class OnnxRuntimeEmbedder(Embedder):
         self.cpu_engine = cpu_engine
         self.engine_cache_dir = engine_cache_dir
         self.keep_fp32_nodes = keep_fp32_nodes
+        #: The explicit input settings the model was inspected with (an int8 engine is calibrated through them).
+        self.inputs = inputs
         self.engine_path: str | None = None
         if cpu_engine is not None:
             self.precision = cpu_engine
@@ -57,6 +61,7 @@ class OnnxRuntimeEmbedder(Embedder):
             self.cpu_engine,  # type: ignore[arg-type]
             keep_fp32_nodes=self.keep_fp32_nodes,
             cache_dir=self.engine_cache_dir,
+            inputs=self.inputs,
         )
         return str(engine.path)
 

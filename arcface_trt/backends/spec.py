@@ -8,12 +8,13 @@ Ray workers, which receive the spec as it is) and every command go through it.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from arcface_trt.config import EmbeddingConfig, TensorrtConfig, load_config, load_tensorrt_config
 from arcface_trt.errors import InputError
 from arcface_trt.model.default import ensure_default_model
+from arcface_trt.model.input_spec import InputSettings
 from arcface_trt.names import canonical_backend, check_precision
 
 
@@ -35,6 +36,8 @@ class BackendSpec:
     keep_fp32_nodes: tuple[str, ...] | None = None
     #: onnxruntime only: run the cached CPU engine of this precision (None: the ONNX model as it is).
     precision: str | None = None
+    #: Explicit input settings (config, then command line); what they leave open is resolved from the model.
+    inputs: InputSettings = field(default_factory=InputSettings)
 
     @classmethod
     def resolve(
@@ -48,10 +51,12 @@ class BackendSpec:
         config: str | Path | EmbeddingConfig | None = None,
         batch_size: int | None = None,
         precision: str | None = None,
+        inputs: InputSettings | None = None,
     ) -> BackendSpec:
         """Fill every argument left as None from the embedding config (``config``: a path, a loaded one, or None).
 
-        ``tensorrt_config`` replaces the TensorRT config that embedding.yaml names.
+        ``tensorrt_config`` replaces the TensorRT config that embedding.yaml names; ``inputs`` (the
+        command line's input settings) win over the config's ``embedding.input_*``.
         Unknown backend or precision names are a :class:`~arcface_trt.errors.ConfigError`.
         """
         cfg = config if isinstance(config, EmbeddingConfig) else load_config(config)
@@ -80,6 +85,7 @@ class BackendSpec:
             model_seed=emb.model_seed,
             keep_fp32_nodes=cfg.precision.keep_fp32_nodes,
             precision=precision,
+            inputs=(inputs or InputSettings()).over(emb.input_settings()),
         )
 
     def model_file(self) -> Path:

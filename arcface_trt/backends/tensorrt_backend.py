@@ -48,6 +48,7 @@ class TensorrtEmbedder(Embedder):
             keep_fp32_nodes=self.spec.keep_fp32_nodes,
             on_status=lambda m: log.info("%s", m),
             fetcher=store_fetcher(settings) if settings.engine_s3_bucket else None,
+            inputs=self.spec.inputs,
         )
         self.runner = TrtRunner(result.plan_path)
         self.engine_path = str(result.plan_path)

@@ -37,6 +37,7 @@ from arcface_trt.bench.trt_timing import trt_functions, trt_mode_names
 from arcface_trt.config import enable_for_explicit_request, load_config, with_overrides
 from arcface_trt.errors import InputError
 from arcface_trt.faces import sample_faces
+from arcface_trt.model.input_spec import InputSettings
 from arcface_trt.names import REFERENCE_BACKEND, canonical_backend
 
 CPU_MODES = ("end_to_end", "inference")
@@ -67,6 +68,8 @@ class BenchmarkRequest:
     seed: int = 0
     #: TensorRT: also time GPU compute replayed from a CUDA graph when the runner can.
     cuda_graph: bool = False
+    #: Explicit input settings of the command line (over the config's ``embedding.input_*``).
+    inputs: InputSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.backends:
@@ -236,6 +239,7 @@ def load_backends(request: BenchmarkRequest) -> list[Embedder]:
                 config=cfg,
                 batch_size=max(request.batch_sizes),
                 precision=request.precision if name == "onnxruntime" else None,
+                inputs=request.inputs,
             )
         )
         for name in request.backends
@@ -264,5 +268,5 @@ def run_benchmark(
         "reference": reference,
         "results": rows,
         "notes": NOTES,
-        "environment": collect_environment(),
+        "environment": {**collect_environment(), "input_spec": model.input_spec.to_dict()},
     }

@@ -17,6 +17,7 @@ def _table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
     from arcface_trt.bench.report import table_rows
+    from arcface_trt.model.input_spec import describe_spec
 
     columns, rows = table_rows(report)
     plan = report["plan"]
@@ -35,7 +36,10 @@ def _table(report: dict[str, Any]) -> Any:
     where = f"{cpu['model']} ({cpu['usable_cores']} cores)" + (
         f" | {gpus[0]['name']} {gpus[0]['sm_arch']}" if gpus else ""
     )
-    notes = [f"inputs: real-face sample crops | {where}"]
+    notes = [
+        f"inputs: real-face sample crops | {where}",
+        f"input spec: {describe_spec(report['environment']['input_spec'])}",
+    ]
     if report.get("reference"):
         notes.append(f"x: speedup, throughput over {report['reference']} at the same batch size")
     notes.append("e2e: preprocessing + inference + normalisation; infer: a preprocessed batch")
@@ -79,6 +83,9 @@ def benchmark(
         bool, typer.Option("--cuda-graph", help="TensorRT: also time GPU compute replayed from a CUDA graph.")
     ] = False,
     config: common.ConfigOption = None,
+    input_mean: common.InputMeanOption = None,
+    input_std: common.InputStdOption = None,
+    input_color: common.InputColorOption = None,
     output: Annotated[Path | None, option("--output", help="Also write the JSON report here.")] = None,
     plot: Annotated[
         Path | None, option("--plot", help="Draw throughput and latency vs batch size to this PNG.")
@@ -107,6 +114,7 @@ def benchmark(
         config=str(config) if config else None,
         seed=seed,
         cuda_graph=cuda_graph,
+        inputs=common.input_settings(input_mean, input_std, input_color),
     )
     if output is not None:
         check_output_path(output)

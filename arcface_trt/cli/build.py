@@ -45,6 +45,8 @@ def _human_dry_run(plan: dict[str, Any]) -> None:
 
 
 def _human_result(record: dict[str, Any]) -> None:
+    from arcface_trt.model.input_spec import describe_spec
+
     size = record["plan_bytes"] or 0
     origin = {"cache": "yes (manifest matches)", "store": "fetched from the engine store", "built": "no"}[
         record["source"]
@@ -64,6 +66,8 @@ def _human_result(record: dict[str, Any]) -> None:
     if not record["from_cache"] and timing:
         added = manifest["extra"].get("timing_cache_entries_added")
         lines.append(f"timing cache: {timing}" + (f" ({added} entries added)" if added is not None else ""))
+    if record["manifest"].get("input_spec"):
+        lines.append(f"input spec: {describe_spec(record['manifest']['input_spec'])}")
     if "upload" in record:
         upload = record["upload"]
         done = "uploaded" if upload.get("uploaded") else "already in the store"
@@ -97,22 +101,27 @@ def build(
     calibration_method: CalibrationMethodOption = "minmax",
     activation_type: ActivationTypeOption = "uint8",
     config: common.ConfigOption = None,
+    input_mean: common.InputMeanOption = None,
+    input_std: common.InputStdOption = None,
+    input_color: common.InputColorOption = None,
     json_output: common.JsonOption = False,
 ) -> None:
     """Build a TensorRT engine from an ONNX model, or reuse the cached one whose manifest matches.
 
     With --target cpu: a precision-transformed, ONNX Runtime-optimised ONNX for the CPU, cached the same way.
+    An already quantized (QDQ) model is its own int8 engine; asking another precision of it is an error.
     """
     from arcface_trt.engine.build import BuildRequest, build_engine
     from arcface_trt.engine.build import dry_run as plan_dry_run
     from arcface_trt.model.default import resolve_model_path
     from arcface_trt.store import engines as engine_store
 
+    inputs = common.input_settings(input_mean, input_std, input_color)
     if check_target(target) == "cpu":
         if upload or dry_run or arch:
             raise InputError("--upload, --dry-run and --arch apply to TensorRT plans (--target gpu)")
         calibration = calibration_settings(calib_images, calib_samples, calibration_method, activation_type)
-        _build_cpu(onnx_path, precision, calibration, cache_dir, force, config, json_output)
+        _build_cpu(onnx_path, precision, calibration, cache_dir, force, config, inputs, json_output)
         return
 
     cfg, settings = engine_settings(
@@ -126,6 +135,7 @@ def build(
         cache_dir=cache_dir,
         force=force,
         keep_fp32_nodes=cfg.precision.keep_fp32_nodes,
+        inputs=inputs.over(cfg.embedding.input_settings()),
     )
 
     if dry_run:
@@ -157,11 +167,13 @@ def _build_cpu(
     cache_dir: Path | None,
     force: bool,
     config: Path | None,
+    inputs: Any,
     json_output: bool,
 ) -> None:
     """``--target cpu``: the cached CPU engine (arcface_trt.precision.cpu_engine), built when needed."""
     from arcface_trt.config import load_config
     from arcface_trt.model.default import resolve_model_path
+    from arcface_trt.model.input_spec import describe_spec
     from arcface_trt.precision.cpu_engine import ensure_cpu_engine
 
     cfg = load_config(config)
@@ -172,6 +184,7 @@ def _build_cpu(
         keep_fp32_nodes=cfg.precision.keep_fp32_nodes,
         cache_dir=engine_cache_root(cfg.tensorrt.tensorrt.cache_dir, cache_dir),
         force=force,
+        inputs=inputs.over(cfg.embedding.input_settings()),
     )
     if json_output:
         emit_json(engine.to_dict())
@@ -185,4 +198,7 @@ def _build_cpu(
     if engine.built:
         lines.append(f"build time: {manifest.build_seconds:.1f} s")
         lines.append(f"built because: {'; '.join(engine.rebuild_reasons)}")
+    if manifest.input_spec:
+        lines.append(f"input spec: {describe_spec(manifest.input_spec)}")
+    lines += [f"note:       {note}" for note in manifest.precision_plan.get("notes", [])]
     typer.echo("\n".join(lines))

@@ -93,6 +93,28 @@ def engine_key(cfg: Any, precision: str, model: str | None, arch: str | None, tr
     )
 
 
+InputMeanOption = Annotated[
+    str | None,
+    option(
+        "--input-mean",
+        help="Model input: mean subtracted from each pixel, one number or three in RGB order (123.7,116.3,103.5) "
+        "(default: embedding.input_mean, else read from the model).",
+    ),
+]
+InputStdOption = Annotated[
+    str | None,
+    option(
+        "--input-std",
+        help="Model input: std each pixel is divided by, one number or three in RGB order "
+        "(default: embedding.input_std, else read from the model).",
+    ),
+]
+InputColorOption = Annotated[
+    str | None,
+    option("--input-color", help="Model input: channel order rgb | bgr (default: embedding.input_color, else rgb)."),
+]
+
+
 def cpu_precision(precision: str | None) -> str:
     """The precision of a ``--target cpu`` command: it must be given (the config's precision is TensorRT's)."""
     from arcface_trt.errors import InputError
@@ -100,6 +122,17 @@ def cpu_precision(precision: str | None) -> str:
     if precision is None:
         raise InputError("--target cpu needs --precision fp32, fp16 or int8")
     return precision
+
+
+def input_settings(mean: str | None, std: str | None, color: str | None) -> Any:
+    """The ``--input-*`` options as checked :class:`~arcface_trt.model.input_spec.InputSettings`.
+
+    They win over the config's ``embedding.input_*`` (``InputSettings.over``); what both leave open is read
+    from the model.
+    """
+    from arcface_trt.model.input_spec import InputSettings
+
+    return InputSettings.parse(mean, std, color)
 
 
 def tensorrt_settings(config: Path | None, **overrides: Any) -> tuple[Any, Any]:

@@ -24,11 +24,31 @@ def _table(result: Any) -> Any:
         table.add_column(column, justify="right")
     table.add_row("cosine", *(f"{result.cosine[k]:.6f}" for k in ("mean", "min", "p01", "p50", "max")))
     table.add_row("L2 distance", *(f"{result.l2[k]:.6f}" for k in ("mean", "min", "p01", "p50", "max")))
-    table.caption = (
-        f"nearest-neighbour agreement {_nn(result)} | worst drift (1 - min cosine) {result.max_drift:.2e} "
-        f"vs tolerance {result.max_drift_cosine:.2e}\n{_speeds(result)}"
+    table.caption = "\n".join(
+        [
+            f"nearest-neighbour agreement {_nn(result)} | worst drift (1 - min cosine) {result.max_drift:.2e} "
+            f"vs tolerance {result.max_drift_cosine:.2e}",
+            _speeds(result),
+            *_input_lines([a, b], result.collapse),
+        ]
     )
     return table
+
+
+def _input_lines(backends: list[dict[str, Any]], collapse: list[Any]) -> list[str]:
+    """The input spec each backend applied, how the reference computed, and the collapse guard's verdicts."""
+    from rich.markup import escape
+
+    from arcface_trt.backends.insightface_backend import REFERENCE_GET_FEAT
+    from arcface_trt.model.input_spec import describe_spec
+
+    specs = list(dict.fromkeys(describe_spec(b["input_spec"]) for b in backends))
+    lines = [f"input spec: {escape(spec)}" for spec in specs]
+    lines += [f"reference: {b['reference']}" for b in backends if b.get("reference") not in (None, REFERENCE_GET_FEAT)]
+    for check in collapse:
+        if check.collapsed:
+            lines.append(f"[red]FAIL[/red] {escape(check.verdict())}")
+    return lines
 
 
 def _nn(result: Any) -> str:
@@ -114,6 +134,7 @@ def _verification_table(result: Any) -> Any:
         + (", each with its mirror image (--flip)" if result.flip else ""),
         *too_small,
         _speeds(result),
+        *_input_lines([a_info, b_info], result.collapse),
     ]
     return Group(table, *(Text.from_markup(line) for line in lines))
 
@@ -192,6 +213,9 @@ def compare(
     plot: Annotated[
         Path | None, option("--plot", help="With --pairs/--identities: draw both ROC curves into this PNG.")
     ] = None,
+    input_mean: common.InputMeanOption = None,
+    input_std: common.InputStdOption = None,
+    input_color: common.InputColorOption = None,
     json_output: common.JsonOption = False,
 ) -> None:
     """Score backend B against backend A by cosine similarity and L2 distance; exit 1 when drift is above tolerance.
@@ -202,8 +226,12 @@ def compare(
     With --pairs or --identities, each backend's verification accuracy (10-fold), AUC, EER and TAR at
     FAR lead, with the pair decisions that flip; exit 1 also when B's accuracy drops by more than
     max_accuracy_drop.
+
+    Exit 1 also when the embeddings of clearly different faces collapse (the input spec is wrong).
     """
     from arcface_trt.parity import CompareRequest, parse_precisions, run_compare
+
+    inputs = common.input_settings(input_mean, input_std, input_color)
 
     identity_level = pairs is not None or identities is not None
     if not identity_level:
@@ -239,6 +267,7 @@ def compare(
         identities=str(identities) if identities else None,
         flip=flip,
         max_accuracy_drop=max_accuracy_drop,
+        inputs=inputs,
     )
     if identity_level:
         _verify(request, plot, output, json_output)
@@ -324,9 +353,12 @@ def _drift_table(report: Any) -> Any:
             f"{row.speedup:.2f}x",
             "[green]pass[/green]" if row.passed else "[red]fail[/red]",
         )
-    table.caption = (
-        f"B: {report.rows[0].backend['backend']} CPU engines | reference {ref['backend']} "
-        f"[{', '.join(ref['providers'])}] {report.throughput_reference:.1f} img/s\n"
-        f"check: 1 - min cosine <= {report.max_drift_cosine:.2e} per precision"
+    table.caption = "\n".join(
+        [
+            f"B: {report.rows[0].backend['backend']} CPU engines | reference {ref['backend']} "
+            f"[{', '.join(ref['providers'])}] {report.throughput_reference:.1f} img/s",
+            f"check: 1 - min cosine <= {report.max_drift_cosine:.2e} per precision",
+            *_input_lines([ref, *(row.backend for row in report.rows)], report.collapse),
+        ]
     )
     return table

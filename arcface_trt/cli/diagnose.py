@@ -19,6 +19,8 @@ def _render(record: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from arcface_trt.model.input_spec import describe_spec
+
     console = stdout_console()
     table = Table(title="What is running", show_header=False)
     table.add_column("key", style="bold")
@@ -34,6 +36,14 @@ def _render(record: dict[str, Any]) -> None:
         (
             "precision / batch / dim",
             f"{_fmt(record['precision'])} / {record['batch_size']} / {_fmt(record['embedding_dim'])}",
+        ),
+        ("input spec", describe_spec(record["input_spec"]) if record["input_spec"] else "-"),
+        (
+            "collapse guard",
+            f"mean cosine of {record['collapse']['faces']} different faces {record['collapse']['mean_cosine']:.4f} "
+            f"(collapsed above {record['collapse']['threshold']:g})"
+            if record["collapse"]
+            else "-",
         ),
         ("throughput", f"{_fmt(record['throughput_fps'], '.1f')} img/s"),
         ("latency per batch", f"{_fmt(record['latency_ms'], '.2f')} ms"),
@@ -72,6 +82,9 @@ def diagnose(
     onnx_path: common.OnnxPathOption = None,
     n_samples: Annotated[int, typer.Option("--n-samples", help="Face crops in the short parity check.")] = 16,
     iterations: Annotated[int, typer.Option("--iterations", help="Timed batches in the short benchmark.")] = 3,
+    input_mean: common.InputMeanOption = None,
+    input_std: common.InputStdOption = None,
+    input_color: common.InputColorOption = None,
     json_output: common.JsonOption = False,
 ) -> None:
     """Load the configured backend as the pipeline does, measure it, check parity, and flag silent problems.
@@ -80,6 +93,7 @@ def diagnose(
     """
     from arcface_trt.diagnose import DiagnoseRequest, run_diagnose
 
+    inputs = common.input_settings(input_mean, input_std, input_color)
     status("diagnosing (loads the backend, times a few batches, checks parity) ...", enabled=not json_output)
     record = run_diagnose(
         DiagnoseRequest(
@@ -87,6 +101,7 @@ def diagnose(
             onnx_path=str(onnx_path) if onnx_path else None,
             n_samples=n_samples,
             iterations=iterations,
+            inputs=inputs,
         )
     )
     if json_output:

@@ -50,6 +50,8 @@ def _rate_progress(enabled: bool) -> Iterator[Callable[[int, int], None]]:
 def _table(summary: Any) -> Any:
     from rich.table import Table
 
+    from arcface_trt.model.input_spec import describe_spec
+
     table = Table(title=f"embed: {summary.rows_in_output} rows in {summary.output}", show_header=False)
     table.add_column("field")
     table.add_column("value")
@@ -70,6 +72,13 @@ def _table(summary: Any) -> Any:
         ("throughput", f"{summary.images_per_s:,.1f} img/s over {summary.embed_elapsed_s:.1f} s"),
         ("elapsed (with model load and merge)", f"{summary.elapsed_s:.1f} s"),
     ]
+    if summary.input_spec:
+        rows.append(("input spec", describe_spec(summary.input_spec)))
+    if summary.collapse is not None:
+        check = summary.collapse
+        rows.append(("collapse guard", f"mean cosine {check.mean_cosine:.4f} of {check.faces} different faces"))
+        if check.collapsed:
+            rows.append(("WARNING", check.message()))
     if summary.fallback_reason:
         rows.append(("fallback", summary.fallback_reason))
     for field, value in rows:
@@ -121,6 +130,9 @@ def embed(
         option("--ray-address", help="Ray cluster to connect to, e.g. 'auto' or ray://host:10001 (implies --ray)."),
     ] = None,
     config: common.ConfigOption = None,
+    input_mean: common.InputMeanOption = None,
+    input_std: common.InputStdOption = None,
+    input_color: common.InputColorOption = None,
     json_output: common.JsonOption = False,
 ) -> None:
     """Embed every face crop of INPUT into --out, reading ahead in threads; resumable; optionally on Ray.
@@ -128,10 +140,13 @@ def embed(
     Unreadable images are skipped and listed. Continue an interrupted run with --resume. See docs/embed.md.
     """
     from arcface_trt.backends.spec import BackendSpec
+    from arcface_trt.config import load_config
     from arcface_trt.embed import embed_to_file
 
+    inputs = common.input_settings(input_mean, input_std, input_color)
+    cfg = load_config(config)
     spec = BackendSpec.resolve(
-        backend, device, None, allow_cpu_fallback, onnx_path, config=config, batch_size=batch_size
+        backend, device, None, allow_cpu_fallback, onnx_path, config=cfg, batch_size=batch_size, inputs=inputs
     )
     with _rate_progress(enabled=not json_output) as advance:
         summary = embed_to_file(
@@ -145,6 +160,7 @@ def embed(
             progress=advance,
             ray=ray,
             ray_address=ray_address,
+            collapse_cosine=cfg.validation.collapse_cosine,
         )
     if json_output:
         emit_json(summary.to_dict())

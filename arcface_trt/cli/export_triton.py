@@ -62,6 +62,9 @@ def export_triton(
     hardware_compatibility: common.HardwareCompatibilityOption = None,
     cache_dir: common.CacheDirOption = None,
     config: common.ConfigOption = None,
+    input_mean: common.InputMeanOption = None,
+    input_std: common.InputStdOption = None,
+    input_color: common.InputColorOption = None,
     json_output: common.JsonOption = False,
 ) -> None:
     """Write a Triton model folder: config.pbtxt, README.md and 1/model.plan (or 1/model.onnx with --target cpu).
@@ -76,6 +79,7 @@ def export_triton(
     from arcface_trt.export.triton import export_triton as write_export
     from arcface_trt.model.default import resolve_model_path
 
+    inputs = common.input_settings(input_mean, input_std, input_color)
     if check_target(target) == "cpu":
         if workspace_mb is not None or hardware_compatibility is not None or min_batch is not None:
             raise InputError("--workspace-mb, --hardware-compatibility and --min-batch apply to TensorRT plans")
@@ -92,6 +96,7 @@ def export_triton(
         overwrite=overwrite,
         cache_dir=cache_dir,
         keep_fp32_nodes=cfg.precision.keep_fp32_nodes,
+        inputs=inputs.over(cfg.embedding.input_settings()),
     )
     result = write_export(request, on_status=lambda message: status(message, enabled=not json_output))
     if json_output:

@@ -20,8 +20,9 @@ def _io_line(io: Any) -> str:
 
 
 def _facts_lines(facts: dict[str, Any]) -> list[str]:
+    from arcface_trt.model.input_spec import describe_spec
+
     batch = facts["batch_profile"]
-    spec = facts.get("input_spec") if isinstance(facts.get("input_spec"), dict) else {}
     lines = [
         f"model:       {facts['model']}, {facts['precision']} ({facts['precision_path']})",
         f"TensorRT:    {facts['trt_version']}",
@@ -33,8 +34,8 @@ def _facts_lines(facts: dict[str, Any]) -> list[str]:
         if facts["io_tensors"]
         else f"input:       {facts['input_name']}",
     ]
-    if spec:
-        lines.append(f"input spec:  (x - {spec.get('mean')}) / {spec.get('std')}")
+    if facts["input_spec"] is not None:
+        lines.append(f"input spec:  {describe_spec(facts['input_spec'])}")
     if facts["precision_summary"] is not None:
         lines.append(f"precision:   {precision_line(facts['precision_summary'], facts['precision_check'])}")
     else:

@@ -34,6 +34,9 @@ def quantize(
         ),
     ] = False,
     config: common.ConfigOption = None,
+    input_mean: common.InputMeanOption = None,
+    input_std: common.InputStdOption = None,
+    input_color: common.InputColorOption = None,
     json_output: common.JsonOption = False,
 ) -> None:
     """Quantize a model to an int8 QDQ ONNX (per-channel weights, calibrated on face crops).
@@ -55,12 +58,14 @@ def quantize(
     settings = calibration_settings(
         calib_images, calib_samples, calibration_method, activation_type, reduce_range, quantize_bias=False
     )
+    inputs = common.input_settings(input_mean, input_std, input_color)
     emb = load_config(config).embedding
+    inputs = inputs.over(emb.input_settings())
     model_path = resolve_model_path(onnx_path, emb)
-    inspect_model(model_path)  # bad model or calibration folder: fail before any progress output
+    spec = inspect_model(model_path, inputs).input_spec  # bad model or calibration folder: fail before any progress
     check_calibration_source(settings)
     status(f"calibrating on {settings.samples} crops and quantizing {model_path} ...", enabled=not json_output)
-    quantize_int8(Path(model_path), out, settings)
+    quantize_int8(Path(model_path), out, settings, inputs=inputs)
     summary = summarize_qdq(out)
     record = {
         "path": str(out),
@@ -68,6 +73,7 @@ def quantize(
         "bytes": out.stat().st_size,
         "sha256": sha256_file(out),
         "calibration": settings.to_dict(),
+        "input_spec": spec.to_dict(),
         "quantize_linear_nodes": summary.quantize_nodes,
         "dequantize_linear_nodes": summary.dequantize_nodes,
     }
@@ -76,5 +82,6 @@ def quantize(
     else:
         typer.echo(
             f"wrote {out} ({record['bytes'] / 1e6:.1f} MB, {summary.quantize_nodes} QuantizeLinear / "
-            f"{summary.dequantize_nodes} DequantizeLinear, {activation_type} activations)"
+            f"{summary.dequantize_nodes} DequantizeLinear, {activation_type} activations)\n"
+            f"calibrated through input spec {spec.describe()}"
         )

@@ -16,6 +16,7 @@ from typing import Any
 from arcface_trt.artifacts.key import normalize_arch, same_trt_version, trt_major_minor
 from arcface_trt.artifacts.manifest import Manifest
 from arcface_trt.backends.providers import CPU, CUDA, DEVICE_PROVIDER
+from arcface_trt.collapse import FIX, CollapseCheck
 from arcface_trt.records import Record
 
 #: Problem codes, in the order of docs/troubleshooting.md.
@@ -28,6 +29,7 @@ CODES = (
     "engine_mismatch",
     "cache_not_writable",
     "parity_failed",
+    "input_collapse",
 )
 
 
@@ -190,4 +192,16 @@ def check_parity(regression_test: str, drift: float | None, tolerance: float) ->
         "parity_failed",
         f"worst-sample cosine vs the reference is {drift}, below 1 - {tolerance}",
         "use precision fp32 (or fp16 with the final layers in fp32) and check with arcface-trt compare",
+    )
+
+
+def check_collapse(collapse: CollapseCheck | None) -> Problem | None:
+    """Clearly different faces embed nearly alike: the input spec is wrong, and every check agreeing means nothing."""
+    if collapse is None or not collapse.collapsed:
+        return None
+    return Problem(
+        "input_collapse",
+        f"{collapse.faces} different real faces have mean pairwise cosine {collapse.mean_cosine:.4f} "
+        f"(above validation.collapse_cosine {collapse.threshold:g}) with input spec {collapse.input_spec}",
+        FIX,
     )

@@ -1,4 +1,4 @@
-"""Build the ``diagnose`` record: backend, measured speed and drift, environment, problems."""
+"""Build the ``diagnose`` record: backend, its input spec, measured speed and drift, collapse, environment, problems."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from arcface_trt.bench.environment import collect_environment, current_sm_arch
 from arcface_trt.bench.memory import GpuMemoryTracker
 from arcface_trt.bench.stats import latency_stats, throughput
 from arcface_trt.bench.timing import TimingPlan, ignore_result, run_timed
+from arcface_trt.collapse import CollapseCheck, check_collapse
 from arcface_trt.config import EmbeddingConfig, load_config
 from arcface_trt.diagnose import checks
 from arcface_trt.errors import BackendUnavailableError, InputError
 from arcface_trt.faces import sample_faces
+from arcface_trt.model.input_spec import InputSettings
 from arcface_trt.model.inspect import inspect_model
 from arcface_trt.names import REFERENCE_BACKEND
 from arcface_trt.parity import compare_embedders
@@ -36,6 +38,8 @@ class DiagnoseRequest:
     #: Timed ``encode`` calls of one configured batch in the short benchmark.
     iterations: int = 3
     warmup_s: float = 0.2
+    #: Explicit input settings of the command line (over the config's ``embedding.input_*``).
+    inputs: InputSettings | None = None
 
 
 def engine_cache_dir(cfg: EmbeddingConfig) -> Path:
@@ -132,6 +136,7 @@ def find_problems(
     embedder: Embedder | None,
     load_error: str | None,
     validation: dict[str, Any],
+    collapse: CollapseCheck | None = None,
 ) -> list[checks.Problem]:
     """Run every check; the problems found, in :data:`checks.CODES` order."""
     requested = spec.backend
@@ -163,6 +168,7 @@ def find_problems(
         checks.check_parity(
             validation["regression_test"], validation["drift_vs_pytorch"], validation["max_drift_cosine"]
         ),
+        checks.check_collapse(collapse),
     ]
     return [p for p in found if p is not None]
 
@@ -173,10 +179,11 @@ def run_diagnose(request: DiagnoseRequest) -> dict[str, Any]:
         raise InputError(f"--n-samples must be at least 1, got {request.n_samples}")
     cfg = load_config(request.config)
     environment = collect_environment()
-    spec = BackendSpec.resolve(config=cfg, onnx_path=request.onnx_path)
+    spec = BackendSpec.resolve(config=cfg, onnx_path=request.onnx_path, inputs=request.inputs)
     embedder, load_error = _load(spec)
     info = embedder.info() if embedder is not None else None
     bench = short_benchmark(embedder, request) if embedder is not None else None
+    collapse = check_collapse(embedder, cfg.validation.collapse_cosine) if embedder is not None else None
     validation = (
         parity(embedder, spec, cfg, request)
         if embedder is not None
@@ -188,7 +195,7 @@ def run_diagnose(request: DiagnoseRequest) -> dict[str, Any]:
     )
     environment["device_requested"] = cfg.embedding.device
     environment["providers_applied"] = info.providers if info else []
-    problems = find_problems(cfg, spec, environment, embedder, load_error, validation)
+    problems = find_problems(cfg, spec, environment, embedder, load_error, validation, collapse)
     return {
         "backend": info.backend if info else None,
         "requested_backend": spec.backend,
@@ -197,6 +204,8 @@ def run_diagnose(request: DiagnoseRequest) -> dict[str, Any]:
         "precision": info.precision if info else None,
         "batch_size": info.batch_size if info else cfg.embedding.batch_size,
         "embedding_dim": info.embedding_dim if info else None,
+        "input_spec": info.input_spec if info else None,
+        "collapse": collapse.to_dict() if collapse is not None else None,
         "throughput_fps": bench["throughput_fps"] if bench else None,
         "latency_ms": bench["latency_ms"]["mean"] if bench else None,
         "vram_mb": bench["vram_mb"] if bench else None,

@@ -6,6 +6,7 @@ same ``forward`` on batches of ``batch_size``, the same ``l2_normalize``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ import numpy as np
 from arcface_trt.backends import create_embedder
 from arcface_trt.backends.base import Embedder
 from arcface_trt.backends.spec import BackendSpec
+from arcface_trt.collapse import CollapseCheck, check_collapse
+from arcface_trt.config import ValidationSection
 from arcface_trt.embed.batch import EmbeddedBatch
 from arcface_trt.embed.parts import PartStore, check_output
 from arcface_trt.embed.ray_job import RayEmbedJob
@@ -26,8 +29,12 @@ from arcface_trt.errors import InputError
 from arcface_trt.preprocess import l2_normalize
 from arcface_trt.records import Record
 
+log = logging.getLogger("arcface_trt")
+
 #: Rows per committed part: what a killed run can lose at most, and the output's row-group size.
 DEFAULT_CHUNK_SIZE = 2048
+#: The collapse guard's threshold when none is given (``validation.collapse_cosine``'s default).
+DEFAULT_COLLAPSE_COSINE = ValidationSection().collapse_cosine
 
 #: ``progress(advance, todo)``: called once with ``(0, todo)`` before the first batch, then per batch.
 ProgressHook = Callable[[int, int], None]
@@ -70,6 +77,10 @@ class EmbedSummary(Record):
     ray: bool = False
     ray_address: str | None = None
     unreadable: list[dict[str, str]] = field(default_factory=list)
+    #: The input spec the embeddings were computed through (also in the output's metadata).
+    input_spec: dict[str, Any] | None = None
+    #: The collapse guard on the seven real sample faces (None: not run, on Ray).
+    collapse: CollapseCheck | None = None
 
 
 def iter_embeddings(
@@ -148,6 +159,7 @@ def embed_to_file(
     ray: bool = False,
     ray_address: str | None = None,
     ray_num_cpus: int | None = None,
+    collapse_cosine: float = DEFAULT_COLLAPSE_COSINE,
 ) -> EmbedSummary:
     """Embed every crop of ``input_path`` (folder, list file or ``.npy``) into ``out`` (``.parquet`` or ``.npy``).
 
@@ -157,6 +169,8 @@ def embed_to_file(
     ``resume=True`` embeds only what the output lacks (every key ends up exactly once).
     ``ray=True`` runs the embedding on Ray Data (``ray_address``: an existing cluster, else a
     local instance with ``ray_num_cpus`` CPUs); the output is the same. See docs/embed.md.
+    Before embedding, the collapse guard runs the backend on the seven real sample faces and the
+    summary warns when their embeddings collapse above ``collapse_cosine`` (not on Ray).
     """
     started = time.perf_counter()
     _check_sizes(batch_size, threads, chunk_size)
@@ -170,15 +184,25 @@ def embed_to_file(
         model = job.model
         requested, fallback_reason, size = job.spec.backend, None, job.batch_size
         precision: str | None = None  # known once an actor has reported it
+        collapse = None
     else:
         emb = _make_embedder(embedder, spec)
         emb.ensure_ready()
         model, size = emb.model, batch_size or emb.batch_size
         info = emb.info()
         requested, fallback_reason, precision = info.requested_backend, info.fallback_reason, info.precision
+        collapse = check_collapse(emb, collapse_cosine)
+        if collapse.collapsed:
+            log.warning("%s", collapse.message())
 
     with PartStore.open(
-        out, model.sha256, model.embedding_dim, resume=resume, overwrite=overwrite, inputs=source.keys
+        out,
+        model.sha256,
+        model.embedding_dim,
+        resume=resume,
+        overwrite=overwrite,
+        inputs=source.keys,
+        input_spec=model.input_spec.to_dict(),
     ) as store:
         todo = [key for key in source.keys if key not in store.done]
         if progress is not None:
@@ -214,6 +238,8 @@ def embed_to_file(
         ray=use_ray,
         ray_address=ray_address,
         unreadable=loop.unreadable,
+        input_spec=model.input_spec.to_dict(),
+        collapse=collapse,
     )
 
 

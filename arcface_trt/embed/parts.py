@@ -19,7 +19,8 @@ Rules that keep this exact:
   a new parts folder, built aside and renamed into place.
 - ``--resume`` checks what it continues before embedding anything: each part's row count
   against the count the part's own metadata records, every key once across parts and
-  output, every key in the input list, every embedding finite. A mismatch is refused,
+  output, every key in the input list, every embedding finite, and the input spec the
+  rows were computed through (recorded in every file's metadata). A mismatch is refused,
   naming the part.
 - ``.npy`` output is two files: ``<stem>.npy`` ``(N, D)`` float32 and ``<stem>.index.parquet``
   (the same columns without ``embedding``; row ``i`` describes row ``i``). The ``.npy`` is
@@ -30,6 +31,7 @@ Rules that keep this exact:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -51,6 +53,7 @@ from arcface_trt.fileio import (
 )
 from arcface_trt.filelock import file_lock
 from arcface_trt.lazy import lazy_import
+from arcface_trt.model.input_spec import InputSpec
 
 log = logging.getLogger("arcface_trt")
 
@@ -65,12 +68,17 @@ _PART = re.compile(r"part-(\d{6,})\.parquet")
 MARKER = ".arcface-trt-parts"
 #: Schema metadata key of a part: how many rows it was written with.
 ROWS_KEY = b"rows"
+#: Schema metadata key of every file: the input spec (JSON) the embeddings were computed through.
+SPEC_KEY = b"input_spec"
 
 
-def schema(dim: int, with_embedding: bool = True, rows: int | None = None) -> Any:
+def schema(
+    dim: int, with_embedding: bool = True, rows: int | None = None, input_spec: dict[str, Any] | None = None
+) -> Any:
     """Arrow schema of the output: ``embedding`` is a fixed-size list of ``dim`` float32.
 
-    A part's schema also records its ``rows`` (checked when a run is resumed).
+    A part's schema also records its ``rows`` (checked when a run is resumed); every file's, the
+    ``input_spec`` the embeddings were computed through.
     """
     fields = [pa.field("path", pa.string(), nullable=False)]
     if with_embedding:
@@ -79,7 +87,20 @@ def schema(dim: int, with_embedding: bool = True, rows: int | None = None) -> An
     metadata = {"format": FORMAT_TAG, "embedding_dim": str(dim)}
     if rows is not None:
         metadata[ROWS_KEY.decode()] = str(rows)
+    if input_spec is not None:
+        metadata[SPEC_KEY.decode()] = json.dumps(input_spec, sort_keys=True)
     return pa.schema(fields, metadata=metadata)
+
+
+def recorded_spec(metadata: dict[bytes, bytes] | None) -> InputSpec | None:
+    """The input spec a file's schema metadata records; None when it records none or not a readable one."""
+    raw = (metadata or {}).get(SPEC_KEY)
+    if raw is None:
+        return None
+    try:
+        return InputSpec.from_dict(json.loads(raw))
+    except (ValueError, RecursionError):
+        return None
 
 
 def output_format(out: str | Path) -> str:
@@ -98,7 +119,14 @@ def index_path(npy_out: str | Path) -> Path:
     return npy_out.with_name(f"{npy_out.stem}.index.parquet")
 
 
-def make_table(keys: list[str], embeddings: np.ndarray, backend: str, precision: str, model_sha256: str) -> Any:
+def make_table(
+    keys: list[str],
+    embeddings: np.ndarray,
+    backend: str,
+    precision: str,
+    model_sha256: str,
+    input_spec: dict[str, Any] | None = None,
+) -> Any:
     """Rows of the output schema from keys and their ``(n, D)`` embeddings (a part's schema: rows recorded)."""
     emb = np.ascontiguousarray(embeddings, dtype=np.float32)
     n, dim = emb.shape
@@ -111,7 +139,7 @@ def make_table(keys: list[str], embeddings: np.ndarray, backend: str, precision:
         pa.array([precision] * n, pa.string()),
         pa.array([model_sha256] * n, pa.string()),
     ]
-    return pa.Table.from_arrays(columns, schema=schema(dim, rows=n))
+    return pa.Table.from_arrays(columns, schema=schema(dim, rows=n, input_spec=input_spec))
 
 
 def embeddings_of(table: Any) -> np.ndarray:
@@ -241,12 +269,13 @@ class PartStore:
     part, ``store.finish()`` writes the final output and removes the parts.
     """
 
-    def __init__(self, out: Path, model_sha256: str, dim: int) -> None:
+    def __init__(self, out: Path, model_sha256: str, dim: int, input_spec: dict[str, Any] | None = None) -> None:
         self.out = out
         self.format = output_format(out)
         self.parts_dir = _parts_dir(out)
         self.model_sha256 = model_sha256
         self.dim = dim
+        self.input_spec = input_spec
         self.done: set[str] = set()
         self.rows_committed = 0
         self._next = 0
@@ -264,12 +293,14 @@ class PartStore:
         resume: bool,
         overwrite: bool,
         inputs: Collection[str] | None = None,
+        input_spec: dict[str, Any] | None = None,
     ) -> Iterator[PartStore]:
         """Lock the output and load, checked, what a previous run committed (see the module docstring).
 
         ``inputs``: the run's keys; rows already embedded for keys outside it are refused (None: not checked).
+        ``input_spec``: the spec of this run, recorded in every file; rows of another spec are refused.
         """
-        store = cls(Path(out), model_sha256, dim)
+        store = cls(Path(out), model_sha256, dim, input_spec)
         store.out.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(store.out.with_name(store.out.name + ".lock")):
             store._load(resume, overwrite, None if inputs is None else frozenset(inputs))
@@ -288,6 +319,8 @@ class PartStore:
                 self._load_parts(inputs)
                 return
         if _final_marker(self.out).is_file() and not overwrite:
+            marker = _final_marker(self.out)
+            self._check_spec(_parquet(marker, lambda: pq.read_schema(marker)).metadata, self.out)
             self._seed_rows = self._take(_final_row_groups(self.out, self.format), self.out, inputs)
             self._seed = self.out
 
@@ -303,6 +336,7 @@ class PartStore:
             metadata = _parquet(part, lambda part=part: pq.read_schema(part)).metadata or {}
             if metadata.get(b"format") != FORMAT_TAG.encode() or ROWS_KEY not in metadata:
                 raise InputError(f"{part} was not written by arcface-trt embed: move it away, or --overwrite")
+            self._check_spec(metadata, part)
             rows = self._take(_row_groups_of(part), part, inputs)
             if str(rows).encode() != metadata[ROWS_KEY]:
                 raise InputError(
@@ -310,6 +344,18 @@ class PartStore:
                     "it was changed after the run wrote it; move it away, or --overwrite"
                 )
             self._next = max(self._next, int(_PART.fullmatch(part.name).group(1)) + 1)  # type: ignore[union-attr]
+
+    def _check_spec(self, metadata: dict[bytes, bytes] | None, where: Path) -> None:
+        """Refuse rows computed through another input spec than this run's (files that record none pass)."""
+        if self.input_spec is None or SPEC_KEY not in (metadata or {}):
+            return
+        have, want = recorded_spec(metadata), InputSpec.from_dict(self.input_spec)
+        if have is None or want is None or have.key() != want.key():
+            shown = have.describe() if have is not None else "unreadable"
+            raise InputError(
+                f"{where} was computed through another input spec ({shown}; now "
+                f"{want.describe() if want else 'unknown'}): use another --out, or --overwrite"
+            )
 
     def _take(self, tables: Iterable[Any], where: Path, inputs: frozenset[str] | None) -> int:
         """Check rows a run already embedded (a part, a finished output) and count their keys done; rows read.
@@ -352,7 +398,7 @@ class PartStore:
         building = _new_parts_folder(self.parts_dir.parent, f"{self.parts_dir.name}.new-")
         if self._seed is not None:
             with atomic_writer(building / self._part_path(0).name) as handle:
-                writer = pq.ParquetWriter(handle, schema(self.dim, rows=self._seed_rows))
+                writer = pq.ParquetWriter(handle, schema(self.dim, rows=self._seed_rows, input_spec=self.input_spec))
                 for table in _final_row_groups(self.out, self.format):
                     writer.write_table(table)
                 writer.close()
@@ -365,7 +411,7 @@ class PartStore:
         if not keys:
             return
         self._start_parts()
-        table = make_table(keys, embeddings, backend, precision, self.model_sha256)
+        table = make_table(keys, embeddings, backend, precision, self.model_sha256, self.input_spec)
         with atomic_writer(self._part_path(self._next)) as handle:
             pq.write_table(table, handle)
         self._next += 1
@@ -393,7 +439,7 @@ class PartStore:
     def _merge_parquet(self, parts: list[Path]) -> int:
         rows = 0
         with atomic_writer(self.out) as handle:
-            writer = pq.ParquetWriter(handle, schema(self.dim))
+            writer = pq.ParquetWriter(handle, schema(self.dim, input_spec=self.input_spec))
             for table in self._row_groups(parts):
                 writer.write_table(table)
                 rows += table.num_rows
@@ -413,7 +459,7 @@ class PartStore:
                 handle.write(embeddings_of(table).astype("<f4", copy=False).tobytes())
         # The index goes last: an index beside a .npy means the pair is complete.
         with atomic_writer(index_path(self.out)) as handle:
-            writer = pq.ParquetWriter(handle, schema(self.dim, with_embedding=False))
+            writer = pq.ParquetWriter(handle, schema(self.dim, with_embedding=False, input_spec=self.input_spec))
             for table in self._row_groups(parts):
                 writer.write_table(table.drop_columns(["embedding"]))
             writer.close()

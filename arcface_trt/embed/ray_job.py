@@ -31,6 +31,7 @@ from arcface_trt.embed.reader import read_batch
 from arcface_trt.embed.sources import Source, load_image_file
 from arcface_trt.errors import ArcFaceTrtError, InputError
 from arcface_trt.lazy import lazy_import
+from arcface_trt.model.input_spec import InputSpec
 from arcface_trt.model.inspect import inspect_model
 from arcface_trt.preprocess import l2_normalize, preprocess
 
@@ -38,9 +39,7 @@ ray = lazy_import("ray")
 ray_data = lazy_import("ray.data")  # Ray Data ships as the ray[data] extra
 
 
-def decode_and_preprocess(
-    batch: dict[str, np.ndarray], input_size: tuple[int, int], mean: float, std: float
-) -> dict[str, np.ndarray]:
+def decode_and_preprocess(batch: dict[str, np.ndarray], spec: InputSpec) -> dict[str, np.ndarray]:
     """Ray task: decode (or take the ``crop`` column of) a batch and preprocess it; failures keep a row."""
     keys = [str(k) for k in batch["path"]]
     if "crop" in batch:
@@ -48,9 +47,8 @@ def decode_and_preprocess(
         load: Any = crops.__getitem__
     else:
         load = load_image_file
-    done = read_batch(keys, load, functools.partial(preprocess, input_size=input_size, mean=mean, std=std))
-    width, height = input_size
-    failed = np.zeros((len(done.failures), 3, height, width), dtype=np.float32)
+    done = read_batch(keys, load, functools.partial(preprocess, spec=spec))
+    failed = np.zeros((len(done.failures), 3, spec.side, spec.side), dtype=np.float32)
     inputs = failed if done.inputs is None else np.concatenate([done.inputs, failed], axis=0)
     return {
         "path": np.array(done.keys + [k for k, _ in done.failures], dtype=object),
@@ -111,7 +109,8 @@ class RayEmbedJob:
             spec = dataclasses.replace(spec, model_path=os.path.abspath(spec.model_path))
         self.spec = spec
         self.batch_size = batch_size or spec.batch_size
-        self.model = inspect_model(spec.model_file())
+        self.model = inspect_model(spec.model_file(), spec.inputs)
+        self.model.report_input_spec()
         self.address = address
         self.num_cpus = num_cpus
 
@@ -177,7 +176,7 @@ class RayEmbedJob:
             decode_and_preprocess,
             batch_size=self.batch_size,
             batch_format="numpy",
-            fn_kwargs={"input_size": model.input_size, "mean": model.input_mean, "std": model.input_std},
+            fn_kwargs={"spec": model.input_spec},
             # Other resources than the actors': Ray then keeps decoding in its own tasks (fusing it
             # into the actors would make the backend wait on disk); two decode tasks per CPU.
             num_cpus=0.5,

@@ -34,6 +34,7 @@ from arcface_trt.engine import builder, gpu, inspection, precision_check, trt_ap
 from arcface_trt.engine.progress import OnProgress
 from arcface_trt.errors import BackendUnavailableError, CheckFailedError, InputError, StoreError
 from arcface_trt.model.dynamic_batch import ensure_dynamic_batch
+from arcface_trt.model.input_spec import InputSettings
 from arcface_trt.model.inspect import ModelInfo, inspect_model, load_onnx
 from arcface_trt.paths import engine_cache_root
 from arcface_trt.precision import fp16
@@ -60,6 +61,9 @@ class BuildRequest:
     force: bool = False
     #: ``precision.keep_fp32_nodes`` (fp16 from a mixed-precision ONNX); None keeps the embedding head.
     keep_fp32_nodes: tuple[str, ...] | None = None
+    #: Explicit input settings; the input spec is recorded in the manifest (the host preprocesses, the plan
+    #: does not depend on it).
+    inputs: InputSettings = field(default_factory=InputSettings)
 
 
 @dataclass
@@ -184,16 +188,27 @@ def detect_trt_version() -> str:
         raise InputError(f"cannot detect the TensorRT version ({reason}); pass --trt-version (e.g. 10.16)") from None
 
 
+def _quantized_source(model: ModelInfo) -> str | None:
+    """The model's path when it is already quantized (the precision plan treats it as its own int8 model)."""
+    return model.path if model.quantized else None
+
+
 def dry_run(request: BuildRequest) -> dict[str, Any]:
     """What a build would do (name, paths, manifest fields, settings); needs neither GPU nor TensorRT."""
     settings = request.settings
-    model = inspect_model(request.onnx_path)
+    model = inspect_model(request.onnx_path, request.inputs)
     caps = trt_api.capabilities() if trt_api.installed() else None
     trt_version = caps.version if caps else None
+    quantized = _quantized_source(model)
     if caps is not None:
-        plans = {caps.version: PrecisionPlan.for_target(settings.precision, "gpu", caps, request.keep_fp32_nodes)}
+        plans = {
+            caps.version: PrecisionPlan.for_target(
+                settings.precision, "gpu", caps, request.keep_fp32_nodes, quantized_source=quantized
+            )
+        }
     else:
-        plans = plans_for_known_tensorrt(settings.precision, request.keep_fp32_nodes)
+        plans = plans_for_known_tensorrt(settings.precision, request.keep_fp32_nodes, quantized)
+    model.report_input_spec()
     info, gpu_reason = gpu.try_gpu_info()
     sm_arch = normalize_arch(request.arch) if request.arch else (info.sm_arch if info else None)
     notes = []
@@ -228,6 +243,7 @@ def dry_run(request: BuildRequest) -> dict[str, Any]:
         "tool_version": __version__,
         "input_name": model.input_name,
         "embedding_dim": model.embedding_dim,
+        "input_spec": model.input_spec.to_dict(),
     }
     return {
         "dry_run": True,
@@ -326,6 +342,7 @@ def record(
         build_seconds=round(seconds, 3),
         input_name=model.input_name,
         embedding_dim=model.embedding_dim,
+        input_spec=model.input_spec.to_dict(),
         recipe=plan.recipe,
         extra={
             "precision_path": plan.path,
@@ -335,7 +352,6 @@ def record(
             "dynamic_batch_rewritten": not model.dynamic_batch,
             "compute_capability": info.compute_capability,
             "io_tensors": _io_record(model),
-            "input_spec": {"mean": model.input_mean, "std": model.input_std},
         },
         precision_summary=checked.summary.to_dict(),
         precision_check=checked.verdict.to_dict(),
@@ -387,14 +403,21 @@ def build_engine(
     plan whose layers do not carry the requested precision is a :class:`CheckFailedError` and is not stored.
     """
     status = on_status or (lambda message: log.info("%s", message))
-    model = inspect_model(request.onnx_path)
+    model = inspect_model(request.onnx_path, request.inputs)
     info = _require_trt_and_gpu()
     if request.arch and normalize_arch(request.arch) != info.sm_arch:
         raise InputError(
             f"--arch {normalize_arch(request.arch)} differs from this GPU ({info.name}, {info.sm_arch}): "
             "TensorRT builds for the GPU it runs on; build on such a GPU, or use --dry-run"
         )
-    plan = PrecisionPlan.for_target(request.settings.precision, "gpu", trt_api.capabilities(), request.keep_fp32_nodes)
+    plan = PrecisionPlan.for_target(
+        request.settings.precision,
+        "gpu",
+        trt_api.capabilities(),
+        request.keep_fp32_nodes,
+        quantized_source=_quantized_source(model),
+    )
+    model.report_input_spec()
     resolved = resolve(request, model, plan, info.sm_arch, trt_api.version())
     key, expected = resolved.key, resolved.expected
     cache = engine_cache(request.settings, request.cache_dir)
@@ -425,7 +448,10 @@ def ensure_engine(
     keep_fp32_nodes: tuple[str, ...] | None = None,
     on_status: Status | None = None,
     fetcher: Fetcher | None = None,
+    inputs: InputSettings | None = None,
 ) -> BuildResult:
     """The tensorrt backend's entry: the cached plan, else fetched (with a ``fetcher``), else built."""
-    request = BuildRequest(onnx_path=Path(model_path), settings=settings, keep_fp32_nodes=keep_fp32_nodes)
+    request = BuildRequest(
+        onnx_path=Path(model_path), settings=settings, keep_fp32_nodes=keep_fp32_nodes, inputs=inputs or InputSettings()
+    )
     return build_engine(request, on_status, fetcher)

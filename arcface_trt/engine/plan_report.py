@@ -75,7 +75,7 @@ def manifest_facts(manifest: Manifest, sha_matches: bool) -> dict[str, Any]:
         "input_name": manifest.input_name,
         "embedding_dim": manifest.embedding_dim,
         "io_tensors": extra.get("io_tensors"),
-        "input_spec": extra.get("input_spec"),
+        "input_spec": manifest.input_spec,
         "precision_summary": manifest.precision_summary,
         "precision_check": manifest.precision_check,
         "build_seconds": manifest.build_seconds,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from arcface_trt.export.triton_model import (
 )
 from arcface_trt.export.triton_readme import render_readme
 from arcface_trt.fileio import atomic_directory, copy_file_atomic, write_text_atomic
+from arcface_trt.model.input_spec import InputSettings
 from arcface_trt.model.inspect import ModelInfo, inspect_model
 from arcface_trt.names import check_target
 from arcface_trt.paths import engine_cache_root
@@ -93,6 +94,8 @@ class TritonExportRequest:
     #: Engine cache override; default ``settings.cache_dir``, else the user cache.
     cache_dir: Path | None = None
     keep_fp32_nodes: tuple[str, ...] | None = None
+    #: Explicit input settings: the README and config describe the input spec they resolve to.
+    inputs: InputSettings = field(default_factory=InputSettings)
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ def _gpu_model(request: TritonExportRequest, source: ModelInfo, name: str, statu
             settings=request.settings,
             cache_dir=request.cache_dir,
             keep_fp32_nodes=request.keep_fp32_nodes,
+            inputs=request.inputs,
         ),
         on_status=status,
     )
@@ -250,6 +254,7 @@ def _cpu_model(request: TritonExportRequest, source: ModelInfo, name: str) -> tu
         settings.precision,
         keep_fp32_nodes=request.keep_fp32_nodes,
         cache_dir=engine_cache_root(settings.cache_dir, request.cache_dir),
+        inputs=request.inputs,
     )
     graph = inspect_model(engine.path)
     batch = graph.input_shape[0]
@@ -304,7 +309,7 @@ def export_triton(request: TritonExportRequest, on_status: Status | None = None)
     """Find or build the engines of ``request`` and write its Triton model folder."""
     status = on_status or (lambda message: log.info("%s", message))
     target = check_target(request.target)
-    source = inspect_model(request.onnx_path)
+    source = inspect_model(request.onnx_path, request.inputs)
     name = model_name(request.name, source, request.settings.precision)
     folder = Path(request.repository).expanduser() / name
     check_destination(folder, request.overwrite)

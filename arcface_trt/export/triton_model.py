@@ -12,7 +12,6 @@ from typing import Any
 
 from arcface_trt.errors import InputError
 from arcface_trt.model.inspect import ModelInfo
-from arcface_trt.preprocess import CHANNEL_ORDER
 
 #: The one model version the export writes (Triton's version folders are numbers).
 VERSION = "1"
@@ -146,11 +145,6 @@ class TritonModel:
             "precision": self.precision,
             "runtime": self.runtime,
             "trt_version": self.trt_version,
-            "input_spec": {
-                "size": list(self.source.input_size),
-                "channel_order": CHANNEL_ORDER,
-                "mean": self.source.input_mean,
-                "std": self.source.input_std,
-            },
+            "input_spec": self.source.input_spec.to_dict(),
             "source_model": {"path": self.source.path, "sha256": self.source.sha256},
         }

@@ -8,7 +8,6 @@ snippet they are Python literals (``repr``), never pasted code.
 from __future__ import annotations
 
 from arcface_trt.export.triton_model import KIND_GPU, VERSION, TritonModel
-from arcface_trt.preprocess import CHANNEL_ORDER
 from arcface_trt.version import __version__
 
 #: The address the snippet talks to: Triton's default gRPC port.
@@ -22,8 +21,11 @@ def _inline(text: str) -> str:
     return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
 
 
-def _number(value: float) -> str:
-    return f"{value:g}"
+def _numbers(values: tuple[float, ...]) -> str:
+    """One number when the channels agree, else ``[a, b, c]`` (in the order the channels are fed)."""
+    if len(set(values)) == 1:
+        return f"{values[0]:g}"
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
 
 
 def _files(model: TritonModel) -> list[str]:
@@ -80,7 +82,7 @@ def _runtime(model: TritonModel) -> list[str]:
 
 
 def _input(model: TritonModel) -> list[str]:
-    source, spec = model.source, model.input
+    source, spec, inputs = model.source, model.input, model.source.input_spec
     width, height = source.input_size
     if model.batches:
         shape = f"`[N, {', '.join(map(str, spec.dims))}]` (NCHW) with {model.min_batch} ≤ N ≤ {model.max_batch_size}"
@@ -97,11 +99,10 @@ def _input(model: TritonModel) -> list[str]:
         "Triton receives **preprocessed** input, not images: one tensor",
         "",
         f"- {_inline(spec.name)}, `{spec.data_type}`, shape {shape};",
-        f"- each crop an aligned face resized to {width}x{height}, colour order **{CHANNEL_ORDER}** "
-        "(OpenCV reads BGR: swap the channels),",
-        f"- each value `(pixel - {_number(source.input_mean)}) / {_number(source.input_std)}` "
-        f"(mean {_number(source.input_mean)}, std {_number(source.input_std)}, as arcface-trt resolved them "
-        "for this model).",
+        f"- each crop an aligned face resized to {width}x{height}, colour order **{inputs.color}** "
+        + ("(OpenCV reads BGR: swap the channels)," if inputs.color == "RGB" else "(as OpenCV reads it),"),
+        f"- each value `(pixel - {_numbers(inputs.fed_mean)}) / {_numbers(inputs.fed_std)}` per channel in that "
+        f"order: arcface-trt's input spec for this model ({inputs.describe()}).",
         "",
         batching,
     ]
@@ -132,18 +133,21 @@ def _output(model: TritonModel) -> list[str]:
 
 def client_snippet(model: TritonModel) -> str:
     """Python that embeds one crop through ``tritonclient`` with the documented preprocessing."""
-    source, spec = model.source, model.input
-    mean, std = source.input_mean, source.input_std
+    source, spec, inputs = model.source, model.input, model.source.input_spec
+    mean, std, rgb = inputs.fed_mean, inputs.fed_std, inputs.color == "RGB"
+    uniform = len(set(std)) == 1
     lines = [
         "import cv2",
         "import numpy as np",
         "import tritonclient.grpc as grpcclient",
         "",
         f"crop = cv2.imread({SNIPPET_IMAGE!r})  # an aligned face crop, BGR",
-        f"# resize, BGR -> {CHANNEL_ORDER}, (pixel - mean) / std, NCHW: arcface-trt's own preprocessing",
-        f"batch = cv2.dnn.blobFromImage(crop, 1.0 / {std!r}, {tuple(source.input_size)!r}, "
-        f"{(mean, mean, mean)!r}, swapRB={CHANNEL_ORDER == 'RGB'})",
+        f"# resize,{' BGR -> RGB,' if rgb else ''} (pixel - mean) / std, NCHW: arcface-trt's own preprocessing",
+        f"batch = cv2.dnn.blobFromImage(crop, {f'1.0 / {std[0]!r}' if uniform else '1.0'}, "
+        f"{tuple(source.input_size)!r}, {mean!r}, swapRB={rgb})",
     ]
+    if not uniform:
+        lines.append(f"batch = batch * (1.0 / np.array({std!r}, np.float32)).reshape(1, 3, 1, 1)")
     if spec.dtype != "float32":
         lines.append(f"batch = batch.astype(np.{spec.dtype})")
     return "\n".join(

@@ -1,8 +1,8 @@
-"""Read what a recognition ONNX model expects: input name and size, mean/std, embedding size.
+"""Read what a recognition ONNX model expects: input name and size, its input spec, embedding size.
 
-Mean/std follow InsightFace's ``ArcFaceONNX`` rule: a model whose first eight nodes
-include both a ``Sub``/``_minus`` and a ``Mul``/``_mul`` node normalises inside the
-graph (mean 0, std 1); any other model takes ``(x - 127.5) / 127.5``.
+The input spec (side, channel order, mean/std, normalisation inside the graph) is resolved
+here, once per model, from explicit settings, the graph and InsightFace's rule: see
+:mod:`arcface_trt.model.input_spec`.
 
 A model saved with external data (``onnx.save(..., save_as_external_data=True)``) is the
 ``.onnx`` file plus its data files: its sha256 (engine keys, manifests, embed outputs) covers
@@ -20,6 +20,7 @@ from typing import Any
 from arcface_trt.errors import InputError, first_line
 from arcface_trt.fileio import sha256_file
 from arcface_trt.lazy import lazy_import
+from arcface_trt.model.input_spec import InputSettings, InputSpec, report_difference, resolve_input_spec
 from arcface_trt.records import Record
 
 onnx = lazy_import("onnx")
@@ -38,19 +39,25 @@ class ModelInfo(Record):
     #: numpy names of the input's and the output's element types (``float32`` for InsightFace's models).
     input_dtype: str
     output_dtype: str
-    input_mean: float
-    input_std: float
+    #: How crops become this model's input (see :mod:`arcface_trt.model.input_spec`).
+    input_spec: InputSpec
     #: sha256 of the model: of the ``.onnx`` file, or with external data of the file and its data files.
     sha256: str
     #: True when the batch dimension is symbolic (dynamic), False when fixed.
     dynamic_batch: bool
     #: The external data files the model reads (relative to its folder); empty when its weights are inline.
     external_data: tuple[str, ...] = ()
+    #: The model is already quantized: it holds DequantizeLinear nodes (a QDQ model).
+    quantized: bool = False
 
     @property
     def input_size(self) -> tuple[int, int]:
         """(width, height) of the input, the order cv2 takes."""
         return int(self.input_shape[3]), int(self.input_shape[2])
+
+    def report_input_spec(self) -> None:
+        """Warn once (one line) when the input spec differs from what InsightFace's rule would feed this model."""
+        report_difference(self.input_spec, Path(self.path).name, self.sha256)
 
 
 def _dims(value_info: Any) -> tuple[int | str, ...]:
@@ -65,12 +72,9 @@ def _dtype(value_info: Any, path: Path) -> str:
         raise InputError(f"{path}: tensor '{value_info.name}' has no numeric element type") from None
 
 
-def mean_std_from_graph(graph: Any) -> tuple[float, float]:
-    """InsightFace's rule for where normalisation happens (see module docstring)."""
-    names = [node.name for node in graph.node[:8]]
-    has_sub = any(n.startswith(("Sub", "_minus")) for n in names)
-    has_mul = any(n.startswith(("Mul", "_mul")) for n in names)
-    return (0.0, 1.0) if has_sub and has_mul else (127.5, 127.5)
+def is_quantized(graph: Any) -> bool:
+    """True when the graph holds a DequantizeLinear node: explicitly quantized (QDQ), or weight-only quantized."""
+    return any(node.op_type == "DequantizeLinear" for node in graph.node)
 
 
 def _tensors(graph: Any) -> Iterator[Any]:
@@ -156,11 +160,11 @@ def model_sha256(path: Path, external_data: tuple[str, ...] = ()) -> str:
     return digest.hexdigest()
 
 
-def inspect_model(path: str | Path) -> ModelInfo:
-    """Inspect a recognition model; raise :class:`InputError` if it is not one.
+def inspect_model(path: str | Path, settings: InputSettings | None = None) -> ModelInfo:
+    """Inspect a recognition model and resolve its input spec; raise :class:`InputError` if it is not one.
 
-    A recognition model has one image input ``[N, 3, H, W]`` with ``H == W``, at least
-    112 and a multiple of 16 (InsightFace's routing rule), and one 2-D output ``[N, D]``.
+    A recognition model has one square image input ``[N, 3, S, S]`` (any fixed side ``S``) and one
+    2-D output ``[N, D]`` (any width ``D``). ``settings``: explicit input settings (config, command line).
     """
     path = Path(path)
     model, external_data = _load(path)
@@ -170,18 +174,11 @@ def inspect_model(path: str | Path) -> ModelInfo:
     if len(inputs) != 1:
         raise InputError(f"{path}: a recognition model has one input, this one has {len(inputs)}")
     shape = _dims(inputs[0])
-    ok = (
-        len(shape) == 4
-        and shape[1] == 3
-        and isinstance(shape[2], int)
-        and shape[2] == shape[3]
-        and shape[2] >= 112
-        and shape[2] % 16 == 0
-    )
+    ok = len(shape) == 4 and shape[1] == 3 and isinstance(shape[2], int) and shape[2] == shape[3] and shape[2] >= 1
     if not ok:
         raise InputError(
             f"{path}: input '{inputs[0].name}' has shape {list(shape)}; "
-            "a recognition model takes [N, 3, S, S] images with S >= 112"
+            "a recognition model takes [N, 3, S, S] images (square, of any fixed side S)"
         )
     if len(graph.output) != 1:
         raise InputError(f"{path}: a recognition model has one output, this one has {len(graph.output)}")
@@ -191,7 +188,6 @@ def inspect_model(path: str | Path) -> ModelInfo:
             f"{path}: output '{graph.output[0].name}' has shape {list(out_shape)}; "
             "a recognition model returns [N, D] embeddings"
         )
-    mean, std = mean_std_from_graph(graph)
     return ModelInfo(
         path=str(path),
         name=path.stem,
@@ -201,9 +197,9 @@ def inspect_model(path: str | Path) -> ModelInfo:
         embedding_dim=int(out_shape[1]),
         input_dtype=_dtype(inputs[0], path),
         output_dtype=_dtype(graph.output[0], path),
-        input_mean=mean,
-        input_std=std,
+        input_spec=resolve_input_spec(graph, inputs[0].name, int(shape[2]), settings or InputSettings()),
         sha256=model_sha256(path, external_data),
         dynamic_batch=not isinstance(shape[0], int),
         external_data=external_data,
+        quantized=is_quantized(graph),
     )

@@ -23,6 +23,7 @@ from arcface_trt.errors import InputError
 from arcface_trt.faces import sample_faces
 from arcface_trt.fileio import write_bytes_atomic
 from arcface_trt.lazy import lazy_import
+from arcface_trt.model.input_spec import InputSpec
 from arcface_trt.preprocess import preprocess
 
 onnx = lazy_import("onnx")
@@ -145,7 +146,7 @@ def _features_statistics(model_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    batch = preprocess(sample_faces(21, seed=1234), (112, 112), 127.5, 127.5)
+    batch = preprocess(sample_faces(21, seed=1234), InputSpec.default(112))
     out = session.run(None, {INPUT_NAME: batch})[0].astype(np.float64)
     return out.mean(axis=0), out.var(axis=0) + 1e-3
 

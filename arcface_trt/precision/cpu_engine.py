@@ -3,9 +3,12 @@
 ``{cache}/cpu/{model}-{precision}-cpu.onnx`` plus ``{same name}.json`` (the manifest), kept
 in the one artifact cache beside the TensorRT plans: reused only when the manifest
 matches what is asked for (source model sha256, precision, ONNX Runtime version,
-calibration settings, kept-fp32 nodes) and the file's sha256 matches the manifest;
-otherwise rebuilt under the key's lock. The transform comes from the
-:class:`~arcface_trt.precision.plan.PrecisionPlan` of the precision for the ``cpu`` target.
+calibration settings and the input spec calibrated through, kept-fp32 nodes) and the file's
+sha256 matches the manifest; otherwise rebuilt under the key's lock. The transform comes from the
+:class:`~arcface_trt.precision.plan.PrecisionPlan` of the precision for the ``cpu`` target; an
+already quantized (QDQ) model is its own int8 engine (optimised, not quantized again).
+Every manifest records the input spec; fp32 and fp16 engines do not depend on it (preprocessing
+runs on the host), so only an int8 engine calibrated through it is matched on it.
 
 The saved optimisation level is ``extended`` (operator fusions, QDQ -> integer
 kernels), not ``all``: ORT's ``all`` adds layout transforms tied to the CPU's vector
@@ -30,6 +33,7 @@ from arcface_trt.artifacts.manifest import CpuManifest, utc_now
 from arcface_trt.errors import InputError, first_line
 from arcface_trt.fileio import write_bytes_atomic
 from arcface_trt.lazy import lazy_import
+from arcface_trt.model.input_spec import InputSettings, InputSpec
 from arcface_trt.model.inspect import external_data_files, inspect_model, load_onnx, serialize_model
 from arcface_trt.paths import engine_cache_root
 from arcface_trt.precision import fp16, int8
@@ -87,6 +91,11 @@ def expected_fields(onnx_sha256: str, plan: PrecisionPlan, calibration: Calibrat
     }
 
 
+def spec_fields(plan: PrecisionPlan, spec: InputSpec) -> dict[str, Any]:
+    """The input spec a cached engine must have been made with: only an engine calibrated through it depends on it."""
+    return {"input_spec": spec.key()} if plan.transform == TRANSFORM_QUANTIZE else {}
+
+
 def ensure_cpu_engine(
     onnx_path: str | Path,
     precision: str,
@@ -95,6 +104,7 @@ def ensure_cpu_engine(
     keep_fp32_nodes: Sequence[str] | None = None,
     cache_dir: str | Path | None = None,
     force: bool = False,
+    inputs: InputSettings | None = None,
 ) -> CpuEngine:
     """Return the cached CPU engine of ``onnx_path`` at ``precision``, building it when needed.
 
@@ -102,15 +112,20 @@ def ensure_cpu_engine(
     calibration (so a backend reuses what ``build --target cpu`` made) and builds with
     the default :class:`CalibrationSettings`; given settings must match. ``keep_fp32_nodes``
     applies to fp16 (None: the embedding head). ``cache_dir`` is the engine cache root
-    (None: the user's). ``force`` rebuilds even on a cache hit.
+    (None: the user's). ``force`` rebuilds even on a cache hit. ``inputs``: explicit input settings
+    (the int8 calibration preprocesses through the model's input spec).
     """
-    plan = PrecisionPlan.for_target(precision, "cpu", keep_fp32_nodes=keep_fp32_nodes)
-    info = inspect_model(onnx_path)
+    info = inspect_model(onnx_path, inputs)
+    plan = PrecisionPlan.for_target(
+        precision, "cpu", keep_fp32_nodes=keep_fp32_nodes, quantized_source=str(onnx_path) if info.quantized else None
+    )
+    info.report_input_spec()
     if plan.transform == TRANSFORM_QUANTIZE and calibration is not None:
         int8.check_calibration_source(calibration)
     expected = expected_fields(info.sha256, plan, calibration)
-    # What must match: everything but the calibration when none was asked for.
+    # What must match: everything but the calibration when none was asked for, and the input spec calibrated through.
     required = {k: v for k, v in expected.items() if calibration is not None or k != "calibration"}
+    required.update(spec_fields(plan, info.input_spec))
     cache = ArtifactCache(engine_cache_root(cache_dir))
     key = EngineKey.cpu(info.name, precision, Variant.of(plan.recipe))
     # A valid engine is served without the lock (a read-only cache works); only a build takes it.
@@ -126,9 +141,11 @@ def ensure_cpu_engine(
             return CpuEngine(lookup.path, lookup.manifest_path, lookup.manifest, built=False)
         reasons = ["rebuild forced", *lookup.reasons] if force else list(lookup.reasons)
         log.info("building CPU engine %s (%s)", key.name, "; ".join(reasons))
+        for note in plan.notes:
+            log.info("%s: %s", onnx_path, note)
         started = time.perf_counter()
         data = _transform_and_optimize(
-            Path(onnx_path), plan, calibration or CalibrationSettings(), inline=bool(info.external_data)
+            Path(onnx_path), plan, calibration or CalibrationSettings(), bool(info.external_data), inputs
         )
         manifest = CpuManifest(
             **expected,
@@ -142,12 +159,15 @@ def ensure_cpu_engine(
             tool_version=__version__,
             recipe=plan.recipe,
             precision_plan=plan.to_dict(),
+            input_spec=info.input_spec.to_dict(),
         )
         path = cache.store(key, data, manifest)
         return CpuEngine(path, cache.manifest_path(key), manifest, built=True, rebuild_reasons=tuple(reasons))
 
 
-def _transform_and_optimize(src: Path, plan: PrecisionPlan, calibration: CalibrationSettings, inline: bool) -> bytes:
+def _transform_and_optimize(
+    src: Path, plan: PrecisionPlan, calibration: CalibrationSettings, inline: bool, inputs: InputSettings | None
+) -> bytes:
     """The plan's transform of ``src``, then ONNX Runtime's saved optimisations: the engine's bytes.
 
     The engine is self-contained: the transforms write their result with every weight inline,
@@ -159,7 +179,7 @@ def _transform_and_optimize(src: Path, plan: PrecisionPlan, calibration: Calibra
         if plan.transform == TRANSFORM_FP16:
             fp16.convert_to_fp16(src, transformed, plan.keep_fp32_nodes)
         elif plan.transform == TRANSFORM_QUANTIZE:
-            int8.quantize_int8(src, transformed, calibration)
+            int8.quantize_int8(src, transformed, calibration, inputs=inputs)
         elif inline:
             write_bytes_atomic(transformed, serialize_model(load_onnx(src), src, "inline its external data"))
         else:

@@ -29,7 +29,8 @@ from arcface_trt.faces import sample_faces
 from arcface_trt.fileio import write_bytes_atomic
 from arcface_trt.inputs import list_images, read_image
 from arcface_trt.lazy import lazy_import
-from arcface_trt.model.inspect import inspect_model, load_onnx
+from arcface_trt.model.input_spec import InputSettings
+from arcface_trt.model.inspect import ModelInfo, inspect_model, load_onnx
 from arcface_trt.precision.fp16 import default_fp32_nodes, name_unnamed_nodes
 from arcface_trt.preprocess import preprocess
 from arcface_trt.records import Record
@@ -190,36 +191,45 @@ class FaceCalibrationReader:
         return len(self._batches)
 
 
-def calibration_batches(model_path: Path, crops: Any, batch: int = CALIBRATION_BATCH) -> list[np.ndarray]:
-    """Preprocess ``crops`` for ``model_path`` (its size, mean, std) into NCHW batches.
+def calibration_batches(info: ModelInfo, crops: Any, batch: int = CALIBRATION_BATCH) -> list[np.ndarray]:
+    """Preprocess ``crops`` through the model's input spec into NCHW batches.
 
     All batches have one size (ORT's histogram calibrators stack them): for a dynamic
     batch the largest divisor of the crop count up to ``batch``; for a fixed batch that
     batch, dropping the remainder.
     """
-    info = inspect_model(model_path)
-    data = preprocess(crops, info.input_size, info.input_mean, info.input_std)
+    data = preprocess(crops, info.input_spec)
     if info.dynamic_batch:
         step = max(d for d in range(1, min(batch, len(data)) + 1) if len(data) % d == 0)
     else:
         step = int(info.input_shape[0])
     if len(data) < step:
-        raise InputError(f"{model_path} has a fixed batch of {step}; calibrate on at least {step} crops")
+        raise InputError(f"{info.path} has a fixed batch of {step}; calibrate on at least {step} crops")
     usable = len(data) if info.dynamic_batch else len(data) - len(data) % step
     return [data[i : i + step] for i in range(0, usable, step)]
 
 
-def quantize_int8(src: Path, dst: Path, settings: CalibrationSettings | None = None) -> Path:
+def quantize_int8(
+    src: Path, dst: Path, settings: CalibrationSettings | None = None, inputs: InputSettings | None = None
+) -> Path:
     """Quantize the fp32 ONNX ``src`` to an int8 QDQ ONNX written atomically to ``dst``.
 
     Per-channel int8 weights (symmetric), ``settings.activation_type`` activations,
-    ranges from ``settings.method`` over ``settings.samples`` face crops. Returns ``dst``.
+    ranges from ``settings.method`` over ``settings.samples`` face crops preprocessed through the
+    model's input spec (``inputs``: explicit input settings). Returns ``dst``. A model that is
+    already quantized is an :class:`InputError`: quantizing twice is never what was meant.
     """
     settings = (settings or CalibrationSettings()).resolved()
     src, dst = Path(src), Path(dst)
-    info = inspect_model(src)
+    info = inspect_model(src, inputs)
+    if info.quantized:
+        raise InputError(
+            f"{src} is already quantized (it holds DequantizeLinear nodes): it cannot be quantized again; "
+            "use it as the int8 model as it is (build --precision int8), or quantize the fp32 model"
+        )
+    info.report_input_spec()
     crops = load_calibration_crops(settings)
-    reader = FaceCalibrationReader(calibration_batches(src, crops), info.input_name)
+    reader = FaceCalibrationReader(calibration_batches(info, crops), info.input_name)
     with tempfile.TemporaryDirectory(prefix="arcface-trt-int8-") as tmp:
         named = Path(tmp) / "named.onnx"
         prepared = Path(tmp) / "prepared.onnx"

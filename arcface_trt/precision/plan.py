@@ -21,6 +21,8 @@ The policy today:
 - int8 on TensorRT: only a QDQ (explicitly quantized) ONNX, built strongly typed with no
   precision flags, as NVIDIA recommends for explicit quantization.
 - int8 CPU engines: the ONNX is quantized (QDQ) by static calibration on face crops.
+- an already quantized (QDQ) model is its own int8 engine, on both targets; fp32 and fp16 of it
+  are refused (its Q/DQ nodes compute in int8 whatever the label says).
 """
 
 from __future__ import annotations
@@ -76,12 +78,18 @@ class PrecisionPlan:
         target: str,
         capabilities: Capabilities | None = None,
         keep_fp32_nodes: Sequence[str] | None = None,
+        quantized_source: str | None = None,
     ) -> PrecisionPlan:
-        """The plan for ``precision`` on ``target``; a TensorRT fp16 plan needs the module's ``capabilities``."""
+        """The plan for ``precision`` on ``target``; a TensorRT fp16 plan needs the module's ``capabilities``.
+
+        ``quantized_source``: the model's path when it is already quantized (QDQ), else None.
+        """
         check_precision(precision)
         check_target(target)
         keep = None if keep_fp32_nodes is None else tuple(keep_fp32_nodes)
         gpu = target == "gpu"
+        if quantized_source is not None:
+            return cls._of_quantized(precision, target, quantized_source)
         if precision == "fp32":
             # TF32 is on by default on Ampere and newer: clear it so that fp32 means fp32.
             return cls("fp32", target, PATH_FP32, TRANSFORM_NONE, clear_flags=("TF32",) if gpu else ())
@@ -102,6 +110,18 @@ class PrecisionPlan:
         return cls(
             "fp16", target, PATH_FP16_ONNX, TRANSFORM_FP16, strongly_typed=gpu, keep_fp32_nodes=keep, notes=notes
         )
+
+    @classmethod
+    def _of_quantized(cls, precision: str, target: str, source: str) -> PrecisionPlan:
+        """An already quantized model: its own int8 engine; any other precision of it is an error."""
+        if precision != "int8":
+            raise InputError(
+                f"{source} is already quantized (QDQ: QuantizeLinear/DequantizeLinear nodes), so no {precision} "
+                f"engine can be made from it: ask for int8 (it is used as the int8 engine as it is), "
+                f"or give the fp32 model for {precision}"
+            )
+        note = "the model is already quantized (QDQ): used as the int8 engine as it is"
+        return cls("int8", target, PATH_INT8_QDQ, TRANSFORM_REQUIRE_QDQ, strongly_typed=target == "gpu", notes=(note,))
 
     @property
     def recipe(self) -> dict[str, Any]:
@@ -133,10 +153,13 @@ class PrecisionPlan:
         return "embedding head" if self.keep_fp32_nodes is None else list(self.keep_fp32_nodes)
 
 
-def plans_for_known_tensorrt(precision: str, keep_fp32_nodes: Sequence[str] | None = None) -> dict[str, PrecisionPlan]:
+def plans_for_known_tensorrt(
+    precision: str, keep_fp32_nodes: Sequence[str] | None = None, quantized_source: str | None = None
+) -> dict[str, PrecisionPlan]:
     """The TensorRT plan of ``precision`` for each known API shape (``10.x``, ``11.x``), for dry runs without one."""
     return {
-        shape: PrecisionPlan.for_target(precision, "gpu", caps, keep_fp32_nodes) for shape, caps in KNOWN_SHAPES.items()
+        shape: PrecisionPlan.for_target(precision, "gpu", caps, keep_fp32_nodes, quantized_source)
+        for shape, caps in KNOWN_SHAPES.items()
     }
 
 

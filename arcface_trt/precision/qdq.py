@@ -15,7 +15,7 @@ import numpy as np
 
 from arcface_trt.errors import InputError
 from arcface_trt.lazy import lazy_import
-from arcface_trt.model.inspect import load_onnx
+from arcface_trt.model.inspect import is_quantized, load_onnx
 
 onnx = lazy_import("onnx")
 
@@ -32,8 +32,7 @@ def is_qdq_model(path_or_model: str | Path | Any) -> bool:
     DequantizeLinear is what makes a graph explicitly quantized: weight-only
     quantized models hold DQ nodes without Q nodes.
     """
-    model = _as_model(path_or_model)
-    return any(node.op_type == "DequantizeLinear" for node in model.graph.node)
+    return is_quantized(_as_model(path_or_model).graph)
 
 
 @dataclass(frozen=True)

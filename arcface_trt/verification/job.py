@@ -40,7 +40,7 @@ class VerificationResult(ParityResult):
     max_accuracy_drop: float
     #: A's accuracy minus B's: 10-fold verification accuracy, and rank-1 for identity folders.
     accuracy_drop: dict[str, float]
-    #: Each gate's verdict: ``drift`` (worst-sample cosine) and ``accuracy`` (accuracy drop).
+    #: Each gate's verdict: ``drift`` (worst-sample cosine), ``accuracy`` (accuracy drop), ``collapse`` (guard).
     checks: dict[str, bool]
 
     def to_dict(self, per_sample: bool = False) -> dict[str, Any]:
@@ -92,7 +92,11 @@ def run_verification(request: CompareRequest, advance: Callable[[int], None] | N
         drop["rank1"] = identification.rank1_a - identification.rank1_b
     limit = scoring.validation.max_accuracy_drop
     parity = parity_result(scoring)
-    checks = {"drift": parity.passed, "accuracy": max(drop.values()) <= limit + _ROUNDING}
+    checks = {
+        "drift": b.stats.passed,
+        "accuracy": max(drop.values()) <= limit + _ROUNDING,
+        "collapse": not scoring.collapsed,
+    }
     return VerificationResult(
         **{**vars(parity), "passed": all(checks.values())},
         pair_set={

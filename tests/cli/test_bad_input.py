@@ -36,7 +36,7 @@ def work(tmp_path_factory: pytest.TempPathFactory, r18_model: Path) -> dict[str,
     paths = {"root": root, "model": r18_model}
     (root / "text.onnx").write_text("this is not an ONNX model\n")
     paths["text"] = root / "text.onnx"
-    paths["small"] = write_tiny_model(root / "small.onnx", input_shape=["N", 3, 64, 64])
+    paths["small"] = write_tiny_model(root / "small.onnx", input_shape=["N", 3, 112, 96])  # not square
     paths["fourd"] = write_tiny_model(root / "fourd.onnx", feature_map_output=True)
     data = r18_model.read_bytes()
     (root / "truncated.onnx").write_bytes(data[: len(data) // 3])

@@ -91,7 +91,7 @@ def test_images_and_npy_inputs(r18_model: Path, faces: np.ndarray, tmp_path: Pat
 def _bad_inputs(tmp_path: Path, r18_model: Path) -> list[tuple[list[str], str]]:
     text = tmp_path / "text.onnx"
     text.write_text("not a model")
-    small = write_tiny_model(tmp_path / "small.onnx", input_shape=["N", 3, 64, 64])
+    small = write_tiny_model(tmp_path / "small.onnx", input_shape=["N", 3, 112, 96])  # not square
     four_d = write_tiny_model(tmp_path / "fourd.onnx", feature_map_output=True)
     (tmp_path / "empty").mkdir()
     config = tmp_path / "embedding.yaml"

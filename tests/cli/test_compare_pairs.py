@@ -71,7 +71,7 @@ def test_compare_pairs_json_report_and_roc_chart(r18_model: Path, demo_bin: Path
     # The same model on ONNX Runtime and the InsightFace reference: identical decisions.
     assert a["accuracy"] == b["accuracy"] and data["verification"]["difference"]["accuracy"] == 0
     assert data["verification"]["decision_flips"]["count"] == 0
-    assert data["checks"] == {"drift": True, "accuracy": True} and data["passed"] is True
+    assert data["checks"] == {"drift": True, "accuracy": True, "collapse": True} and data["passed"] is True
     assert data["identification"] is None and data["flip"] is False
     saved = json.loads(report.read_text())
     assert len(saved["per_sample_cosine"]) == pair_set["images"]
@@ -111,7 +111,7 @@ def test_int8_engine_against_fp32_on_pairs(r18_model: Path, r18_int8_engine, dem
     # The default drift tolerance (1e-3 on the worst sample) is tighter than int8 keeps: exit 1, the JSON says why.
     strict = _compare(r18_model, *args, "--max-accuracy-drop", "1")
     assert strict.exit_code == 1
-    assert json.loads(strict.stdout)["checks"] == {"drift": False, "accuracy": True}
+    assert json.loads(strict.stdout)["checks"] == {"drift": False, "accuracy": True, "collapse": True}
 
 
 def test_the_accuracy_gate(r18_model: Path, r18_model_seed1: Path, demo_bin: Path) -> None:
@@ -124,7 +124,7 @@ def test_the_accuracy_gate(r18_model: Path, r18_model_seed1: Path, demo_bin: Pat
         )  # fmt: skip
         data = json.loads(result.stdout)
         drop = data["accuracy_drop"]["verification_accuracy"]
-        assert data["checks"] == {"drift": True, "accuracy": drop <= 0}
+        assert data["checks"] == {"drift": True, "accuracy": drop <= 0, "collapse": True}
         assert result.exit_code == (1 if drop > 0 else 0), result.output
         outcomes.append(drop)
     assert outcomes[0] == pytest.approx(-outcomes[1]) and outcomes[0] != 0

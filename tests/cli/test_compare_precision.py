@@ -13,7 +13,7 @@ BASE = ["compare", "--backend-a", "onnxruntime", "--backend-b", "onnxruntime", "
 #: The keys of plain ``compare --json`` (ParityResult.to_dict): --precision must keep them.
 COMPARE_KEYS = {
     "backend_a", "backend_b", "n_samples", "cosine", "l2", "nn_agreement", "throughput_a", "throughput_b",
-    "max_drift_cosine", "max_drift", "passed", "tolerance_applies_to",
+    "max_drift_cosine", "max_drift", "passed", "tolerance_applies_to", "collapse",
 }  # fmt: skip
 
 

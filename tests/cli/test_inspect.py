@@ -41,7 +41,8 @@ def test_a_cached_plan_without_tensorrt_shows_the_manifest_facts(monkeypatch, ti
     assert facts["hardware_compatibility"] == "none" and facts["version_compatible"] is False
     assert facts["batch_profile"] == {"min": 1, "opt": 4, "max": 8} and facts["plan_sha256_matches"]
     assert facts["io_tensors"]["output"] == {"name": "embedding", "shape": [-1, 64], "dtype": "float32"}
-    assert facts["input_spec"] == {"mean": 127.5, "std": 127.5}
+    spec = facts["input_spec"]
+    assert (spec["mean"], spec["std"], spec["color"]) == ([127.5] * 3, [127.5] * 3, "RGB") and spec["source"]
     assert facts["precision_summary"]["share"] == 1.0 and facts["precision_check"]["passed"]
     assert facts["build_seconds"] is not None and facts["timing_cache"] == "new"
     unknown = "what the engine itself says (its I/O tensors, batch profile and layer precisions)"

@@ -29,9 +29,10 @@ def _reference(onnx: Path, batch: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def batch() -> np.ndarray:
     from arcface_trt.faces import sample_faces
+    from arcface_trt.model.input_spec import InputSpec
     from arcface_trt.preprocess import preprocess
 
-    return preprocess(sample_faces(10, seed=3), (112, 112), 127.5, 127.5)
+    return preprocess(sample_faces(10, seed=3), InputSpec.default(112))
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -17,9 +17,10 @@ from arcface_trt.errors import BackendUnavailableError, InputError
 from arcface_trt.export import triton
 from arcface_trt.export.triton import TritonExportRequest, export_triton
 from arcface_trt.fileio import sha256_file
-from arcface_trt.model.inspect import inspect_model
+from arcface_trt.model.input_spec import InputSettings
 from tests.support.fakes import FakeCuda, FakeDevice, FakeStack, install_fakes
-from tests.support.tiny_models import make_tiny_model, write_tiny_model
+from tests.support.quirk_models import CHANNEL_MEAN, CHANNEL_STD, write_quirk_model
+from tests.support.tiny_models import write_tiny_model
 from tests.support.triton import OnnxTritonServer, data_type_name, read_config
 
 H100 = FakeDevice()
@@ -89,20 +90,37 @@ def test_readme_snippet_embeds_like_the_cpu_engine(
     assert float(served @ other) < 0.9  # different faces stay apart: the snippet is not embedding a constant
 
 
-def test_readme_preprocessing_follows_the_models_input_spec(tmp_path: Path, faces: np.ndarray, monkeypatch) -> None:
-    """A model that normalises inside its graph (InsightFace's Sub/Mul rule) gets mean 0 / std 1 in the README."""
-    model = make_tiny_model()
-    model.graph.node[0].name, model.graph.node[1].name = "Sub_0", "Mul_1"
-    onnx_path = tmp_path / "normalising.onnx"
-    onnx_path.write_bytes(model.SerializeToString())
-    assert (inspect_model(onnx_path).input_mean, inspect_model(onnx_path).input_std) == (0.0, 1.0)
+@pytest.mark.parametrize(
+    ("quirk", "inputs", "shown"),
+    [
+        # the graph normalises itself (lower-case Sub/Mul): raw pixels
+        ("sub_mul", InputSettings(), "(pixel - 0) / 1"),
+        # explicit per-channel values for a BGR model: the snippet's per-channel branch
+        (
+            "none",
+            InputSettings(CHANNEL_MEAN, CHANNEL_STD, "BGR"),
+            "(pixel - [103.53, 116.28, 123.675]) / [57.375, 57.12, 58.395]",
+        ),
+    ],
+)
+def test_readme_preprocessing_follows_the_models_input_spec(
+    tmp_path: Path, faces: np.ndarray, monkeypatch, quirk: str, inputs: InputSettings, shown: str
+) -> None:
+    """The README and its snippet describe the input spec the backends apply, and the snippet reproduces them."""
+    onnx_path = write_quirk_model(tmp_path / f"{quirk}.onnx", quirk)
     request = TritonExportRequest(
-        onnx_path, tmp_path / "repo", TensorrtSection(precision="fp32", cache_dir=str(tmp_path / "c")), target="cpu"
+        onnx_path,
+        tmp_path / "repo",
+        TensorrtSection(precision="fp32", cache_dir=str(tmp_path / "c")),
+        target="cpu",
+        inputs=inputs,
     )
     folder = export_triton(request).folder
-    assert "(pixel - 0) / 1" in (folder / "README.md").read_text(encoding="utf-8")
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    assert shown in readme
+    assert f"colour order **{inputs.color or 'RGB'}**" in readme
     served = _embed_with_readme_snippet(folder, faces[0], tmp_path, monkeypatch)
-    engine = get_embedding_backend("onnxruntime", onnx_path=onnx_path)
+    engine = get_embedding_backend("onnxruntime", onnx_path=onnx_path, inputs=inputs)
     assert float(served @ engine.encode(faces[:1])[0]) > 0.99999
 
 

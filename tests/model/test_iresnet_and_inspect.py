@@ -13,7 +13,7 @@ from arcface_trt.faces import base_faces
 from arcface_trt.model.inspect import inspect_model
 from arcface_trt.model.iresnet import LAYERS, make_model
 from tests.support.cli import invoke
-from tests.support.tiny_models import write_tiny_model
+from tests.support.tiny_models import make_tiny_model, write_tiny_model
 
 
 def _embed(path: Path, crops: list[np.ndarray]) -> np.ndarray:
@@ -39,7 +39,9 @@ def test_r18_structure_and_inspection(r18_model: Path) -> None:
     assert info.input_name == "input.1"
     assert info.input_shape[1:] == (3, 112, 112) and info.dynamic_batch
     assert info.embedding_dim == 512
-    assert (info.input_mean, info.input_std) == (127.5, 127.5)
+    spec = info.input_spec
+    assert (spec.mean, spec.std, spec.color, spec.side) == ((127.5,) * 3, (127.5,) * 3, "RGB", 112)
+    assert not spec.normalized_in_graph and spec.source == "insightface-rule"
     assert len(info.sha256) == 64
 
 
@@ -77,32 +79,21 @@ def test_inspection_rejects_what_is_not_a_recognition_model(tmp_path: Path) -> N
     text.write_text("this is not a model\n")
     with pytest.raises(InputError, match="not a valid ONNX model"):
         inspect_model(text)
-    small = write_tiny_model(tmp_path / "small.onnx", input_shape=["N", 3, 64, 64])
-    with pytest.raises(InputError, match=r"has shape \['N', 3, 64, 64\]"):
-        inspect_model(small)
+    oblong = write_tiny_model(tmp_path / "oblong.onnx", input_shape=["N", 3, 112, 96])
+    with pytest.raises(InputError, match=r"has shape \['N', 3, 112, 96\]; .*square"):
+        inspect_model(oblong)
+    model = make_tiny_model()
+    for dim in model.graph.input[0].type.tensor_type.shape.dim[2:]:
+        dim.dim_param = "H"  # a side decided at run time: no preprocessing size to resize to
+    (tmp_path / "symbolic.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(InputError, match=r"fixed side"):
+        inspect_model(tmp_path / "symbolic.onnx")
     four_d = write_tiny_model(tmp_path / "fourd.onnx", feature_map_output=True)
     with pytest.raises(InputError, match="returns \\[N, D\\] embeddings"):
         inspect_model(four_d)
     gray = write_tiny_model(tmp_path / "gray.onnx", input_shape=["N", 1, 112, 112])
     with pytest.raises(InputError, match="takes \\[N, 3, S, S\\]"):
         inspect_model(gray)
-
-
-def test_mean_std_rule_follows_insightface(tmp_path: Path) -> None:
-    from arcface_trt.model.inspect import mean_std_from_graph
-
-    class Node:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-    class Graph:
-        def __init__(self, names: list[str]) -> None:
-            self.node = [Node(n) for n in names]
-
-    assert mean_std_from_graph(Graph(["Sub_0", "Mul_1", "Conv_2"])) == (0.0, 1.0)
-    assert mean_std_from_graph(Graph(["_minus0", "_mul0"])) == (0.0, 1.0)
-    assert mean_std_from_graph(Graph(["Sub_0", "Conv_1"])) == (127.5, 127.5)
-    assert mean_std_from_graph(Graph(["Conv_0"] * 8 + ["Sub", "Mul"])) == (127.5, 127.5)
 
 
 def test_unknown_arch_is_a_user_error() -> None:

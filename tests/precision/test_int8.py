@@ -9,6 +9,7 @@ import onnx
 import pytest
 
 from arcface_trt.errors import InputError
+from arcface_trt.model.inspect import inspect_model
 from arcface_trt.precision import int8
 from arcface_trt.precision.int8 import CalibrationSettings, calibration_batches, load_calibration_crops
 from arcface_trt.precision.qdq import is_qdq_model, summarize_qdq
@@ -64,7 +65,7 @@ def test_settings_are_validated(kwargs: dict, message: str) -> None:
 
 
 def test_calibration_batches_have_one_size(r18_model: Path, faces: np.ndarray) -> None:
-    sizes = [b.shape[0] for b in calibration_batches(r18_model, faces[:10])]
+    sizes = [b.shape[0] for b in calibration_batches(inspect_model(r18_model), faces[:10])]
     assert sum(sizes) == 10 and len(set(sizes)) == 1 and sizes[0] == 5
 
 

@@ -39,7 +39,7 @@ def embed_with_ort(model: Path, crops) -> np.ndarray:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    batch = preprocess(crops, info.input_size, info.input_mean, info.input_std)
+    batch = preprocess(crops, info.input_spec)
     return l2_normalize(session.run(None, {info.input_name: batch})[0])
 
 
