@@ -143,9 +143,11 @@ def test_real_gpu_trt_timing(trt_config: Path) -> None:
 
 
 def test_naming_tensorrt_and_a_precision_overrides_the_config(fake_stack: FakeStack, trt_config: Path) -> None:
-    # the pipeline's flag is off and the file says fp32: `--backend tensorrt --precision fp16` still means both
+    # the automatic choice is off (and the pipeline runs onnxruntime), the file says fp32:
+    # `--backend tensorrt --precision fp16` still means both
     trt_yaml = trt_config.parent / "trt.yaml"
     trt_yaml.write_text(trt_yaml.read_text().replace("enabled: true", "enabled: false"))
+    trt_config.write_text(trt_config.read_text().replace("backend: tensorrt", "backend: onnxruntime"))
     args = ["benchmark", "--config", str(trt_config), "--backend", "tensorrt", "--precision", "fp16"]
     result = invoke(*args, "--batch-sizes", "2", "--iterations", "1", "--warmup", "0", "--json")
     assert result.exit_code == 0, result.output
