@@ -126,6 +126,18 @@ def test_diagnose_on_the_tensorrt_backend(fake_stack: FakeStack, trt_config: Pat
     assert record["environment"]["providers_applied"] == [f"TensorRT {fake_stack.version}"]
     assert record["environment"]["gpu"]["gpus"][0]["sm_arch"] == "sm90"
     assert record["problems"] == []  # its own freshly built engine matches this (fake) GPU and TensorRT
+    assert record["validation"]["tolerance_key"] == "validation.max_drift_cosine"
+
+
+def test_diagnose_judges_an_fp16_engine_by_the_fp16_tolerance(fake_stack_10: FakeStack, trt_config: Path) -> None:
+    trt_yaml = trt_config.parent / "trt.yaml"
+    trt_yaml.write_text(trt_yaml.read_text().replace("precision: fp32", "precision: fp16"))
+    result = invoke("diagnose", "--config", str(trt_config), "--iterations", "1", "--n-samples", "4", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["backend"] == "tensorrt" and record["precision"] == "fp16"
+    validation = record["validation"]
+    assert (validation["tolerance_key"], validation["max_drift_cosine"]) == ("validation.max_drift_cosine_fp16", 0.002)
 
 
 @pytest.mark.gpu
