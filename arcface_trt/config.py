@@ -323,7 +323,10 @@ def config_path_candidates(value: str | Path, config_file: str | Path | None) ->
     path = Path(value).expanduser()
     if path.is_absolute() or config_file is None:
         return [path]
-    return [path, Path(config_file).parent / path]
+    unique: dict[str, Path] = {}  # the config file's folder may be the current one
+    for candidate in (path, Path(config_file).parent / path):
+        unique.setdefault(os.path.abspath(candidate), candidate)
+    return list(unique.values())
 
 
 def find_config_file(value: str | Path, config_file: str | Path | None, what: str) -> Path:

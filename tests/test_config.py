@@ -127,6 +127,9 @@ def test_tensorrt_config_path_must_exist_and_the_error_names_every_place_tried(
     message = str(info.value)
     assert "'embedding.tensorrt_config'" in message and "does not exist" in message
     assert f"tried {tmp_path}/nowhere/arcface_tensorrt.yaml, {tmp_path}/cfg/nowhere/arcface_tensorrt.yaml" in message
+    monkeypatch.chdir(path.parent)  # one place, named once
+    with pytest.raises(ConfigError, match=rf"\(tried {tmp_path}/cfg/nowhere/arcface_tensorrt.yaml\)$"):
+        load_config("embedding.yaml")
 
 
 def test_relative_config_paths_resolve_from_the_working_folder_then_the_config_folder(
