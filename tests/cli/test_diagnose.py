@@ -146,15 +146,16 @@ def test_gpu_packages_of_two_cuda_majors_are_flagged_with_the_fix(
     site = tmp_path / "site"
     install_distribution(site, "tensorrt-cu12", "10.16.1.11")
     install_distribution(site, "cuda-python", "13.4.4")
+    install_distribution(site, "cuda-bindings", "13.4.4")  # before a real one the dev extra may have installed
     monkeypatch.syspath_prepend(str(site))
     code, record = _diagnose(write_config(model_path=str(tiny_onnx)))
     assert code == 0  # a problem listed, not a failure
     assert [(b["package"], b["cuda_major"]) for b in record["environment"]["cuda_builds"]] == [
         ("tensorrt-cu12", 12),
-        ("cuda-python", 13),
+        ("cuda-bindings", 13),
     ]
     (problem,) = [p for p in record["problems"] if p["code"] == "cuda_major_mismatch"]
-    assert "tensorrt-cu12 10.16.1.11 (CUDA 12), cuda-python 13.4.4 (CUDA 13)" in problem["message"]
+    assert "tensorrt-cu12 10.16.1.11 (CUDA 12), cuda-bindings 13.4.4 (CUDA 13)" in problem["message"]
     assert problem["fix"].startswith("pip install 'arcface-trt[gpu-cu12]'")
 
 
