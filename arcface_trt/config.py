@@ -1,10 +1,12 @@
 """Pipeline configuration: two YAML files read into frozen dataclasses.
 
-``config/pipeline/embedding.yaml`` chooses the backend and the parity tolerance;
+``config/pipeline/embedding.yaml`` chooses the backend and the parity tolerances;
 ``config/pipeline/arcface_tensorrt.yaml`` holds the TensorRT engine settings. The
 dataclass defaults below are the documented defaults and equal the shipped files
 (a test keeps them in step). Unknown keys, wrong types and out-of-range values are
-:class:`ConfigError` naming the file and the dotted key.
+:class:`ConfigError` naming the file and the dotted key. A relative path in a config file
+(``embedding.tensorrt_config``, ``embedding.model_path``) is looked up in the current folder,
+then in the config file's folder (:func:`config_path_candidates`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,22 @@ import yaml
 from arcface_trt.errors import ConfigError, InputError, short_repr
 from arcface_trt.fileio import read_regular_file
 from arcface_trt.model.input_spec import InputSettings
-from arcface_trt.names import BACKEND_CHOICES, DEVICES, HARDWARE_COMPATIBILITY, MODEL_ARCHS, PRECISIONS
+from arcface_trt.names import (
+    AUTO_BACKEND,
+    BACKEND_CHOICES,
+    DEVICES,
+    HARDWARE_COMPATIBILITY,
+    MODEL_ARCHS,
+    PRECISIONS,
+    check_precision,
+)
 from arcface_trt.schema import conforms, type_name
 
 log = logging.getLogger("arcface_trt")
 
 EMBEDDING_CONFIG_ENV = "ARCFACE_TRT_CONFIG"
 DEFAULT_EMBEDDING_CONFIG = Path("config/pipeline/embedding.yaml")
+#: The TensorRT settings read with the built-in embedding defaults (no embedding config), when present.
 DEFAULT_TENSORRT_CONFIG = "config/pipeline/arcface_tensorrt.yaml"
 #: Largest config file read (the shipped ones are under 2 kB).
 MAX_CONFIG_BYTES = 1 << 20
@@ -49,10 +60,11 @@ def _range(low: float | None = None, high: float | None = None) -> dict[str, Any
 class EmbeddingSection:
     """``embedding:`` in embedding.yaml."""
 
-    backend: str = field(default="pytorch", metadata=_choice(*BACKEND_CHOICES))
+    backend: str = field(default="pytorch", metadata=_choice(*BACKEND_CHOICES, AUTO_BACKEND))
     device: str = field(default="auto", metadata=_choice(*DEVICES))
     allow_cpu_fallback: bool = False
-    tensorrt_config: str = DEFAULT_TENSORRT_CONFIG
+    #: The TensorRT settings file; relative: from the current folder, then this config file's folder.
+    tensorrt_config: str = "arcface_tensorrt.yaml"
     #: ONNX model; null means the built-in generated model (``model_arch``, ``model_seed``).
     model_path: str | None = None
     model_arch: str = field(default="r50", metadata=_choice(*MODEL_ARCHS))
@@ -78,18 +90,39 @@ class EmbeddingSection:
         return InputSettings.parse(self.input_mean, self.input_std, self.input_color, names)
 
 
+#: The ``validation:`` key holding the drift tolerance of each precision (fp32 keeps the historical name).
+DRIFT_KEYS = {p: "max_drift_cosine" if p == "fp32" else f"max_drift_cosine_{p}" for p in PRECISIONS}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A drift tolerance (largest allowed 1 - cosine of the worst sample) and the setting it comes from."""
+
+    value: float
+    #: ``validation.max_drift_cosine_int8``, ..., or ``--max-drift-cosine`` when given for one run.
+    key: str
+
+
 @dataclass(frozen=True)
 class ValidationSection:
     """``validation:`` in embedding.yaml."""
 
-    #: Largest allowed drift (1 - cosine) of the worst sample against the reference.
+    #: Largest allowed drift (1 - cosine) of the worst sample against the reference, fp32 embeddings; the two
+    #: below for fp16 and int8 ones (defaults measured on the built-in models: docs/parity.md).
     max_drift_cosine: float = field(default=0.001, metadata=_range(0.0, 2.0))
+    max_drift_cosine_fp16: float = field(default=0.002, metadata=_range(0.0, 2.0))
+    max_drift_cosine_int8: float = field(default=0.02, metadata=_range(0.0, 2.0))
     #: On a pair set: largest allowed drop of B's 10-fold verification accuracy (and rank-1) below A's, a fraction.
     max_accuracy_drop: float = field(default=0.001, metadata=_range(0.0, 1.0))
     n_samples: int = field(default=100, metadata=_range(1, 100_000))
     seed: int = field(default=0, metadata=_range(0))
     #: Mean pairwise cosine of the seven distinct real sample faces above which embeddings have collapsed.
     collapse_cosine: float = field(default=0.9, metadata=_range(-1.0, 1.0))
+
+    def drift_tolerance(self, precision: str) -> Tolerance:
+        """The tolerance for embeddings computed at ``precision`` (fp32, fp16, int8), named by its key."""
+        key = DRIFT_KEYS[check_precision(precision)]
+        return Tolerance(getattr(self, key), f"validation.{key}")
 
 
 @dataclass(frozen=True)
@@ -104,7 +137,10 @@ class PrecisionSection:
 class ArcfaceTensorrtSection:
     """``arcface_tensorrt:`` in arcface_tensorrt.yaml."""
 
-    enabled: bool = False
+    #: The pipeline's automatic choice (``embedding.backend: auto``): true takes TensorRT, false or null the
+    #: reference. Naming tensorrt (``embedding.backend``, ``--backend``, ``backend_type=``) runs it whatever this
+    #: says, except that ``false`` beside ``embedding.backend: tensorrt`` is refused: the config contradicts itself.
+    enabled: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +201,12 @@ class EmbeddingConfig:
     source: str | None = None
 
     def __post_init__(self) -> None:
+        if self.embedding.backend == "tensorrt" and self.tensorrt.arcface_tensorrt.enabled is False:
+            raise ConfigError(
+                f"{self.source or 'embedding config'}: 'embedding.backend' is tensorrt but "
+                f"'arcface_tensorrt.enabled' is false in {self.tensorrt.source or 'the TensorRT config'}; "
+                "set arcface_tensorrt.enabled to true or null, or choose another embedding.backend"
+            )
         # The deprecated tensorrt.fp16_keep_fp32_nodes still counts, resolved here once for every reader.
         legacy = self.tensorrt.tensorrt.fp16_keep_fp32_nodes
         current = self.precision.keep_fp32_nodes
@@ -298,16 +340,26 @@ def load_tensorrt_config(path: str | Path) -> TensorrtConfig:
     return TensorrtConfig(**values, source=str(path))
 
 
-def _resolve_relative(value: str, config_file: Path) -> Path:
-    """Resolve a path written in a config file: as given, from the CWD, then from the project root."""
-    candidate = Path(value).expanduser()
-    if candidate.is_absolute() or candidate.exists():
-        return candidate
-    # config/pipeline/embedding.yaml -> the project root two folders up
-    for base in (config_file.parent, config_file.parent.parent.parent):
-        if (base / candidate).exists():
-            return base / candidate
-    return candidate
+def config_path_candidates(value: str | Path, config_file: str | Path | None) -> list[Path]:
+    """Where a path written in a config (or given beside one) may be: as given (absolute, or from the current
+    folder), then from the config file's folder."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or config_file is None:
+        return [path]
+    unique: dict[str, Path] = {}  # the config file's folder may be the current one
+    for candidate in (path, Path(config_file).parent / path):
+        unique.setdefault(os.path.abspath(candidate), candidate)
+    return list(unique.values())
+
+
+def find_config_file(value: str | Path, config_file: str | Path | None, what: str) -> Path:
+    """The first of :func:`config_path_candidates` that exists; a :class:`ConfigError` naming each place tried."""
+    candidates = config_path_candidates(value, config_file)
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    tried = ", ".join(os.path.abspath(c) for c in candidates)
+    raise ConfigError(f"{what} {short_repr(str(value))} does not exist (tried {tried})")
 
 
 def default_config_path() -> Path | None:
@@ -335,11 +387,12 @@ def load_config(path: str | Path | None = None) -> EmbeddingConfig:
         return EmbeddingConfig(tensorrt=trt)
     values = _build_file(EmbeddingConfig, _read_yaml(chosen), str(chosen))
     embedding = values.get("embedding", EmbeddingSection())
-    trt_path = _resolve_relative(embedding.tensorrt_config, chosen)
-    if not trt_path.exists():
-        raise ConfigError(
-            f"{chosen}: 'embedding.tensorrt_config' points to {embedding.tensorrt_config}, which does not exist"
-        )
+    trt_path = find_config_file(embedding.tensorrt_config, chosen, f"{chosen}: 'embedding.tensorrt_config'")
+    if embedding.model_path is not None:
+        # A model absent from both places stays as written: commands that only name engines do not need it.
+        found = [c for c in config_path_candidates(embedding.model_path, chosen) if c.exists()]
+        if found:
+            values["embedding"] = dataclasses.replace(embedding, model_path=str(found[0]))
     return EmbeddingConfig(**values, tensorrt=load_tensorrt_config(trt_path), source=str(chosen))
 
 
@@ -353,16 +406,3 @@ def with_overrides(section: Any, prefix: str, **overrides: Any) -> Any:
         return section
     merged = {**dataclasses.asdict(section), **given}
     return build_section(type(section), merged, "command line", prefix)
-
-
-def enable_for_explicit_request(config: EmbeddingConfig, backends: tuple[str, ...]) -> EmbeddingConfig:
-    """Turn ``arcface_tensorrt.enabled`` on when a command names the tensorrt backend itself.
-
-    The flag gates the pipeline's config-driven choice; ``compare --backend-b tensorrt``
-    (the CI parity job) or ``benchmark --backend tensorrt`` asks for TensorRT explicitly,
-    and command-line options override the file.
-    """
-    if "tensorrt" not in backends or config.tensorrt.arcface_tensorrt.enabled:
-        return config
-    trt = dataclasses.replace(config.tensorrt, arcface_tensorrt=ArcfaceTensorrtSection(enabled=True))
-    return dataclasses.replace(config, tensorrt=trt)

@@ -16,6 +16,9 @@ BACKEND_ALIASES = {"pytorch": "insightface"}
 BACKEND_CHOICES = ("pytorch", *BACKENDS)
 #: The backend every other one is compared against.
 REFERENCE_BACKEND = "insightface"
+#: ``embedding.backend: auto``: the pipeline's automatic choice, which ``arcface_tensorrt.enabled`` makes
+#: (true: tensorrt; false or unset: the reference).
+AUTO_BACKEND = "auto"
 
 PRECISIONS = ("fp32", "fp16", "int8")
 DEVICES = ("auto", "cpu", "cuda", "coreml")

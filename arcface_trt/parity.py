@@ -1,7 +1,9 @@
 """Compare two embedders on the same crops: cosine, L2, nearest-neighbour agreement, speed.
 
-The tolerance ``max_drift_cosine`` applies to the WORST sample: the check passes when
-``1 - min(cosine) <= max_drift_cosine``. Mean and percentiles are reported beside it.
+The tolerance applies to the WORST sample: the check passes when ``1 - min(cosine) <= max_drift_cosine``.
+Each precision has its own tolerance (``validation.max_drift_cosine``, ``..._fp16``, ``..._int8``), chosen
+by the least precise of the two backends compared (:func:`drift_tolerance`); every result names the key it
+applied. Mean and percentiles are reported beside it.
 Two backends can agree on garbage (both fed the wrong input): every comparison also runs the
 collapse guard (:mod:`arcface_trt.collapse`) on each backend, and collapsed embeddings fail it.
 """
@@ -17,16 +19,10 @@ from typing import Any
 import numpy as np
 
 from arcface_trt.backends import create_embedder
-from arcface_trt.backends.base import Embedder
+from arcface_trt.backends.base import BackendInfo, Embedder
 from arcface_trt.backends.spec import BackendSpec
 from arcface_trt.collapse import CollapseCheck, check_collapse
-from arcface_trt.config import (
-    EmbeddingConfig,
-    ValidationSection,
-    enable_for_explicit_request,
-    load_config,
-    with_overrides,
-)
+from arcface_trt.config import EmbeddingConfig, Tolerance, ValidationSection, load_config, with_overrides
 from arcface_trt.errors import InputError
 from arcface_trt.inputs import load_crops
 from arcface_trt.model.input_spec import InputSettings
@@ -67,13 +63,29 @@ class DriftStats:
     nn_agreement: float | None
     max_drift: float
     max_drift_cosine: float
+    #: The setting ``max_drift_cosine`` comes from (``validation.max_drift_cosine_fp16``, ``--max-drift-cosine``).
+    tolerance_key: str
     passed: bool
 
     def __bool__(self) -> bool:
         return self.passed
 
 
-def score(a: np.ndarray, b: np.ndarray, max_drift_cosine: float) -> tuple[DriftStats, np.ndarray]:
+#: Where a tolerance given for one run comes from; it applies to every precision of that run.
+RUN_OVERRIDE = "--max-drift-cosine"
+
+
+def drift_tolerance(
+    validation: ValidationSection, backends: Sequence[BackendInfo], override: float | None = None
+) -> Tolerance:
+    """The tolerance of a comparison: ``override`` (given for one run) when set, else the key of the least
+    precise precision the compared ``backends`` ran at (the drift comes from it)."""
+    if override is not None:
+        return Tolerance(override, RUN_OVERRIDE)
+    return validation.drift_tolerance(max((info.precision for info in backends), key=PRECISIONS.index))
+
+
+def score(a: np.ndarray, b: np.ndarray, tolerance: Tolerance) -> tuple[DriftStats, np.ndarray]:
     """Statistics of embeddings ``b`` against reference ``a`` (both L2-normalised, same shape); per-sample cosines."""
     if a.shape != b.shape:
         raise InputError(f"the backends give embeddings of different shapes: {a.shape} vs {b.shape}")
@@ -89,8 +101,9 @@ def score(a: np.ndarray, b: np.ndarray, max_drift_cosine: float) -> tuple[DriftS
         l2=summarize(l2),
         nn_agreement=nn,
         max_drift=max_drift,
-        max_drift_cosine=max_drift_cosine,
-        passed=finite and max_drift <= max_drift_cosine,
+        max_drift_cosine=tolerance.value,
+        tolerance_key=tolerance.key,
+        passed=finite and max_drift <= tolerance.value,
     )
     return stats, cosine
 
@@ -113,7 +126,7 @@ class ParityResult(DriftStats):
         data = asdict(self)
         if not per_sample:
             data.pop("per_sample_cosine")
-        data["tolerance_applies_to"] = "worst sample: 1 - min(cosine) <= max_drift_cosine"
+        data["tolerance_applies_to"] = "worst sample: 1 - min(cosine) <= max_drift_cosine (from tolerance_key)"
         return data
 
 
@@ -154,16 +167,16 @@ def compare_embedders(
     a: Embedder,
     b: Embedder,
     crops: Sequence[np.ndarray] | np.ndarray,
-    max_drift_cosine: float,
+    validation: ValidationSection,
     advance: Callable[[int], None] | None = None,
 ) -> ParityResult:
-    """Run both embedders on ``crops`` and score B against A."""
+    """Run both embedders on ``crops`` and score B against A with the tolerance of their precisions."""
     if len(crops) == 0:
         raise InputError("no face crops to compare")
     chunk = max(a.batch_size, b.batch_size)
     emb_a, fps_a = measure(a, crops, chunk, advance)
     emb_b, fps_b = measure(b, crops, chunk, advance)
-    stats, cosine = score(emb_a, emb_b, max_drift_cosine)
+    stats, cosine = score(emb_a, emb_b, drift_tolerance(validation, [a.info(), b.info()]))
     return ParityResult(
         **vars(stats),
         backend_a=a.info().to_dict(),
@@ -212,7 +225,8 @@ def _prepare(
     request: CompareRequest, crops: Sequence[np.ndarray] | None = None
 ) -> tuple[EmbeddingConfig, ValidationSection, Sequence[np.ndarray] | np.ndarray]:
     """The loaded config, its validation section with the request's overrides, and the crops (unless given)."""
-    cfg = enable_for_explicit_request(load_config(request.config), (request.backend_a, request.backend_b))
+    cfg = load_config(request.config)
+    # --max-drift-cosine is checked here (range) and applied to every precision by drift_tolerance.
     validation = with_overrides(
         cfg.validation,
         "validation",
@@ -292,7 +306,8 @@ def score_backends(
     rows = []
     for b in embedders:
         emb_b, fps_b = measure(b, crops, chunk, advance, request.flip)
-        stats, cosine = score(emb_a, emb_b, validation.max_drift_cosine)
+        tolerance = drift_tolerance(validation, [a.info(), b.info()], request.max_drift_cosine)
+        stats, cosine = score(emb_a, emb_b, tolerance)
         rows.append(Scored(b, emb_b, stats, cosine, fps_b))
     collapse = [check_collapse(embedder, validation.collapse_cosine) for embedder in (a, *embedders)]
     for check in collapse:
@@ -347,12 +362,12 @@ class DriftRow(DriftStats):
 
 @dataclass
 class DriftReport:
-    """Backend B at several precisions, each scored against reference A; truthy when every row passed."""
+    """Backend B at several precisions, each scored against reference A with its own tolerance; truthy when every
+    row passed."""
 
     reference: dict[str, Any]
     n_samples: int
     throughput_reference: float
-    max_drift_cosine: float
     rows: list[DriftRow]
     passed: bool
     #: The collapse guard of the reference, then of B at each precision (a collapsed one fails the report).
@@ -364,7 +379,9 @@ class DriftReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly record."""
         data = asdict(self)
-        data["tolerance_applies_to"] = "worst sample of each precision: 1 - min(cosine) <= max_drift_cosine"
+        data["tolerance_applies_to"] = (
+            "worst sample of each precision: 1 - min(cosine) <= the row's max_drift_cosine (from its tolerance_key)"
+        )
         return data
 
 
@@ -393,7 +410,6 @@ def run_drift(request: CompareRequest, advance: Callable[[int], None] | None = N
         reference=scoring.reference.info().to_dict(),
         n_samples=scoring.n_samples,
         throughput_reference=fps_a,
-        max_drift_cosine=rows[0].max_drift_cosine,
         rows=rows,
         passed=all(row.passed for row in rows) and not scoring.collapsed,
         collapse=scoring.collapse,

@@ -6,9 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from arcface_trt.backends.base import BackendInfo
+from arcface_trt.config import Tolerance, ValidationSection
 from arcface_trt.errors import InputError
-from arcface_trt.parity import measure, score
+from arcface_trt.parity import RUN_OVERRIDE, drift_tolerance, measure, score
 from arcface_trt.preprocess import l2_normalize
+
+#: A tolerance that admits every cosine, for tests of the statistics.
+ANY = Tolerance(2.0, "any")
 
 
 def _rotated(rows: np.ndarray, angles: list[float]) -> np.ndarray:
@@ -26,17 +31,34 @@ def test_the_tolerance_applies_to_the_worst_sample() -> None:
     b = a.copy()
     # One sample drifts by cosine 0.99 (drift 0.01); the mean cosine stays above 0.998.
     b[3] = np.roll(np.r_[0.99, np.sqrt(1 - 0.99**2), np.zeros(14)], 6)
-    stats, cosine = score(a, b, max_drift_cosine=0.005)
+    stats, cosine = score(a, b, Tolerance(0.005, "validation.max_drift_cosine_fp16"))
     assert cosine[3] == pytest.approx(0.99, abs=1e-6) and stats.cosine["mean"] > 0.998
     assert stats.max_drift == pytest.approx(0.01, abs=1e-6)
     assert not stats.passed and not stats  # the mean would pass; the worst sample does not
-    assert score(a, b, max_drift_cosine=0.011)[0].passed
+    assert (stats.max_drift_cosine, stats.tolerance_key) == (0.005, "validation.max_drift_cosine_fp16")
+    assert score(a, b, Tolerance(0.011, RUN_OVERRIDE))[0].passed
+
+
+def test_the_tolerance_is_the_least_precise_backends_unless_one_is_given_for_the_run() -> None:
+    validation = ValidationSection(max_drift_cosine=0.1, max_drift_cosine_fp16=0.2, max_drift_cosine_int8=0.3)
+
+    def info(precision: str) -> BackendInfo:
+        return BackendInfo(backend="x", requested_backend="x", device="cpu", model_path="m", precision=precision)
+
+    assert drift_tolerance(validation, [info("fp32"), info("fp32")]) == Tolerance(0.1, "validation.max_drift_cosine")
+    assert drift_tolerance(validation, [info("fp32"), info("int8")]).key == "validation.max_drift_cosine_int8"
+    # whichever side is the less precise one (a TensorRT fp16 engine as A against fp32 ONNX Runtime as B)
+    assert drift_tolerance(validation, [info("fp16"), info("fp32")]) == Tolerance(
+        0.2, "validation.max_drift_cosine_fp16"
+    )
+    assert drift_tolerance(validation, [info("int8"), info("fp16")]).value == 0.3
+    assert drift_tolerance(validation, [info("int8")], override=0.05) == Tolerance(0.05, "--max-drift-cosine")
 
 
 def test_l2_is_measured_on_normalised_embeddings() -> None:
     a = l2_normalize(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32))
     b = l2_normalize(_rotated(a, [np.pi / 2, 0.0, np.pi]))
-    stats, cosine = score(a, b, max_drift_cosine=2.0)
+    stats, cosine = score(a, b, ANY)
     np.testing.assert_allclose(cosine, [0.0, 1.0, -1.0], atol=1e-6)
     # |a - b| of unit vectors is sqrt(2 - 2 cos): sqrt(2), 0 and 2.
     assert stats.l2["max"] == pytest.approx(2.0, abs=1e-6) and stats.l2["min"] == pytest.approx(0.0, abs=1e-6)
@@ -46,22 +68,22 @@ def test_l2_is_measured_on_normalised_embeddings() -> None:
 def test_nearest_neighbour_agreement_on_a_hand_made_case() -> None:
     # Four points on a circle: A's nearest neighbours are 0<->1 and 2<->3.
     a = l2_normalize(np.array([[1.0, 0.0], [0.9, 0.1], [-1.0, 0.0], [-0.9, -0.1]], np.float32))
-    assert score(a, a, 2.0)[0].nn_agreement == 1.0
+    assert score(a, a, ANY)[0].nn_agreement == 1.0
     # B moves point 1 beside point 2: 1's neighbour becomes 2, 2's becomes 1, and 0 (left alone on its
     # side) is nearest to 3 now; only 3 keeps its neighbour (2): one of four agrees.
     b = a.copy()
     b[1] = l2_normalize(np.array([[-0.95, 0.05]], np.float32))[0]
-    assert score(a, b, 2.0)[0].nn_agreement == 0.25
-    assert score(a[:2], b[:2], 2.0)[0].nn_agreement is None  # fewer than three rows: not defined
+    assert score(a, b, ANY)[0].nn_agreement == 0.25
+    assert score(a[:2], b[:2], ANY)[0].nn_agreement is None  # fewer than three rows: not defined
 
 
 def test_shapes_and_non_finite_values() -> None:
     a = l2_normalize(np.ones((3, 4), np.float32))
     with pytest.raises(InputError, match="different shapes"):
-        score(a, a[:, :2], 2.0)
+        score(a, a[:, :2], ANY)
     bad = a.copy()
     bad[0, 0] = np.nan
-    assert not score(a, bad, 2.0)[0].passed
+    assert not score(a, bad, ANY)[0].passed
 
 
 class HalvesEmbedder:

@@ -15,7 +15,7 @@ from arcface_trt.backends.base import BackendInfo, DeviceTimer, Embedder
 from arcface_trt.backends.insightface_backend import InsightFaceEmbedder
 from arcface_trt.backends.onnxruntime_backend import OnnxRuntimeEmbedder
 from arcface_trt.backends.spec import BackendSpec
-from arcface_trt.backends.tensorrt_backend import create_tensorrt_embedder
+from arcface_trt.backends.tensorrt_backend import TensorrtEmbedder
 from arcface_trt.config import TensorrtConfig
 from arcface_trt.errors import BackendUnavailableError, ConfigError
 from arcface_trt.model.inspect import ModelInfo, inspect_model
@@ -44,7 +44,7 @@ def _make(spec: BackendSpec, model: ModelInfo) -> Embedder:
             keep_fp32_nodes=spec.keep_fp32_nodes,
             inputs=spec.inputs,
         )
-    return create_tensorrt_embedder(model, spec)
+    return TensorrtEmbedder(model, spec)
 
 
 def create_embedder(spec: BackendSpec) -> Embedder:

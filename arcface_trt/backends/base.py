@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from arcface_trt.preprocess import Crops, as_crop_list, l2_normalize, preprocess
 from arcface_trt.records import Record
 
 ort = lazy_import("onnxruntime")
+log = logging.getLogger("arcface_trt")
 
 
 class DeviceTimer(Protocol):
@@ -115,11 +117,21 @@ class Embedder(abc.ABC):
         return None
 
     def _open_onnxruntime(self, create: Callable[[list[str]], Any]) -> Any:
-        """Choose providers for ``self.device``, create the session, check what ORT applied."""
+        """Choose providers for ``self.device``, create the session, check what ORT applied.
+
+        A device fallback (allowed by ``allow_cpu_fallback``) is a warning line as well as ``fallback_reason``.
+        """
         choice = choose_providers(self.device, ort.get_available_providers(), self.allow_cpu_fallback)
         session = create(choice.providers)
         self.providers = list(session.get_providers())
         self.fallback_reason = check_applied(choice, self.providers, self.allow_cpu_fallback)
+        if self.fallback_reason:
+            log.warning(
+                "%s backend: device '%s' unavailable: %s; falling back to the CPU",
+                self.name,
+                self.device,
+                self.fallback_reason,
+            )
         return session
 
     def info(self) -> BackendInfo:

@@ -11,11 +11,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arcface_trt.config import EmbeddingConfig, TensorrtConfig, load_config, load_tensorrt_config
+from arcface_trt.config import EmbeddingConfig, TensorrtConfig, find_config_file, load_config, load_tensorrt_config
 from arcface_trt.errors import InputError
 from arcface_trt.model.default import ensure_default_model
 from arcface_trt.model.input_spec import InputSettings
-from arcface_trt.names import canonical_backend, check_precision
+from arcface_trt.names import AUTO_BACKEND, REFERENCE_BACKEND, canonical_backend, check_precision
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,11 @@ class BackendSpec:
     ) -> BackendSpec:
         """Fill every argument left as None from the embedding config (``config``: a path, a loaded one, or None).
 
-        ``tensorrt_config`` replaces the TensorRT config that embedding.yaml names; ``inputs`` (the
-        command line's input settings) win over the config's ``embedding.input_*``.
+        ``tensorrt_config`` replaces the TensorRT config that embedding.yaml names; a relative path is
+        looked up in the current folder, then in the embedding config's folder. ``inputs`` (the command
+        line's input settings) win over the config's ``embedding.input_*``. Naming ``tensorrt``
+        (here or in ``embedding.backend``) runs TensorRT; ``auto`` is the pipeline's automatic choice,
+        tensorrt when ``arcface_tensorrt.enabled`` is true, else the reference.
         Unknown backend or precision names are a :class:`~arcface_trt.errors.ConfigError`.
         """
         cfg = config if isinstance(config, EmbeddingConfig) else load_config(config)
@@ -64,11 +67,14 @@ class BackendSpec:
             trt_cfg = (
                 tensorrt_config
                 if isinstance(tensorrt_config, TensorrtConfig)
-                else load_tensorrt_config(tensorrt_config)
+                else load_tensorrt_config(find_config_file(tensorrt_config, cfg.source, "tensorrt_config"))
             )
             cfg = dataclasses.replace(cfg, tensorrt=trt_cfg)
         emb = cfg.embedding
-        name = canonical_backend(backend or emb.backend)
+        name = backend or emb.backend
+        if name == AUTO_BACKEND:
+            name = "tensorrt" if cfg.tensorrt.arcface_tensorrt.enabled else REFERENCE_BACKEND
+        name = canonical_backend(name)
         if precision is not None:
             check_precision(precision)
         if batch_size is not None and batch_size < 1:

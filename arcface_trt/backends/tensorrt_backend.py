@@ -2,8 +2,8 @@
 
 Preprocessing is the shared function of :class:`~arcface_trt.backends.base.Embedder`,
 so parity against the reference measures the engine alone. Every reason it cannot
-run here (disabled in the config, no TensorRT, no cuda-python, no driver, no GPU,
-a plan that does not deserialize) is a :class:`BackendUnavailableError`; the factory
+run here (no TensorRT, no cuda-python, no driver, no GPU, a plan that does not
+deserialize) is a :class:`BackendUnavailableError`; the factory
 in :mod:`arcface_trt.backends` turns it into the reported CPU fallback when
 ``allow_cpu_fallback`` is set.
 """
@@ -77,17 +77,3 @@ class TensorrtEmbedder(Embedder):
         record.device = f"cuda ({self.gpu_name})" if self.gpu_name else "cuda"
         record.engine_path = self.engine_path
         return record
-
-
-def create_tensorrt_embedder(model: ModelInfo, spec: BackendSpec) -> Embedder:
-    """The TensorRT embedder, or :class:`BackendUnavailableError` when TensorRT is disabled in the config.
-
-    Availability of TensorRT, cuda-python and a GPU is checked by ``ensure_ready()``.
-    """
-    if not spec.tensorrt.arcface_tensorrt.enabled:
-        where = spec.tensorrt.source or "the TensorRT config"
-        raise BackendUnavailableError(
-            f"TensorRT is disabled (arcface_tensorrt.enabled is false in {where}); "
-            "set it to true to use the tensorrt backend"
-        )
-    return TensorrtEmbedder(model, spec)

@@ -34,7 +34,7 @@ from arcface_trt.bench.memory import GpuMemoryTracker, memory_record
 from arcface_trt.bench.stats import latency_stats, speedup, throughput
 from arcface_trt.bench.timing import Samples, Timed, TimingPlan, ignore_result, run_interleaved
 from arcface_trt.bench.trt_timing import trt_functions, trt_mode_names
-from arcface_trt.config import enable_for_explicit_request, load_config, with_overrides
+from arcface_trt.config import load_config, with_overrides
 from arcface_trt.errors import InputError
 from arcface_trt.faces import sample_faces
 from arcface_trt.model.input_spec import InputSettings
@@ -224,7 +224,7 @@ def steps(request: BenchmarkRequest, embedders: Sequence[Embedder]) -> int:
 
 def load_backends(request: BenchmarkRequest) -> list[Embedder]:
     """Load every requested backend before anything is timed (fails fast, never falls back silently)."""
-    cfg = enable_for_explicit_request(load_config(request.config), request.backends)
+    cfg = load_config(request.config)
     if request.precision is not None:
         settings = with_overrides(cfg.tensorrt.tensorrt, "tensorrt", precision=request.precision)
         cfg = dataclasses.replace(cfg, tensorrt=dataclasses.replace(cfg.tensorrt, tensorrt=settings))

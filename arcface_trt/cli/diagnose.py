@@ -111,4 +111,6 @@ def diagnose(
     if record["error"]:
         raise CheckFailedError(f"the configured backend cannot load: {record['error']}")
     if record["validation"]["regression_test"] == "failed":
-        raise CheckFailedError("the running backend drifts from the reference beyond validation.max_drift_cosine")
+        raise CheckFailedError(
+            f"the running backend drifts from the reference beyond {record['validation']['tolerance_key']}"
+        )

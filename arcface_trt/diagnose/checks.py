@@ -17,6 +17,7 @@ from arcface_trt.artifacts.key import normalize_arch, same_trt_version, trt_majo
 from arcface_trt.artifacts.manifest import Manifest
 from arcface_trt.backends.providers import CPU, CUDA, DEVICE_PROVIDER
 from arcface_trt.collapse import FIX, CollapseCheck
+from arcface_trt.diagnose.cuda_stack import CUDA_STACKS, CudaBuild
 from arcface_trt.records import Record
 
 #: Problem codes, in the order of docs/troubleshooting.md.
@@ -25,6 +26,7 @@ CODES = (
     "backend_unavailable",
     "gpu_provider_not_applied",
     "onnxruntime_cpu_and_gpu_installed",
+    "cuda_major_mismatch",
     "tensorrt_import_failed",
     "engine_mismatch",
     "cache_not_writable",
@@ -64,6 +66,11 @@ def check_backend_loaded(requested: str, error: str | None) -> Problem | None:
     )
 
 
+def _onnxruntime_gpu_install() -> str:
+    """How to install the onnxruntime-gpu that matches the TensorRT stack, per CUDA major (the newest follows CUDA)."""
+    return " or ".join(f"pip install '{stack.onnxruntime_gpu}' (CUDA {major})" for major, stack in CUDA_STACKS.items())
+
+
 def check_provider_applied(
     requested: str, backend: str | None, device: str, available: list[str], applied: list[str]
 ) -> Problem | None:
@@ -78,7 +85,7 @@ def check_provider_applied(
     if wanted in (None, CPU) or wanted in applied:
         return None
     if wanted == CUDA and CUDA not in available:
-        fix = "pip uninstall -y onnxruntime && pip install onnxruntime-gpu (on a machine with an NVIDIA driver)"
+        fix = f"pip uninstall -y onnxruntime && {_onnxruntime_gpu_install()} (on a machine with an NVIDIA driver)"
     elif wanted == CUDA:
         fix = (
             "install the CUDA and cuDNN libraries this onnxruntime-gpu needs: pip install 'onnxruntime-gpu[cuda,cudnn]'"
@@ -102,7 +109,52 @@ def check_onnxruntime_twins(packages: dict[str, str | None]) -> Problem | None:
         "onnxruntime_cpu_and_gpu_installed",
         f"onnxruntime {cpu} and onnxruntime-gpu {gpu} are both installed; they share the 'onnxruntime' module "
         "and the CPU one can hide CUDAExecutionProvider",
-        "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu (CPU-only machines: onnxruntime)",
+        f"pip uninstall -y onnxruntime onnxruntime-gpu && {_onnxruntime_gpu_install()}; CPU-only machines: onnxruntime",
+    )
+
+
+def _target_major(builds: list[CudaBuild], driver_cuda: str | None) -> int:
+    """The CUDA major to settle on: TensorRT's (else cuda-python's), unless the driver cannot run it."""
+    first = {}
+    for build in builds:
+        first.setdefault(build.component, build.cuda_major)
+    target = first.get("tensorrt", first.get("cuda-python", builds[0].cuda_major))
+    driver_major = int(driver_cuda.split(".")[0]) if driver_cuda else None  # "12.8", from cudaDriverGetVersion
+    if driver_major is not None and driver_major < target and driver_major in CUDA_STACKS:
+        return driver_major
+    return target
+
+
+def check_cuda_majors(builds: list[CudaBuild], driver_cuda: str | None) -> Problem | None:
+    """TensorRT, cuda-python and onnxruntime-gpu built for different CUDA majors (``driver_cuda``: the newest CUDA
+    the driver runs, e.g. ``"12.8"``, or None).
+
+    The fix settles on TensorRT's major, or the driver's when the driver cannot run TensorRT's.
+    """
+    if len({b.cuda_major for b in builds}) < 2:
+        return None
+    target = _target_major(builds, driver_cuda)
+    wrong = [b for b in builds if b.cuda_major != target]
+    stack = CUDA_STACKS.get(target)
+    if stack is None:
+        known = ", ".join(f"CUDA {major}: arcface-trt[{s.extra}]" for major, s in CUDA_STACKS.items())
+        fix = f"install TensorRT, cuda-python and onnxruntime-gpu of one CUDA major ({known})"
+    else:
+        steps = []
+        tensorrt = [b.package for b in wrong if b.component == "tensorrt"]
+        if tensorrt:
+            steps.append(f"pip uninstall -y {' '.join(tensorrt)}")
+        if tensorrt or any(b.component == "cuda-python" for b in wrong):
+            steps.append(f"pip install 'arcface-trt[{stack.extra}]'")
+        if any(b.component == "onnxruntime-gpu" for b in wrong):
+            steps.append(f"pip uninstall -y onnxruntime-gpu && pip install '{stack.onnxruntime_gpu}'")
+        fix = " && ".join(steps) + f" (CUDA {target} needs NVIDIA driver {stack.driver} or newer)"
+    described = ", ".join(f"{b.package} {b.version} (CUDA {b.cuda_major})" for b in builds)
+    return Problem(
+        "cuda_major_mismatch",
+        f"the GPU packages are built for different CUDA majors: {described}; a package of another major fails to "
+        "load its CUDA libraries or loads a second CUDA runtime",
+        fix,
     )
 
 
@@ -184,13 +236,13 @@ def check_writable(folder: str | Path, what: str) -> Problem | None:
     )
 
 
-def check_parity(regression_test: str, drift: float | None, tolerance: float) -> Problem | None:
-    """The running backend's embeddings drift from the reference beyond the tolerance."""
+def check_parity(regression_test: str, drift: float | None, tolerance: float, key: str) -> Problem | None:
+    """The running backend's embeddings drift from the reference beyond the tolerance (``key`` names it)."""
     if regression_test != "failed":
         return None
     return Problem(
         "parity_failed",
-        f"worst-sample cosine vs the reference is {drift}, below 1 - {tolerance}",
+        f"worst-sample cosine vs the reference is {drift}, below 1 - {tolerance} ({key})",
         "use precision fp32 (or fp16 with the final layers in fp32) and check with arcface-trt compare",
     )
 

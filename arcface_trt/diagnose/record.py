@@ -18,12 +18,13 @@ from arcface_trt.bench.timing import TimingPlan, ignore_result, run_timed
 from arcface_trt.collapse import CollapseCheck, check_collapse
 from arcface_trt.config import EmbeddingConfig, load_config
 from arcface_trt.diagnose import checks
+from arcface_trt.diagnose.cuda_stack import CudaBuild, installed_cuda_builds
 from arcface_trt.errors import BackendUnavailableError, InputError
 from arcface_trt.faces import sample_faces
 from arcface_trt.model.input_spec import InputSettings
 from arcface_trt.model.inspect import inspect_model
 from arcface_trt.names import REFERENCE_BACKEND
-from arcface_trt.parity import compare_embedders
+from arcface_trt.parity import compare_embedders, drift_tolerance
 from arcface_trt.paths import engine_cache_root, models_dir
 
 
@@ -82,14 +83,18 @@ def short_benchmark(embedder: Embedder, request: DiagnoseRequest) -> dict[str, A
 
 
 def parity(embedder: Embedder, spec: BackendSpec, cfg: EmbeddingConfig, request: DiagnoseRequest) -> dict[str, Any]:
-    """Short parity check of ``embedder`` (made from ``spec``) against the InsightFace reference on the CPU."""
-    tolerance = cfg.validation.max_drift_cosine
+    """Short parity check of ``embedder`` (made from ``spec``) against the InsightFace reference on the CPU.
+
+    The tolerance is the one of the embedder's precision (``validation.max_drift_cosine_fp16``, ...).
+    """
+    tolerance = drift_tolerance(cfg.validation, [embedder.info()])
     out: dict[str, Any] = {
         "drift_vs_pytorch": None,
         "regression_test": "not run",
         "reference": f"{REFERENCE_BACKEND} (cpu)",
         "n_samples": request.n_samples,
-        "max_drift_cosine": tolerance,
+        "max_drift_cosine": tolerance.value,
+        "tolerance_key": tolerance.key,
         "metric": "drift_vs_pytorch = worst-sample cosine similarity to the reference",
     }
     try:
@@ -100,7 +105,7 @@ def parity(embedder: Embedder, spec: BackendSpec, cfg: EmbeddingConfig, request:
         out["error"] = f"the reference cannot load: {exc}"
         return out
     crops = sample_faces(request.n_samples, cfg.validation.seed)
-    result = compare_embedders(reference, embedder, crops, tolerance)
+    result = compare_embedders(reference, embedder, crops, cfg.validation)
     out.update(
         drift_vs_pytorch=result.cosine["min"],
         regression_test="passed" if result.passed else "failed",
@@ -154,6 +159,9 @@ def find_problems(
             info.providers if info else [],
         ),
         checks.check_onnxruntime_twins(environment["packages"]),
+        checks.check_cuda_majors(
+            [CudaBuild(**build) for build in environment["cuda_builds"]], environment["gpu"]["cuda_driver"]
+        ),
         checks.check_tensorrt_import(requested, environment["tensorrt"]),
         checks.check_engines(
             _engines(cfg),
@@ -166,7 +174,10 @@ def find_problems(
         checks.check_writable(engine_cache_dir(cfg), "engine cache folder"),
         checks.check_writable(models_dir(), "model cache folder"),
         checks.check_parity(
-            validation["regression_test"], validation["drift_vs_pytorch"], validation["max_drift_cosine"]
+            validation["regression_test"],
+            validation["drift_vs_pytorch"],
+            validation["max_drift_cosine"],
+            validation["tolerance_key"],
         ),
         checks.check_collapse(collapse),
     ]
@@ -179,6 +190,7 @@ def run_diagnose(request: DiagnoseRequest) -> dict[str, Any]:
         raise InputError(f"--n-samples must be at least 1, got {request.n_samples}")
     cfg = load_config(request.config)
     environment = collect_environment()
+    environment["cuda_builds"] = [build.to_dict() for build in installed_cuda_builds()]
     spec = BackendSpec.resolve(config=cfg, onnx_path=request.onnx_path, inputs=request.inputs)
     embedder, load_error = _load(spec)
     info = embedder.info() if embedder is not None else None
@@ -187,11 +199,7 @@ def run_diagnose(request: DiagnoseRequest) -> dict[str, Any]:
     validation = (
         parity(embedder, spec, cfg, request)
         if embedder is not None
-        else {
-            "drift_vs_pytorch": None,
-            "regression_test": "not run",
-            "max_drift_cosine": cfg.validation.max_drift_cosine,
-        }
+        else {"drift_vs_pytorch": None, "regression_test": "not run", "max_drift_cosine": None, "tolerance_key": None}
     )
     environment["device_requested"] = cfg.embedding.device
     environment["providers_applied"] = info.providers if info else []

@@ -3,8 +3,8 @@
 Both backends embed the images of a pair set (or an identity folder) through the same scoring
 core as every comparison (:func:`arcface_trt.parity.score_backends`); then each backend's
 verification figures, B - A, the pair decisions that flip, and (for identity folders) rank-1
-identification. Two gates: the embedding drift (``validation.max_drift_cosine``, as always) and
-the accuracy drop (``validation.max_accuracy_drop``).
+identification. Two gates: the embedding drift (the tolerance of the precision compared, as in every
+comparison) and the accuracy drop (``validation.max_accuracy_drop``).
 """
 
 from __future__ import annotations

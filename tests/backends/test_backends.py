@@ -69,11 +69,17 @@ def test_missing_gpu_provider_is_an_error_without_fallback(r18_model: Path) -> N
         get_embedding_backend("onnxruntime", device="cuda", onnx_path=r18_model, allow_cpu_fallback=False)
 
 
-def test_missing_gpu_provider_falls_back_with_a_reason(r18_model: Path, faces: np.ndarray) -> None:
-    embedder = get_embedding_backend("onnxruntime", device="cuda", onnx_path=r18_model, allow_cpu_fallback=True)
+def test_missing_gpu_provider_falls_back_with_a_reason_and_one_warning(
+    r18_model: Path, faces: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="arcface_trt"):
+        embedder = get_embedding_backend("onnxruntime", device="cuda", onnx_path=r18_model, allow_cpu_fallback=True)
     info = embedder.info()
     assert info.providers == ["CPUExecutionProvider"]
     assert "CUDAExecutionProvider is not available" in info.fallback_reason
+    assert [r.getMessage() for r in caplog.records] == [
+        f"onnxruntime backend: device 'cuda' unavailable: {info.fallback_reason}; falling back to the CPU"
+    ]
     assert embedder.encode(faces[:2]).shape == (2, 512)
 
 

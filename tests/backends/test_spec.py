@@ -10,7 +10,14 @@ import pytest
 
 from arcface_trt.backends import create_embedder, get_embedding_backend
 from arcface_trt.backends.spec import BackendSpec
-from arcface_trt.config import EmbeddingConfig, EmbeddingSection, PrecisionSection, TensorrtConfig, TensorrtSection
+from arcface_trt.config import (
+    ArcfaceTensorrtSection,
+    EmbeddingConfig,
+    EmbeddingSection,
+    PrecisionSection,
+    TensorrtConfig,
+    TensorrtSection,
+)
 from arcface_trt.errors import ConfigError, InputError
 from arcface_trt.model.default import default_model_path
 
@@ -71,3 +78,33 @@ def test_every_entry_point_makes_the_same_embedder(r18_model: Path) -> None:
     api = get_embedding_backend("onnxruntime", "cpu", onnx_path=r18_model, batch_size=5)
     assert made.info() == api.info()
     assert dataclasses.replace(spec, backend="insightface").backend == "insightface"
+
+
+def test_auto_is_the_automatic_choice_that_the_tensorrt_flag_makes() -> None:
+    for enabled, expected in ((True, "tensorrt"), (False, "insightface"), (None, "insightface")):
+        trt = TensorrtConfig(arcface_tensorrt=ArcfaceTensorrtSection(enabled=enabled))
+        assert BackendSpec.resolve(config=EmbeddingConfig(EmbeddingSection(backend="auto"), tensorrt=trt)).backend == (
+            expected
+        )
+        assert BackendSpec.resolve("auto", config=EmbeddingConfig(tensorrt=trt)).backend == expected
+        # A name is a name: the flag does not change it.
+        assert BackendSpec.resolve("tensorrt", config=EmbeddingConfig(tensorrt=trt)).backend == "tensorrt"
+
+
+def test_a_relative_tensorrt_config_is_looked_up_here_then_beside_the_embedding_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    (folder / "trt.yaml").write_text("tensorrt:\n  precision: int8\n")
+    (folder / "arcface_tensorrt.yaml").write_text("")
+    embedding = folder / "embedding.yaml"
+    embedding.write_text("embedding:\n  backend: onnxruntime\n")
+    monkeypatch.chdir(tmp_path)
+    assert BackendSpec.resolve(tensorrt_config="trt.yaml", config=embedding).tensorrt.tensorrt.precision == "int8"
+    with pytest.raises(ConfigError) as info:
+        BackendSpec.resolve(tensorrt_config="nowhere.yaml", config=embedding)
+    assert str(info.value).endswith(f"does not exist (tried {tmp_path}/nowhere.yaml, {folder}/nowhere.yaml)")
+    # Without an embedding config file there is only the current folder.
+    with pytest.raises(ConfigError, match=rf"'trt.yaml' does not exist \(tried {tmp_path}/trt.yaml\)$"):
+        BackendSpec.resolve(tensorrt_config="trt.yaml", config=EmbeddingConfig())

@@ -16,11 +16,11 @@ from arcface_trt.config import (
     TensorrtConfig,
     TensorrtSection,
 )
-from arcface_trt.errors import BackendUnavailableError
+from arcface_trt.errors import BackendUnavailableError, ConfigError
 from tests.support.fakes import FakeStack
 
 
-def _config(cache: Path, enabled: bool = True, precision: str = "fp32", **extra) -> TensorrtConfig:
+def _config(cache: Path, enabled: bool | None = True, precision: str = "fp32", **extra) -> TensorrtConfig:
     return TensorrtConfig(
         arcface_tensorrt=ArcfaceTensorrtSection(enabled=enabled),
         tensorrt=TensorrtSection(
@@ -50,25 +50,33 @@ def test_backend_encodes_like_the_reference(
     assert info.device == "cuda (NVIDIA H100 80GB HBM3)"
 
 
-def test_disabled_tensorrt_is_refused_or_reported(
-    fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path, caplog
-) -> None:
-    disabled = _config(tmp_path / "engines", enabled=False)
-    with pytest.raises(BackendUnavailableError, match="TensorRT is disabled"):
-        get_embedding_backend(
+def test_naming_tensorrt_runs_it_whatever_the_flag_says(fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path) -> None:
+    """``arcface_tensorrt.enabled`` is the automatic choice's setting: asking for tensorrt by name gets TensorRT."""
+    for enabled in (False, None):
+        embedder = get_embedding_backend(
             "tensorrt",
-            tensorrt_config=disabled,
+            tensorrt_config=_config(tmp_path / "engines", enabled=enabled),
             onnx_path=tiny_onnx,
             config=EmbeddingConfig(),
-            allow_cpu_fallback=False,
+            allow_cpu_fallback=True,
         )
-    with caplog.at_level(logging.WARNING, logger="arcface_trt"):
-        embedder = get_embedding_backend(
-            "tensorrt", tensorrt_config=disabled, onnx_path=tiny_onnx, config=EmbeddingConfig(), allow_cpu_fallback=True
+        info = embedder.info()
+        assert info.backend == "tensorrt" and info.fallback_reason is None
+
+
+def test_auto_takes_tensorrt_only_when_enabled(fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path) -> None:
+    for enabled, expected in ((True, "tensorrt"), (None, "insightface"), (False, "insightface")):
+        cfg = EmbeddingConfig(
+            embedding=EmbeddingSection(backend="auto", device="auto"),
+            tensorrt=_config(tmp_path / "engines", enabled=enabled),
         )
-    assert embedder.info().backend == "insightface"
-    assert "arcface_tensorrt.enabled is false" in embedder.info().fallback_reason
-    assert any("falling back" in r.getMessage() for r in caplog.records)
+        embedder = get_embedding_backend(onnx_path=tiny_onnx, config=cfg)
+        assert (embedder.info().backend, embedder.info().fallback_reason) == (expected, None)
+
+
+def test_a_config_naming_tensorrt_while_disabling_it_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'embedding\.backend' is tensorrt but 'arcface_tensorrt\.enabled' is false"):
+        EmbeddingConfig(embedding=EmbeddingSection(backend="tensorrt"), tensorrt=_config(tmp_path, enabled=False))
 
 
 def test_missing_tensorrt_falls_back_with_the_reason(

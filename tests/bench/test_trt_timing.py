@@ -126,6 +126,18 @@ def test_diagnose_on_the_tensorrt_backend(fake_stack: FakeStack, trt_config: Pat
     assert record["environment"]["providers_applied"] == [f"TensorRT {fake_stack.version}"]
     assert record["environment"]["gpu"]["gpus"][0]["sm_arch"] == "sm90"
     assert record["problems"] == []  # its own freshly built engine matches this (fake) GPU and TensorRT
+    assert record["validation"]["tolerance_key"] == "validation.max_drift_cosine"
+
+
+def test_diagnose_judges_an_fp16_engine_by_the_fp16_tolerance(fake_stack_10: FakeStack, trt_config: Path) -> None:
+    trt_yaml = trt_config.parent / "trt.yaml"
+    trt_yaml.write_text(trt_yaml.read_text().replace("precision: fp32", "precision: fp16"))
+    result = invoke("diagnose", "--config", str(trt_config), "--iterations", "1", "--n-samples", "4", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["backend"] == "tensorrt" and record["precision"] == "fp16"
+    validation = record["validation"]
+    assert (validation["tolerance_key"], validation["max_drift_cosine"]) == ("validation.max_drift_cosine_fp16", 0.002)
 
 
 @pytest.mark.gpu
@@ -143,9 +155,11 @@ def test_real_gpu_trt_timing(trt_config: Path) -> None:
 
 
 def test_naming_tensorrt_and_a_precision_overrides_the_config(fake_stack: FakeStack, trt_config: Path) -> None:
-    # the pipeline's flag is off and the file says fp32: `--backend tensorrt --precision fp16` still means both
+    # the automatic choice is off (and the pipeline runs onnxruntime), the file says fp32:
+    # `--backend tensorrt --precision fp16` still means both
     trt_yaml = trt_config.parent / "trt.yaml"
     trt_yaml.write_text(trt_yaml.read_text().replace("enabled: true", "enabled: false"))
+    trt_config.write_text(trt_config.read_text().replace("backend: tensorrt", "backend: onnxruntime"))
     args = ["benchmark", "--config", str(trt_config), "--backend", "tensorrt", "--precision", "fp16"]
     result = invoke(*args, "--batch-sizes", "2", "--iterations", "1", "--warmup", "0", "--json")
     assert result.exit_code == 0, result.output

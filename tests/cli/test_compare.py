@@ -28,7 +28,7 @@ def test_compare_passes_on_the_same_model(r18_model: Path) -> None:
     assert data["nn_agreement"] == 1.0
     assert data["throughput_a"] > 0 and data["throughput_b"] > 0
     assert data["backend_a"]["backend"] == "insightface" and data["backend_b"]["backend"] == "onnxruntime"
-    assert data["max_drift_cosine"] == 0.001
+    assert (data["max_drift_cosine"], data["tolerance_key"]) == (0.001, "validation.max_drift_cosine")
 
 
 def test_compare_table_output(r18_model: Path) -> None:
@@ -141,7 +141,37 @@ def test_subprocess_compare_json_and_failures(r18_model: Path, r18_model_seed1: 
 # -- TensorRT as backend B, on the fake stack --------------------------------------------------------------------
 
 
-def _write_configs(tmp_path: Path, onnx: Path, enabled: bool = True) -> Path:
+def test_every_fallback_prints_one_warning_line_in_a_real_process(r18_model: Path) -> None:
+    """No CUDA here: --device cuda falls back to the CPU for A and B, each saying so on stderr once."""
+    result = run_cli("compare", "--onnx-path", r18_model, "--device", "cuda", "--allow-cpu-fallback", "--n-samples", 3)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    for backend, line in zip(("insightface", "onnxruntime"), lines, strict=True):
+        assert line.startswith(f"warning: {backend} backend: device 'cuda' unavailable: CUDAExecutionProvider is not")
+        assert line.endswith("; falling back to the CPU")
+    assert "[CPUExecutionProvider]" in result.stdout and "PASS" in result.stdout
+    # A backend fallback: TensorRT cannot run here (no tensorrt module in this process or no GPU).
+    result = run_cli(
+        "compare",
+        "--onnx-path",
+        r18_model,
+        "--backend-b",
+        "tensorrt",
+        "--allow-cpu-fallback",
+        "--n-samples",
+        3,
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    reason = json.loads(result.stdout)["backend_b"]["fallback_reason"]
+    assert (
+        line == f"warning: tensorrt backend unavailable: {reason}; falling back to the InsightFace reference on the CPU"
+    )
+
+
+def _write_configs(tmp_path: Path, onnx: Path, enabled: bool = True, backend: str = "tensorrt") -> Path:
     trt_yaml = tmp_path / "arcface_tensorrt.yaml"
     trt_yaml.write_text(
         f"arcface_tensorrt:\n  enabled: {str(enabled).lower()}\ntensorrt:\n  precision: fp16\n  min_batch_size: 1\n"
@@ -149,7 +179,7 @@ def _write_configs(tmp_path: Path, onnx: Path, enabled: bool = True) -> Path:
     )
     emb_yaml = tmp_path / "embedding.yaml"
     emb_yaml.write_text(
-        f"embedding:\n  backend: tensorrt\n  tensorrt_config: {trt_yaml}\n  model_path: {onnx}\n  batch_size: 4\n"
+        f"embedding:\n  backend: {backend}\n  tensorrt_config: {trt_yaml}\n  model_path: {onnx}\n  batch_size: 4\n"
         "validation:\n  n_samples: 6\n  max_drift_cosine: 0.001\n"
     )
     return emb_yaml
@@ -164,12 +194,14 @@ def test_compare_backend_b_tensorrt(fake_stack: FakeStack, tiny_onnx: Path, tmp_
     assert report["backend_b"]["engine_path"].endswith(f"trt{fake_stack.major_minor}/tiny-fp16-sm90.plan")
     assert report["backend_a"]["backend"] == "insightface"
     assert report["passed"] and report["cosine"]["min"] > 0.999
+    # an fp16 engine is judged by the fp16 tolerance (the file sets only the fp32 one)
+    assert (report["tolerance_key"], report["max_drift_cosine"]) == ("validation.max_drift_cosine_fp16", 0.002)
 
 
 def test_compare_naming_tensorrt_overrides_a_disabled_config(
     fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path
 ) -> None:
-    config = _write_configs(tmp_path, tiny_onnx, enabled=False)
+    config = _write_configs(tmp_path, tiny_onnx, enabled=False, backend="onnxruntime")
     result = invoke("compare", "--backend-b", "tensorrt", "--config", str(config), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

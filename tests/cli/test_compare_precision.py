@@ -13,7 +13,7 @@ BASE = ["compare", "--backend-a", "onnxruntime", "--backend-b", "onnxruntime", "
 #: The keys of plain ``compare --json`` (ParityResult.to_dict): --precision must keep them.
 COMPARE_KEYS = {
     "backend_a", "backend_b", "n_samples", "cosine", "l2", "nn_agreement", "throughput_a", "throughput_b",
-    "max_drift_cosine", "max_drift", "passed", "tolerance_applies_to", "collapse",
+    "max_drift_cosine", "tolerance_key", "max_drift", "passed", "tolerance_applies_to", "collapse",
 }  # fmt: skip
 
 
@@ -26,17 +26,38 @@ def test_compare_precision_int8_keeps_the_compare_json(r18_model: Path, r18_int8
     assert data["backend_b"]["engine_path"] == str(r18_int8_engine.path)
     assert data["backend_a"]["precision"] == "fp32" and data["backend_a"]["engine_path"] is None
     assert 0.99 <= data["cosine"]["mean"] < 0.99999
+    assert (data["tolerance_key"], data["max_drift_cosine"]) == ("--max-drift-cosine", 0.05)
+    # Without the override: the int8 key, not the fp32 one.
+    result = invoke(*BASE, "--onnx-path", str(r18_model), "--precision", "int8", "--json")
+    data = json.loads(result.stdout)
+    assert (data["tolerance_key"], data["max_drift_cosine"]) == ("validation.max_drift_cosine_int8", 0.02)
+    assert result.exit_code == 0 and data["passed"] and data["max_drift"] > 0.001
 
 
-def test_drift_report_json(r18_model: Path, r18_int8_engine) -> None:
-    # The default tolerance (1e-3 on the worst sample) is tighter than int8 keeps: exit 1, JSON still out.
+def test_drift_report_judges_each_precision_by_its_own_tolerance(r18_model: Path, r18_int8_engine) -> None:
     result = invoke(*BASE, "--onnx-path", str(r18_model), "--precisions", "fp32,int8", "--json")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["passed"] is False and report["n_samples"] == 12
+    assert report["passed"] is True and report["n_samples"] == 12
     rows = {row["precision"]: row for row in report["rows"]}
     assert list(rows) == ["fp32", "int8"]
+    assert (rows["fp32"]["tolerance_key"], rows["fp32"]["max_drift_cosine"]) == ("validation.max_drift_cosine", 0.001)
+    assert (rows["int8"]["tolerance_key"], rows["int8"]["max_drift_cosine"]) == (
+        "validation.max_drift_cosine_int8",
+        0.02,
+    )
+    assert rows["int8"]["max_drift"] > 0.001  # the fp32 tolerance would fail it
+    # --max-drift-cosine is one tolerance for every precision of the run: int8 fails it, exit 1, JSON still out.
+    result = invoke(*BASE, "--onnx-path", str(r18_model), "--precisions", "fp32,int8", "--max-drift-cosine", "0.001")
+    assert result.exit_code == 1, result.output
+    result = invoke(
+        *BASE, "--onnx-path", str(r18_model), "--precisions", "fp32,int8", "--max-drift-cosine", "0.001", "--json"
+    )
+    report = json.loads(result.stdout)
+    assert report["passed"] is False
+    rows = {row["precision"]: row for row in report["rows"]}
     assert rows["fp32"]["passed"] is True and rows["int8"]["passed"] is False
+    assert {row["tolerance_key"] for row in rows.values()} == {"--max-drift-cosine"}
     assert rows["fp32"]["cosine"]["min"] > 0.9999
     assert 0.99 <= rows["int8"]["cosine"]["mean"] < rows["fp32"]["cosine"]["mean"]
     for row in rows.values():
@@ -64,4 +85,5 @@ def test_drift_report_table_subprocess(r18_model: Path, r18_int8_engine) -> None
         line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.split()[:1] in (["fp32"], ["int8"])
     }
     assert set(lines) == {"int8"}
-    assert lines["int8"][-1] == "pass" and float(lines["int8"][1]) >= 0.99
+    assert lines["int8"][-2:] == ["pass", "≤0.05"] and float(lines["int8"][1]) >= 0.99
+    assert "check: 1 - min cosine ≤ --max-drift-cosine (int8)" in proc.stdout

@@ -11,6 +11,7 @@ import pytest
 
 from arcface_trt.artifacts.cache import ArtifactCache
 from tests.support.cli import invoke, run_cli
+from tests.support.distributions import install_distribution
 from tests.support.fakes import hide_gpu_stack, install_fakes
 from tests.support.manifests import engine_manifest
 
@@ -109,13 +110,8 @@ def test_cuda_provider_not_applied_is_flagged(write_config: Callable[..., Path],
 
 def _broken_tensorrt(site: Path) -> None:
     """An installed tensorrt distribution whose import fails the way a missing libnvinfer does."""
-    (site / "tensorrt").mkdir(parents=True)
-    (site / "tensorrt" / "__init__.py").write_text(
-        "raise ImportError('libnvinfer.so.10: cannot open shared object file: No such file or directory')\n"
-    )
-    dist = site / "tensorrt-10.16.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tensorrt\nVersion: 10.16.1\n")
+    failing = "raise ImportError('libnvinfer.so.10: cannot open shared object file: No such file or directory')\n"
+    install_distribution(site, "tensorrt", "10.16.1", {"tensorrt/__init__.py": failing})
 
 
 def test_twin_onnxruntimes_broken_tensorrt_and_unwritable_cache_are_flagged(
@@ -142,6 +138,25 @@ def test_twin_onnxruntimes_broken_tensorrt_and_unwritable_cache_are_flagged(
     assert str(blocker) in problems["cache_not_writable"]["message"]
     assert record["environment"]["tensorrt"]["installed"] == "10.16.1"
     assert all(p["fix"] and "\n" not in p["fix"] for p in record["problems"])
+
+
+def test_gpu_packages_of_two_cuda_majors_are_flagged_with_the_fix(
+    write_config: Callable[..., Path], tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    install_distribution(site, "tensorrt-cu12", "10.16.1.11")
+    install_distribution(site, "cuda-python", "13.4.4")
+    install_distribution(site, "cuda-bindings", "13.4.4")  # before a real one the dev extra may have installed
+    monkeypatch.syspath_prepend(str(site))
+    code, record = _diagnose(write_config(model_path=str(tiny_onnx)))
+    assert code == 0  # a problem listed, not a failure
+    assert [(b["package"], b["cuda_major"]) for b in record["environment"]["cuda_builds"]] == [
+        ("tensorrt-cu12", 12),
+        ("cuda-bindings", 13),
+    ]
+    (problem,) = [p for p in record["problems"] if p["code"] == "cuda_major_mismatch"]
+    assert "tensorrt-cu12 10.16.1.11 (CUDA 12), cuda-bindings 13.4.4 (CUDA 13)" in problem["message"]
+    assert problem["fix"].startswith("pip install 'arcface-trt[gpu-cu12]'")
 
 
 def test_engine_for_another_arch_is_flagged_until_one_for_this_gpu_exists(

@@ -41,8 +41,10 @@ def test_other_checks_do_not_fire_on_healthy_facts(tmp_path: Path) -> None:
     assert checks.check_tensorrt_import("tensorrt", {"importable": True, "installed": "10.16"}) is None
     assert checks.check_fallback("tensorrt", "tensorrt", None) is None
     assert checks.check_backend_loaded("tensorrt", None) is None
-    assert checks.check_parity("passed", 0.9999, 0.001) is None
-    assert checks.check_parity("failed", 0.98, 0.001).code == "parity_failed"
+    assert checks.check_parity("passed", 0.9999, 0.001, "validation.max_drift_cosine") is None
+    failed = checks.check_parity("failed", 0.98, 0.002, "validation.max_drift_cosine_fp16")
+    assert failed.code == "parity_failed"
+    assert failed.message.endswith("below 1 - 0.002 (validation.max_drift_cosine_fp16)")
     fresh = tmp_path / "not" / "yet"
     assert checks.check_writable(fresh, "engine cache folder") is None
     assert not fresh.exists()  # checking creates nothing

@@ -11,6 +11,7 @@ import typer.main
 import yaml
 
 from arcface_trt.cli.app import app
+from arcface_trt.diagnose.cuda_stack import CUDA_STACKS
 from tests.support.cli import run_python
 from tests.support.paths import REPO
 
@@ -52,16 +53,42 @@ def test_workflows_parse_and_call_existing_commands_and_options() -> None:
     assert calls >= 4
 
 
-def test_parity_job_gates_on_the_tensorrt_comparison() -> None:
+def _steps(path: Path) -> list[dict]:
+    data = yaml.safe_load(path.read_text())
+    return [step for job in data["jobs"].values() for step in job["steps"]]
+
+
+def test_parity_job_gates_on_a_tensorrt_comparison_that_cannot_pass_by_accident() -> None:
     data = yaml.safe_load((WORKFLOWS / "parity.yml").read_text())
     job = data["jobs"]["parity"]
     assert "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
-    runs = "\n".join(_runs(WORKFLOWS / "parity.yml"))
-    assert "pip install '.[gpu]'" in runs and "onnxruntime-gpu" in runs
-    assert re.search(r"arcface-trt compare .*--backend-b tensorrt --n-samples 100 --json", runs)
-    assert "set +e" not in runs and "|| true\n          .venv/bin/arcface-trt compare" not in runs
-    uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
-    assert uploads and uploads[0]["if"] == "always()" and "parity.json" in uploads[0]["with"]["path"]
+    steps = _steps(WORKFLOWS / "parity.yml")
+    runs = [step.get("run", "") for step in steps]
+    install = next(run for run in runs if "pip install" in run)
+    # The gpu extra is the CUDA 12 stack: onnxruntime-gpu of CUDA 12 beside it, not whatever is newest.
+    assert "pip install '.[gpu,dev]'" in install and f"pip install '{CUDA_STACKS[12].onnxruntime_gpu}'" in install
+    compare = next(i for i, run in enumerate(runs) if re.search(r"arcface-trt compare .*--backend-b tensorrt", run))
+    # No fallback, and the fp16 engine's own tolerance: no one-run override that would apply to every precision.
+    assert "--no-cpu-fallback" in runs[compare] and "--max-drift-cosine" not in "\n".join(runs)
+    assert re.search(r"--json --output parity-report.json > parity.json", runs[compare])
+    assert "set +e" not in runs[compare] and "|| true" not in runs[compare]
+    # After it: the report must show TensorRT really ran, judged by its precision's key; then the gpu-marked tests.
+    check = next(i for i, run in enumerate(runs) if "scripts/check_tensorrt_report.py parity.json" in run)
+    tests = next(i for i, run in enumerate(runs) if re.search(r"python -m pytest .*-m gpu", run))
+    assert compare < check and compare < tests
+    assert steps[check]["if"] == "always()" and steps[tests]["if"] == "always()"
+    upload = next(s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact"))
+    reports = {"parity.json", "parity-report.json", "diagnose.json", "gpu-tests.xml"}
+    assert upload["if"] == "always()" and reports <= set(upload["with"]["path"].split())
+
+
+def test_gpu_smoke_script_gates_like_the_workflow() -> None:
+    text = (REPO / "scripts" / "gpu_smoke.sh").read_text()
+    assert "--max-drift-cosine" not in text and "MAX_DRIFT" not in text  # each precision's own key
+    assert re.search(r"compare --backend-a insightface --backend-b tensorrt --no-cpu-fallback", text)
+    assert '"$HERE/check_tensorrt_report.py" "$WORK/compare-$precision.json"' in text
+    assert re.search(r'"\$PYTHON" -m pytest -q -m gpu ', text)
+    assert "trap finish EXIT" in text and 'cp "$WORK"/*.json' in text  # reports kept, pass or fail
 
 
 def test_cpu_workflow_runs_the_test_command() -> None:
