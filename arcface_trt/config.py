@@ -373,6 +373,18 @@ def default_config_path() -> Path | None:
     return DEFAULT_EMBEDDING_CONFIG if DEFAULT_EMBEDDING_CONFIG.exists() else None
 
 
+def _tensorrt_beside(value: str, config_file: Path, *, named: bool) -> TensorrtConfig:
+    """The TensorRT config an embedding config names; the default name may be absent (TensorRT defaults then).
+
+    A file that only sets, say, ``embedding.input_mean`` must not need a TensorRT file beside it; a
+    ``tensorrt_config`` written in the file must exist.
+    """
+    what = f"{config_file}: 'embedding.tensorrt_config'"
+    if not named and not any(c.exists() for c in config_path_candidates(value, config_file)):
+        return TensorrtConfig()
+    return load_tensorrt_config(find_config_file(value, config_file, what))
+
+
 def load_config(path: str | Path | None = None) -> EmbeddingConfig:
     """Load embedding.yaml (``path``, else :func:`default_config_path`, else built-in defaults).
 
@@ -385,15 +397,16 @@ def load_config(path: str | Path | None = None) -> EmbeddingConfig:
         trt_default = Path(DEFAULT_TENSORRT_CONFIG)
         trt = load_tensorrt_config(trt_default) if trt_default.exists() else TensorrtConfig()
         return EmbeddingConfig(tensorrt=trt)
-    values = _build_file(EmbeddingConfig, _read_yaml(chosen), str(chosen))
+    raw = _read_yaml(chosen)
+    values = _build_file(EmbeddingConfig, raw, str(chosen))
     embedding = values.get("embedding", EmbeddingSection())
-    trt_path = find_config_file(embedding.tensorrt_config, chosen, f"{chosen}: 'embedding.tensorrt_config'")
+    trt = _tensorrt_beside(embedding.tensorrt_config, chosen, named="tensorrt_config" in (raw.get("embedding") or {}))
     if embedding.model_path is not None:
         # A model absent from both places stays as written: commands that only name engines do not need it.
         found = [c for c in config_path_candidates(embedding.model_path, chosen) if c.exists()]
         if found:
             values["embedding"] = dataclasses.replace(embedding, model_path=str(found[0]))
-    return EmbeddingConfig(**values, tensorrt=load_tensorrt_config(trt_path), source=str(chosen))
+    return EmbeddingConfig(**values, tensorrt=trt, source=str(chosen))
 
 
 def with_overrides(section: Any, prefix: str, **overrides: Any) -> Any:

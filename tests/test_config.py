@@ -117,6 +117,21 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.yaml")
 
 
+def test_an_embedding_config_without_tensorrt_config_needs_no_tensorrt_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "embedding.yaml"
+    path.write_text("embedding:\n  batch_size: 8\n")
+    assert load_config(path).tensorrt == TensorrtConfig()  # the default name, absent: TensorRT defaults
+    (tmp_path / "arcface_tensorrt.yaml").write_text("tensorrt:\n  precision: fp32\n")
+    assert load_config(path).tensorrt.tensorrt.precision == "fp32"  # present beside it: read
+    path.write_text("embedding:\n  tensorrt_config: arcface_tensorrt.yaml\n")
+    (tmp_path / "arcface_tensorrt.yaml").unlink()
+    with pytest.raises(ConfigError, match="does not exist"):  # written in the file: must exist
+        load_config(path)
+
+
 def test_tensorrt_config_path_must_exist_and_the_error_names_every_place_tried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
