@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from arcface_trt.cli import common
-from arcface_trt.cli.common import emit_json, precision_line, printable
+from arcface_trt.cli.common import emit_json, portability_line, precision_line, printable
 
 
 def _io_line(io: Any) -> str:
@@ -26,8 +26,8 @@ def _facts_lines(facts: dict[str, Any]) -> list[str]:
         f"model:       {facts['model']}, {facts['precision']} ({facts['precision_path']})",
         f"TensorRT:    {facts['trt_version']}",
         f"GPU:         {facts['gpu_name']} ({facts['sm_arch']})",
-        f"compatible:  hardware {facts['hardware_compatibility']}; "
-        f"version-compatible {'yes' if facts['version_compatible'] else 'no'}",
+        f"travels:     {portability_line(facts)}",
+        f"loads on:    {facts['loads_on']}",
         f"batch:       {batch['min']}..{batch['max']}, opt {batch['opt']}",
         f"I/O:         {_io_line(facts['io_tensors'])}"
         if facts["io_tensors"]
@@ -91,6 +91,14 @@ def inspect(
     precision: common.KeyPrecisionOption = None,
     arch: common.KeyArchOption = None,
     trt_version: common.KeyTrtVersionOption = None,
+    onnx_path: Annotated[
+        Path | None,
+        common.option(
+            "--onnx-path",
+            help="The model a weight-stripped plan was built from, to refit it before TensorRT inspects it "
+            "(default: the configured model, else the built-in one).",
+        ),
+    ] = None,
     cache_dir: common.CacheDirOption = None,
     config: common.ConfigOption = None,
     json_output: common.JsonOption = False,
@@ -101,14 +109,15 @@ def inspect(
     that can load the plan it also asks the engine, and flags every disagreement (exit 1), such as an
     engine labelled fp16 whose layers run in fp32.
     """
-    from arcface_trt.engine.build import engine_cache
+    from arcface_trt.engine.build import engine_cache, manifest_load_options
     from arcface_trt.engine.plan_report import inspect_plan
     from arcface_trt.errors import InputError
+    from arcface_trt.model.default import resolve_model_path
 
     cfg, settings = common.tensorrt_settings(config, precision=precision)
+    cache = engine_cache(settings, cache_dir)
     if plan is None:
-        key = common.engine_key(cfg, settings.precision, model, arch, trt_version)
-        cache = engine_cache(settings, cache_dir)
+        key = common.plan_request(cfg, settings, model, arch, trt_version).key
         plan = cache.path(key)
         if not plan.exists():
             raise InputError(
@@ -117,7 +126,12 @@ def inspect(
             )
     elif any(v is not None for v in (model, precision, arch, trt_version, cache_dir)):
         raise InputError("give a PLAN path or the key options (--model, --precision, --arch, --trt-version), not both")
-    report = inspect_plan(plan, settings.min_fp16_share)
+
+    def loader(manifest: Any) -> Any:
+        source = resolve_model_path(onnx_path, cfg.embedding) if manifest.weights == "stripped" else None
+        return manifest_load_options(manifest, source, settings, cache)
+
+    report = inspect_plan(plan, settings.min_fp16_share, loader)
     if json_output:
         emit_json(report.to_dict())
     else:

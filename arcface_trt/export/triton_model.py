@@ -122,6 +122,8 @@ class TritonModel:
     runtime: str
     #: The TensorRT version the plans need (None for a CPU engine).
     trt_version: str | None = None
+    #: Version-compatible plans (later TensorRT releases load them, with Triton's ``version-compatible=true``).
+    version_compatible: bool = False
     default_model_filename: str | None = None
     cc_model_filenames: dict[str, str] = field(default_factory=dict)
 
@@ -146,6 +148,7 @@ class TritonModel:
             "precision": self.precision,
             "runtime": self.runtime,
             "trt_version": self.trt_version,
+            "version_compatible": self.version_compatible,
             "input_spec": {
                 "size": list(self.source.input_size),
                 "channel_order": CHANNEL_ORDER,
