@@ -157,6 +157,16 @@ def test_a_later_minor_takes_a_version_compatible_plan(
     assert _build(tiny_onnx, engine_settings).source == "built"
 
 
+def test_a_newer_patch_is_not_taken(monkeypatch, tiny_onnx: Path, engine_settings: TensorrtSection) -> None:
+    """Same folder (10.16), but built by 10.16.2: NVIDIA supports no older runtime, so 10.16.1 builds its own."""
+    install_fakes(monkeypatch, "10", version="10.16.2.1")
+    newer = _build(tiny_onnx, dataclasses.replace(engine_settings, version_compatible=True))
+    install_fakes(monkeypatch, "10")
+    taken = ensure_engine(tiny_onnx, engine_settings)
+    assert taken.source == "built" and taken.plan_path != newer.plan_path
+    assert newer.plan_path.parent == taken.plan_path.parent  # both in trt10.16
+
+
 def test_lean_runtime_excluded(
     fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection, batch: np.ndarray, tmp_path: Path
 ) -> None:
