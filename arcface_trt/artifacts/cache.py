@@ -92,7 +92,7 @@ class ArtifactCache:
             remove_stale_temporaries(self.root / key.folder)
             yield
 
-    def keys(self, target: str = "gpu") -> Iterator[EngineKey]:
+    def cached_keys(self, target: str = "gpu") -> Iterator[EngineKey]:
         """The keys of the ``target`` engines whose manifest is in the cache (named as an engine, not yet read)."""
         for path in sorted(self.root.glob("*/*.json")):
             parsed = EngineKey.parse(path.relative_to(self.root).as_posix())
@@ -101,7 +101,7 @@ class ArtifactCache:
 
     def entries(self, target: str = "gpu") -> Iterator[Any]:
         """Every readable manifest of ``target`` engines in the cache."""
-        for key in self.keys(target):
+        for key in self.cached_keys(target):
             try:
                 yield MANIFEST_TYPES[target].read(self.manifest_path(key))
             except InputError:

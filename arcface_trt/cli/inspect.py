@@ -103,11 +103,12 @@ def inspect(
     config: common.ConfigOption = None,
     json_output: common.JsonOption = False,
 ) -> None:
-    """Say what a TensorRT plan is: TensorRT version, GPU, compatibility, batch profile, I/O, layer precisions.
+    """Say what a TensorRT plan is: TensorRT version, GPU, weights, compatibility, batch profile, I/O, layer precisions.
 
     Without TensorRT it reports the manifest's facts and what it cannot know; with TensorRT and a GPU
-    that can load the plan it also asks the engine, and flags every disagreement (exit 1), such as an
-    engine labelled fp16 whose layers run in fp32.
+    that can load the plan it also asks the engine (a weight-stripped plan refit from --onnx-path first),
+    and flags every disagreement (exit 1), such as an engine labelled fp16 whose layers run in fp32.
+    The key options find the exact cached plan, else the compatible one the tensorrt backend would take.
     """
     from arcface_trt.engine.build import engine_cache, manifest_load_options
     from arcface_trt.engine.plan_report import inspect_plan
@@ -117,13 +118,15 @@ def inspect(
     cfg, settings = common.tensorrt_settings(config, precision=precision)
     cache = engine_cache(settings, cache_dir)
     if plan is None:
-        key = common.plan_request(cfg, settings, model, arch, trt_version).key
-        plan = cache.path(key)
-        if not plan.exists():
+        # The exact plan, else the compatible one the backend would take (a fetched sm80+ or stripped plan).
+        wanted = common.plan_request(cfg, settings, model, arch, trt_version)
+        found = wanted.candidates(key for key in cache.cached_keys() if cache.path(key).exists())
+        if not found:
             raise InputError(
-                f"no cached plan {key.relpath} in {cache.root}: build it (arcface-trt build) or fetch it "
-                "(arcface-trt fetch-engine) first, or pass the plan's path"
+                f"no cached plan {wanted.key.relpath} in {cache.root} (nor a compatible one): build it "
+                "(arcface-trt build) or fetch it (arcface-trt fetch-engine) first, or pass the plan's path"
             )
+        plan = cache.path(found[0].key)
     elif any(v is not None for v in (model, precision, arch, trt_version, cache_dir)):
         raise InputError("give a PLAN path or the key options (--model, --precision, --arch, --trt-version), not both")
 

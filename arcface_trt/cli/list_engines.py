@@ -41,15 +41,18 @@ def list_engines(
         return
     table = Table(title=f"Engines in {markup_safe(where)}")
     for column in ("model", "precision", "arch", "TensorRT", "plan", "size", "date (UTC)"):
-        table.add_column(column, justify="right" if column == "size" else "left", no_wrap=True)
+        # The date wraps (at 80 columns) before a name is cut.
+        table.add_column(column, justify="right" if column == "size" else "left", no_wrap=column != "date (UTC)")
+    table.caption = (
+        "plan: full, stripped (refit from the local ONNX) or vercompat (later TensorRT too); sm80+: any GPU 8.0+"
+    )
     for e in entries:
         date = (e.last_modified or "-")[:16].replace("T", " ")
         style = None if e.complete else "red"
-        # sm80+ in the arch column is the hardware-compatible plan; this column says the rest.
-        kind = "version-compatible" if e.version_compatible else e.weights
+        kind = "vercompat" if e.version_compatible else e.weights
         cells = (e.model, e.precision, e.sm_arch, e.trt_version, kind, store.human_bytes(e.plan_bytes), date)
         table.add_row(*(markup_safe(cell) for cell in cells), style=style)
     incomplete = [markup_safe(e.label) for e in entries if not e.complete]
     if incomplete:
-        table.caption = f"incomplete (fetch refuses them; push again): {', '.join(incomplete)}"
+        table.caption += f"\nincomplete (fetch refuses them; push again): {', '.join(incomplete)}"
     stdout_console().print(table)

@@ -338,7 +338,13 @@ def portability_notes(portability: Portability, sm_arch: str | None, trt_version
             "refit at load from the ONNX it was parsed from, re-derived from this model"
         )
     if portability.version_compatible:
-        notes.append(f"version-compatible: loads on {runtimes_text(trt_version or 'this TensorRT')}")
+        loads_on = (
+            runtimes_text(trt_version)
+            if trt_version
+            else "the TensorRT that builds it and the later versions NVIDIA supports (a 10.x plan: later 10.x "
+            "and 11.x; an 11.x plan: later 11.x)"
+        )
+        notes.append(f"version-compatible: loads on {loads_on}")
         if portability.exclude_lean_runtime:
             notes.append(
                 "lean runtime excluded: loading needs tensorrt.lean_runtime_library, the libnvinfer_lean.so of the "
@@ -551,7 +557,7 @@ def _existing(
     local: set[EngineKey] = {resolved.key}
     remote: set[EngineKey] = set()
     if resolved.request.accept_compatible:
-        local |= set(cache.keys())
+        local |= set(cache.cached_keys())
         if plans is not None:
             try:
                 remote = set(plans.available())

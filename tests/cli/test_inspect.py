@@ -215,3 +215,18 @@ def test_plans_that_travel(monkeypatch, tiny_onnx: Path, tmp_path: Path) -> None
     )
     assert "loads on:    TensorRT 11.4 and later 11.x" in human.stdout
     assert "weights stripped (refit at load from the ONNX)" in invoke("inspect", stripped).stdout
+    # The key options find what the backend would take: no full sm90 plan here, so the stripped one.
+    key = [
+        "--model",
+        "tiny",
+        "--precision",
+        "fp16",
+        "--arch",
+        "90",
+        "--trt-version",
+        "11.4",
+        "--cache-dir",
+        tmp_path / "e",
+    ]
+    assert _json(*key)[1]["plan_path"] == str(stripped)
+    assert _json(*key[:5], "89", *key[6:])[1]["plan_path"] == str(portable)  # an L4: the sm80+ plan
