@@ -88,13 +88,21 @@ class Portability:
 
     @classmethod
     def of_key(cls, key: EngineKey) -> Portability:
-        """What an engine name says of its plan (``same_cc`` is not in a name: the manifest says it)."""
-        return cls(
-            AMPERE_PLUS if key.hardware_compatible else "none",
-            key.stripped,
-            key.version_compatible,
-            LEAN_EXCLUDED in key.variant.tags,
-        )
+        """What an engine name says of its plan (``same_cc`` is not in a name: the manifest says it).
+
+        An :class:`InputError` for a name (read from a store or a cache) whose tags no build makes.
+        """
+        try:
+            return cls(
+                AMPERE_PLUS if key.hardware_compatible else "none",
+                key.stripped,
+                key.version_compatible,
+                LEAN_EXCLUDED in key.variant.tags,
+            )
+        except ConfigError:
+            raise InputError(
+                f"{key.stem} names options no plan is built with ({', '.join(key.variant.tags)})"
+            ) from None
 
     @property
     def recipe(self) -> dict[str, Any]:

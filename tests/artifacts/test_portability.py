@@ -80,6 +80,11 @@ def test_a_manifest_whose_fields_contradict_its_name_is_malformed() -> None:
         bad = plan_manifest("m", "fp16", "sm90", "10.16.1.11", **fields)
         with pytest.raises(InputError, match="its name m-fp16"):
             Manifest.from_dict(bad.to_dict())
+    impossible = plan_manifest(
+        "m", "fp16", "sm90", "10.16.1.11", recipe={"stripped": True, "vercompat": True}, weights="stripped"
+    )
+    with pytest.raises(InputError, match="names options no plan is built with"):  # never a ConfigError from a file
+        Manifest.from_dict(impossible.to_dict())
     wrong_level = plan_manifest("m", "fp16", "sm80+", "10.16.1.11", hardware_compatibility="none")
     with pytest.raises(InputError, match="hardware_compatibility ampere_plus"):
         Manifest.from_dict(wrong_level.to_dict())

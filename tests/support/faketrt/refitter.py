@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tests.support.faketrt.logger import log
+from tests.support.faketrt.parser import ParserErrors
 from tests.support.faketrt.strict import Strict
 
 #: ONNX element types of refittable weights: FLOAT, INT8, FLOAT16, DOUBLE, BFLOAT16.
@@ -103,38 +104,26 @@ class Refitter(Strict):
         return True
 
 
-class OnnxParserRefitter(Strict):
+class OnnxParserRefitter(ParserErrors):
     """Refits from an ONNX file, as the parser named its weights."""
 
     def __init__(self, refitter: Refitter, logger: Any) -> None:
         self._refitter, self._logger, self._errors = refitter, logger, []
 
-    @property
-    def num_errors(self) -> int:
-        return len(self._errors)
-
-    def get_error(self, index: int) -> Any:
-        return self._errors[index]
-
-    def clear_errors(self) -> None:
-        self._errors = []
-
     def refit_from_file(self, model: str) -> bool:
         import onnx
         from onnx import numpy_helper
 
-        env = self._env
         try:
             proto = onnx.load(model)
         except Exception:
-            self._errors.append(env.new("ParserError", env.enum("ErrorCode").MODEL_DESERIALIZE_FAILED,
-                                        f"Failed to parse ONNX model from file {model}"))  # fmt: skip
+            self._error("MODEL_DESERIALIZE_FAILED", f"Failed to parse ONNX model from file {model}")
             return False
         for init in proto.graph.initializer:
             problem = self._refitter._set(init.name, numpy_helper.to_array(init))
             if problem is not None:
-                self._errors.append(env.new("ParserError", env.enum("ErrorCode").REFIT_FAILED, problem))
+                self._error("REFIT_FAILED", problem)
         if self._errors:
-            log(env, self._logger, "ERROR", f"ModelImporter.cpp: {self._errors[0].desc()}")
+            log(self._env, self._logger, "ERROR", f"ModelImporter.cpp: {self._errors[0].desc()}")
             return False
         return True
