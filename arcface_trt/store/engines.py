@@ -47,6 +47,10 @@ class NoSuchPlan(StoreError):
     """The store has no manifest for a key (the caller says what it has instead)."""
 
 
+class PlanRefused(StoreError):
+    """The store's manifest for a key says its plan does not serve the request (nothing was downloaded)."""
+
+
 @dataclass(frozen=True)
 class FetchResult:
     """What a fetch did: where the plan is, and whether it was downloaded."""
@@ -167,7 +171,7 @@ def _fetch(
     plan_uri = store.settings.uri(key.relpath)
     manifest_raw = store.get_bytes(key.manifest_relpath, MAX_MANIFEST_BYTES)
     if manifest_raw is None:
-        raise NoSuchPlan(key.relpath)
+        raise NoSuchPlan(f"{store.settings.uri(key.manifest_relpath)} is gone")
     remote = _parse_manifest(manifest_raw, store.settings.uri(key.manifest_relpath))
     if remote.key != key:
         raise StoreError(
@@ -177,7 +181,7 @@ def _fetch(
     if match is not None and not match.accepts(remote.trt_version):
         differences.append(f"built by TensorRT {remote.trt_version}, which {match.runtime_version} cannot run")
     if differences:
-        raise StoreError(f"{plan_uri} does not serve this request ({'; '.join(differences)}); it was not downloaded")
+        raise PlanRefused(f"{plan_uri} does not serve this request ({'; '.join(differences)}); it was not downloaded")
     plan_path, manifest_path = cache.path(key), cache.manifest_path(key)
     local = cache.lookup(key, {})
     current = local.hit and local.manifest.plan_sha256 == remote.plan_sha256
@@ -231,7 +235,9 @@ def _download_into(store: S3Store, key: EngineKey, cache: ArtifactCache, remote:
 def fetch_for(settings: TensorrtSection, wanted: PlanRequest, cache: ArtifactCache, force: bool = False) -> FetchResult:
     """The exact plan of ``wanted`` when the store has it, else the best compatible one, into ``cache``.
 
-    Raises StoreError when the store has neither (naming what it holds for the model).
+    Compatible plans are tried best first; one whose manifest does not keep its name's promise (another
+    builder release than the loading TensorRT runs, other option fields) is passed over, unread. Raises
+    StoreError when none serves (naming what the store holds for the model, and why plans were passed over).
     """
     store = open_store(settings)
     key = wanted.key
@@ -239,11 +245,18 @@ def fetch_for(settings: TensorrtSection, wanted: PlanRequest, cache: ArtifactCac
         return _fetch(store, key, cache, force, None)
     except NoSuchPlan:
         matches = wanted.candidates(complete_keys(store))
-    if not matches:
-        raise _missing_error(store, key)
-    best = matches[0]
-    result = _fetch(store, best.key, cache, force, best.expected(), best)
-    return dataclasses.replace(result, match=best.kind, match_note=best.describe())
+    passed_over = []
+    for match in matches:
+        try:
+            result = _fetch(store, match.key, cache, force, match.expected(), match)
+        except (NoSuchPlan, PlanRefused) as exc:  # removed since the listing, or not what its name promises
+            passed_over.append(str(exc))
+            continue
+        return dataclasses.replace(result, match=match.kind, match_note=match.describe())
+    missing = _missing_error(store, key)
+    if not passed_over:
+        raise missing
+    raise StoreError(f"{missing}; passed over: {'; '.join(passed_over)}")
 
 
 class StorePlans:

@@ -68,11 +68,46 @@ def test_a_compatible_plan_when_no_exact_plan_exists(moto_server, bucket, make_p
     assert "built by TensorRT 10.14, run by 11.4" in eleven["match_note"]
 
 
+def test_list_engines_shows_what_each_plan_is(moto_server, bucket, make_plan):
+    """The table's plan column: full, stripped or vercompat beside the arch (sm80+ for a hardware-compatible plan)."""
+    _push(make_plan, moto_server, bucket, arch="86", seed=1)
+    _push(make_plan, moto_server, bucket, arch="80+", recipe={"stripped": True}, seed=2)
+    _push(make_plan, moto_server, bucket, arch="90", trt_version="10.14.1.48", recipe=VC, seed=3)
+    table = cli("list-engines", *store(moto_server.url, bucket), env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    rows = {line.split("│")[3].strip(): line for line in table.stdout.splitlines() if "arcface_r18" in line}
+    assert [cell.strip() for cell in rows["sm86"].split("│")[3:6]] == ["sm86", "10.16", "full"]
+    assert [cell.strip() for cell in rows["sm80+"].split("│")[3:6]] == ["sm80+", "10.16", "stripped"]
+    assert [cell.strip() for cell in rows["sm90"].split("│")[3:6]] == ["sm90", "10.14", "vercompat"]
+
+
 def test_a_newer_version_compatible_plan_is_not_taken(moto_server, bucket, make_plan, tmp_path):
     _push(make_plan, moto_server, bucket, arch="90", trt_version="11.4.0.106", recipe=VC)
     result = cli(*_fetch(tmp_path / "c", "90", "10.16"), *store(moto_server.url, bucket))
     line = assert_failed(result, "no engine at", "trt11.4 fp16 vercompat-")
     assert Variant.of(VC).recipe in line
+
+
+def test_a_plan_whose_manifest_breaks_its_promise_is_passed_over(moto_server, bucket, make_plan, tmp_path):
+    """A trt10.16 version-compatible plan built by 10.16.2 ranks first for 10.16.1, but that runtime cannot load it:
+    fetch-engine passes it over, unread, and takes the next plan that serves (an earlier builder's)."""
+    _push(make_plan, moto_server, bucket, arch="86", trt_version="10.16.2.1", recipe=VC, seed=5)
+    older = _push(make_plan, moto_server, bucket, arch="86", trt_version="10.14.1.48", recipe=VC, seed=3)
+    result = cli(*_fetch(tmp_path / "c", "86", "10.16.1.11", "--json"), *store(moto_server.url, bucket))
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["engine_name"] == older.key.name and record["match"] == "version-compatible"
+    assert Path(record["plan_path"]).read_bytes() == older.content
+    assert not list((tmp_path / "c").rglob("trt10.16/*.plan"))  # the refused plan was never downloaded
+
+    # With nothing else under a prefix, the error says why its one candidate was passed over.
+    only = [*store(moto_server.url, bucket), "--prefix", "only/"]
+    lone = make_plan(arch="86", trt_version="10.16.2.1", recipe=VC, seed=6)
+    pushed = cli("push-engine", lone.plan, *only)
+    assert pushed.exit_code == 0, pushed.output
+    refused = cli(*_fetch(tmp_path / "d", "86", "10.16.1.11"), *only)
+    assert_failed(refused, "no engine at", "passed over", "built by TensorRT 10.16.2.1, which 10.16.1.11 cannot run")
+    assert not (tmp_path / "d").exists() or not list((tmp_path / "d").rglob("*.plan"))
 
 
 def test_a_stripped_plan_travels_through_the_store(
