@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from arcface_trt.artifacts.portability import check_options
 from arcface_trt.errors import ConfigError, InputError, short_repr
 from arcface_trt.fileio import read_regular_file
 from arcface_trt.model.input_spec import InputSettings
@@ -153,6 +154,13 @@ class TensorrtSection:
     max_batch_size: int = field(default=32, metadata=_range(1, 4096))
     workspace_size_mb: int = field(default=1024, metadata=_range(1, 1 << 20))
     hardware_compatibility: str = field(default="none", metadata=_choice(*HARDWARE_COMPATIBILITY))
+    #: Weight-stripped plans (STRIP_PLAN + REFIT_IDENTICAL), refit at load from the ONNX they were parsed from.
+    strip_weights: bool = False
+    #: Version-compatible plans (VERSION_COMPATIBLE), with the lean runtime embedded unless excluded.
+    version_compatible: bool = False
+    exclude_lean_runtime: bool = False
+    #: The lean runtime library (libnvinfer_lean.so) a plan built with exclude_lean_runtime is loaded through.
+    lean_runtime_library: str | None = None
     #: Reuse an on-disk timing cache across builds (keyed like the engines).
     timing_cache: bool = True
     #: An fp16 build fails unless this share of its convolution/matrix layers (nodes kept in fp32 on
@@ -170,6 +178,7 @@ class TensorrtSection:
 
     def __post_init__(self) -> None:
         check_batch_profile(self.min_batch_size, self.opt_batch_size, self.max_batch_size)
+        check_options(self.strip_weights, self.version_compatible, self.exclude_lean_runtime)
 
 
 def check_batch_profile(min_batch: int, opt_batch: int, max_batch: int) -> None:

@@ -92,13 +92,17 @@ class ArtifactCache:
             remove_stale_temporaries(self.root / key.folder)
             yield
 
-    def entries(self, target: str = "gpu") -> Iterator[Any]:
-        """Every readable manifest of ``target`` engines in the cache."""
+    def cached_keys(self, target: str = "gpu") -> Iterator[EngineKey]:
+        """The keys of the ``target`` engines whose manifest is in the cache (named as an engine, not yet read)."""
         for path in sorted(self.root.glob("*/*.json")):
             parsed = EngineKey.parse(path.relative_to(self.root).as_posix())
-            if parsed is None or parsed[0].target != target:
-                continue
+            if parsed is not None and parsed[0].target == target:
+                yield parsed[0]
+
+    def entries(self, target: str = "gpu") -> Iterator[Any]:
+        """Every readable manifest of ``target`` engines in the cache."""
+        for key in self.cached_keys(target):
             try:
-                yield MANIFEST_TYPES[target].read(path)
+                yield MANIFEST_TYPES[target].read(self.manifest_path(key))
             except InputError:
                 continue

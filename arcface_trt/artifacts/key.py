@@ -5,11 +5,11 @@ it, so a plan lives at ``trt{major}.{minor}/{model}-{precision}-sm{arch}.plan``,
 the local cache and in S3, with ``{same name}.json`` (its manifest) beside it. A CPU engine
 lives at ``cpu/{model}-{precision}-cpu.onnx``.
 
-A non-default build recipe (kept-fp32 nodes, and later drift budgets, stripped weights,
-version-compatible plans, ...) adds short readable tags and an 8-character hash of the
-recipe: ``{model}-{precision}-{tags}-{recipe8}-sm{arch}.plan``. A hardware-compatible
-(Ampere and newer) plan names ``sm80+`` in place of the arch. :class:`EngineKey` builds
-every such name and :meth:`EngineKey.parse` reads every one back (the store's listing too).
+A non-default build recipe (kept-fp32 nodes, stripped weights, version-compatible plans, and
+later drift budgets, ...) adds short readable tags and an 8-character hash of the recipe:
+``{model}-{precision}-{tags}-{recipe8}-sm{arch}.plan``. A hardware-compatible (Ampere and
+newer) plan names ``sm80+`` in place of the arch. :class:`EngineKey` builds every such name
+and :meth:`EngineKey.parse` reads every one back (the store's listing too).
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ _FOLDER = re.compile(r"trt(\d+\.\d+)")
 CPU = "cpu"
 #: The compute capability a hardware-compatible (``ampere_plus``) plan is named for.
 AMPERE_PLUS_ARCH = "sm80+"
+#: Recipe options (so name tags) of the plans that travel (:mod:`arcface_trt.artifacts.portability`):
+#: weights stripped (refit at load), version-compatible, and version-compatible without its lean runtime.
+STRIPPED = "stripped"
+VERSION_COMPATIBLE = "vercompat"
+LEAN_EXCLUDED = "nolean"
 PLAN_SUFFIX = ".plan"
 CPU_SUFFIX = ".onnx"
 MANIFEST_SUFFIX = ".json"
@@ -181,6 +186,21 @@ class EngineKey:
     def target(self) -> str:
         """``gpu`` (a TensorRT plan) or ``cpu`` (a CPU engine)."""
         return "cpu" if self.sm_arch == CPU else "gpu"
+
+    @property
+    def stripped(self) -> bool:
+        """A weight-stripped plan (refit from its ONNX at load)."""
+        return STRIPPED in self.variant.tags
+
+    @property
+    def version_compatible(self) -> bool:
+        """A version-compatible plan (later TensorRT versions load it)."""
+        return VERSION_COMPATIBLE in self.variant.tags
+
+    @property
+    def hardware_compatible(self) -> bool:
+        """A plan named for every GPU of a range of archs (``sm80+``), not for one."""
+        return self.sm_arch.endswith("+")
 
     @property
     def folder(self) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from arcface_trt.artifacts.key import EngineKey, Variant, same_trt_version
+from arcface_trt.artifacts.portability import AMPERE_PLUS, Portability
 from arcface_trt.errors import InputError, short_repr
 from arcface_trt.fileio import read_regular_file
 from arcface_trt.records import Record
@@ -155,6 +156,10 @@ class Manifest(ManifestRecord):
         "precision_summary",
         "precision_check",
         "input_spec",
+        "weights",
+        "version_compatible",
+        "lean_runtime",
+        "parsed_onnx_sha256",
     )
     SHA_FIELD: ClassVar[str] = "plan_sha256"
 
@@ -185,11 +190,37 @@ class Manifest(ManifestRecord):
     precision_check: dict[str, Any] | None = None
     #: The input spec the plan was built for and where it came from (recorded: preprocessing runs on the host).
     input_spec: dict[str, Any] | None = None
+    #: ``full``, or ``stripped``: refit at load from the ONNX of ``parsed_onnx_sha256``.
+    weights: str = "full"
+    #: Later TensorRT versions load the plan; ``lean_runtime`` says whether it carries TensorRT's lean runtime.
+    version_compatible: bool = False
+    lean_runtime: str | None = None
+    #: sha256 of the ONNX the parser was given (after the dynamic-batch rewrite and the precision transform).
+    parsed_onnx_sha256: str | None = None
 
     @property
     def key(self) -> EngineKey:
-        """The engine key this manifest describes."""
-        return EngineKey(self.model, self.precision, self.sm_arch, self.trt_version, Variant.of(self.recipe))
+        """The engine key this manifest describes; InputError when its name and its option fields disagree.
+
+        A manifest's recipe names the plan (``stripped``, ``vercompat`` tags; ``sm80+``): its ``weights``,
+        ``version_compatible``, ``lean_runtime`` and (for ``sm80+``) ``hardware_compatibility`` must say the same,
+        or the plan would be loaded as what it is not.
+        """
+        key = EngineKey(self.model, self.precision, self.sm_arch, self.trt_version, Variant.of(self.recipe))
+        said = Portability.of_key(key)
+        have = (self.weights, self.version_compatible, self.lean_runtime)
+        if have != (said.weights, said.version_compatible, said.lean_runtime) or (
+            key.hardware_compatible and self.hardware_compatibility != AMPERE_PLUS
+        ):
+            raise InputError(
+                f"its name {key.stem} says weights {said.weights}, version_compatible {said.version_compatible}, "
+                f"lean_runtime {said.lean_runtime}"
+                + (f", hardware_compatibility {AMPERE_PLUS}" if key.hardware_compatible else "")
+                + f"; its fields say weights {short_repr(self.weights)}, version_compatible "
+                f"{short_repr(self.version_compatible)}, lean_runtime {short_repr(self.lean_runtime)}, "
+                f"hardware_compatibility {short_repr(self.hardware_compatibility)}"
+            )
+        return key
 
     def _same(self, name: str, have: Any, want: Any) -> bool:
         if name == "trt_version" and have is not None and want is not None:

@@ -1,5 +1,9 @@
 """The ``tensorrt`` backend: a cached (or fetched, or freshly built) plan run by :class:`TrtRunner`.
 
+The plan is the exact one for this GPU and TensorRT version when the cache or the store has it, else a
+compatible one (``sm80+``, version-compatible, or weight-stripped and refit from the local ONNX): the
+engine build says which it took (a warning for another arch or TensorRT version).
+
 Preprocessing is the shared function of :class:`~arcface_trt.backends.base.Embedder`,
 so parity against the reference measures the engine alone. Every reason it cannot
 run here (no TensorRT, no cuda-python, no driver, no GPU, a plan that does not
@@ -50,7 +54,7 @@ class TensorrtEmbedder(Embedder):
             fetcher=store_fetcher(settings) if settings.engine_s3_bucket else None,
             inputs=self.spec.inputs,
         )
-        self.runner = TrtRunner(result.plan_path)
+        self.runner = TrtRunner(result.plan_path, load=result.load)
         self.engine_path = str(result.plan_path)
         self.engine_source = result.source
         self.gpu_name = result.manifest.gpu_name

@@ -21,6 +21,7 @@ from arcface_trt.cli.common import (
     emit_json,
     engine_settings,
     option,
+    portability_line,
     precision_line,
     status,
 )
@@ -66,8 +67,11 @@ def _human_result(record: dict[str, Any]) -> None:
     if not record["from_cache"] and timing:
         added = manifest["extra"].get("timing_cache_entries_added")
         lines.append(f"timing cache: {timing}" + (f" ({added} entries added)" if added is not None else ""))
-    if record["manifest"].get("input_spec"):
-        lines.append(f"input spec: {describe_spec(record['manifest']['input_spec'])}")
+    if manifest.get("input_spec"):
+        lines.append(f"input spec: {describe_spec(manifest['input_spec'])}")
+    lines.append(f"travels:    {portability_line(manifest)}")
+    if record["match_note"]:
+        lines.append(f"taken:      {record['match_note']}")
     if "upload" in record:
         upload = record["upload"]
         done = "uploaded" if upload.get("uploaded") else "already in the store"
@@ -86,6 +90,37 @@ def build(
         str | None, option("--arch", help="GPU compute capability (75, 86, 90, sm89); default: this GPU's.")
     ] = None,
     hardware_compatibility: common.HardwareCompatibilityOption = None,
+    strip_weights: Annotated[
+        bool | None,
+        option(
+            "--strip-weights/--no-strip-weights",
+            help="Weight-stripped plan (STRIP_PLAN + REFIT_IDENTICAL), refit at load from the local ONNX "
+            "(default: tensorrt.strip_weights).",
+        ),
+    ] = None,
+    version_compatible: Annotated[
+        bool | None,
+        option(
+            "--version-compatible/--no-version-compatible",
+            help="Version-compatible plan: later TensorRT versions load it (default: tensorrt.version_compatible).",
+        ),
+    ] = None,
+    exclude_lean_runtime: Annotated[
+        bool | None,
+        option(
+            "--exclude-lean-runtime/--embed-lean-runtime",
+            help="With --version-compatible: leave TensorRT's lean runtime out of the plan; it is then loaded "
+            "through --lean-runtime-library (default: tensorrt.exclude_lean_runtime).",
+        ),
+    ] = None,
+    lean_runtime_library: Annotated[
+        str | None,
+        option(
+            "--lean-runtime-library",
+            help="libnvinfer_lean.so of this TensorRT, for plans built with --exclude-lean-runtime "
+            "(default: tensorrt.lean_runtime_library).",
+        ),
+    ] = None,
     cache_dir: common.CacheDirOption = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when the cached plan matches.")] = False,
     dry_run: Annotated[
@@ -118,14 +153,28 @@ def build(
 
     inputs = common.input_settings(input_mean, input_std, input_color)
     if check_target(target) == "cpu":
-        if upload or dry_run or arch:
-            raise InputError("--upload, --dry-run and --arch apply to TensorRT plans (--target gpu)")
+        plan_options = (arch, strip_weights, version_compatible, exclude_lean_runtime, lean_runtime_library)
+        if upload or dry_run or any(value is not None for value in plan_options):
+            raise InputError(
+                "--upload, --dry-run, --arch and the options of plans that travel apply to TensorRT plans "
+                "(--target gpu)"
+            )
         calibration = calibration_settings(calib_images, calib_samples, calibration_method, activation_type)
         _build_cpu(onnx_path, precision, calibration, cache_dir, force, config, inputs, json_output)
         return
 
     cfg, settings = engine_settings(
-        config, precision, min_batch, opt_batch, max_batch, workspace_mb, hardware_compatibility
+        config,
+        precision,
+        min_batch,
+        opt_batch,
+        max_batch,
+        workspace_mb,
+        hardware_compatibility,
+        strip_weights=strip_weights,
+        version_compatible=version_compatible,
+        exclude_lean_runtime=exclude_lean_runtime,
+        lean_runtime_library=lean_runtime_library,
     )
     model_path = resolve_model_path(onnx_path, cfg.embedding)
     request = BuildRequest(

@@ -79,16 +79,21 @@ KeyTrtVersionOption = Annotated[
 ]
 
 
-def engine_key(cfg: Any, precision: str, model: str | None, arch: str | None, trt_version: str | None) -> Any:
-    """The default-recipe engine key the key options name; arch and version default to this machine's."""
-    from arcface_trt.artifacts.key import EngineKey
+def plan_request(cfg: Any, section: Any, model: str | None, arch: str | None, trt_version: str | None) -> Any:
+    """The plan the key options name (default precision recipe, the section's portability options); arch and
+    version default to this machine's."""
+    from arcface_trt.artifacts.compat import PlanRequest
+    from arcface_trt.artifacts.key import check_model_name, normalize_arch
+    from arcface_trt.artifacts.portability import Portability
     from arcface_trt.engine.build import detect_sm_arch, detect_trt_version
     from arcface_trt.model.default import configured_model_name
 
-    return EngineKey(
-        model or configured_model_name(cfg.embedding),
-        precision,
-        arch if arch is not None else detect_sm_arch(),
+    return PlanRequest(
+        check_model_name(model or configured_model_name(cfg.embedding)),
+        section.precision,
+        {},
+        Portability.from_settings(section),
+        normalize_arch(arch) if arch is not None else detect_sm_arch(),
         trt_version if trt_version is not None else detect_trt_version(),
     )
 
@@ -151,8 +156,9 @@ def engine_settings(
     max_batch: int | None,
     workspace_mb: int | None,
     hardware_compatibility: str | None,
+    **more: Any,
 ) -> tuple[Any, Any]:
-    """:func:`tensorrt_settings` with the engine options ``build`` and ``export-triton`` share."""
+    """:func:`tensorrt_settings` with the engine options ``build`` and ``export-triton`` share (and ``more``)."""
     return tensorrt_settings(
         config,
         precision=precision,
@@ -161,6 +167,7 @@ def engine_settings(
         max_batch_size=max_batch,
         workspace_size_mb=workspace_mb,
         hardware_compatibility=hardware_compatibility,
+        **more,
     )
 
 
@@ -199,6 +206,23 @@ def precision_line(summary: Any, check: Any) -> str:
     if isinstance(kept, list) and kept:
         parts.append("kept in fp32: " + ", ".join(map(str, kept)))
     return "; ".join(parts)
+
+
+def portability_line(manifest: Any) -> str:
+    """``weights stripped (refit at load); hardware ampere_plus (sm80+); version-compatible (lean runtime embedded)``.
+
+    ``manifest`` is a manifest's record (read from a file or a store: anything missing reads as the default).
+    """
+    manifest = manifest if isinstance(manifest, dict) else {}
+    weights = manifest.get("weights", "full")
+    parts = ["weights stripped (refit at load from the ONNX)" if weights == "stripped" else f"weights {weights}"]
+    hardware = manifest.get("hardware_compatibility", "none")
+    parts.append(f"hardware {hardware}" + (f" ({manifest.get('sm_arch')})" if hardware == "ampere_plus" else ""))
+    if manifest.get("version_compatible"):
+        parts.append(f"version-compatible (lean runtime {manifest.get('lean_runtime') or 'embedded'})")
+    else:
+        parts.append("this TensorRT version only")
+    return "; ".join(str(part) for part in parts)
 
 
 def emit_json(data: Any) -> None:

@@ -7,12 +7,22 @@ from typing import Annotated, Any
 import typer
 
 from arcface_trt.cli import common
-from arcface_trt.cli.common import emit_json, status, stdout_console
+from arcface_trt.cli.common import emit_json, portability_line, status, stdout_console
 from arcface_trt.errors import CheckFailedError
 
 
 def _fmt(value: Any, spec: str = "") -> str:
     return "-" if value is None else format(value, spec)
+
+
+def _travels(engine: Any) -> str:
+    """``weights full; hardware ampere_plus (sm80+); ... - hardware-compatible here`` (``-``: no TensorRT plan)."""
+    if not isinstance(engine, dict):
+        return "-"
+    if "manifest_problem" in engine:
+        return f"unknown: {engine['manifest_problem']}"
+    match = f" - {engine['match']} here" if engine.get("match") else ""
+    return f"{portability_line(engine)}; built by TensorRT {engine.get('built_by')}{match}"
 
 
 def _render(record: dict[str, Any]) -> None:
@@ -33,6 +43,7 @@ def _render(record: dict[str, Any]) -> None:
         ("fallback reason", _fmt(record["fallback_reason"])),
         ("device / providers", f"{_fmt(record['device'])} [{', '.join(env['providers_applied'])}]"),
         ("engine", _fmt(record["engine_path"])),
+        ("engine travels", _travels(record["engine"])),
         (
             "precision / batch / dim",
             f"{_fmt(record['precision'])} / {record['batch_size']} / {_fmt(record['embedding_dim'])}",

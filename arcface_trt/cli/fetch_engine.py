@@ -27,22 +27,27 @@ def fetch_engine(
 ) -> None:
     """Download the plan for this machine (model, precision, GPU arch, TensorRT version) into the local engine cache.
 
-    The plan is checked against its manifest's sha256 before it is put in place; a current
-    local copy is kept without downloading again (use --force to download anyway).
+    The exact plan when the store has it, else a compatible one (an sm80+ plan, a version-compatible
+    plan of an earlier TensorRT this one runs, or a weight-stripped plan, refit at load from the local
+    ONNX), and says which. The plan is checked against its manifest's sha256 before it is put in place;
+    a current local copy is kept without downloading again (use --force to download anyway).
     """
     from arcface_trt.engine.build import engine_cache
-    from arcface_trt.store.engines import fetch
+    from arcface_trt.store.engines import fetch_for
 
     cfg, section = store.store_settings(config, bucket, prefix, endpoint_url, region, precision=precision)
-    key = common.engine_key(cfg, section.precision, model, arch, trt_version)
+    wanted = common.plan_request(cfg, section, model, arch, trt_version)
     cache = engine_cache(section, cache_dir)
-    result = fetch(section, key, cache, force=force)
+    result = fetch_for(section, wanted, cache, force=force)
     if json_output:
         emit_json(result.to_dict())
-    elif result.downloaded:
+        return
+    if result.downloaded:
         typer.echo(
             f"fetched {result.source} -> {result.plan_path} "
             f"({store.human_bytes(result.plan_bytes)}, sha256 verified, {result.seconds:.1f} s)"
         )
     else:
         typer.echo(f"up to date: {result.plan_path} (same sha256 as {result.source}; nothing downloaded)")
+    if result.match_note:
+        typer.echo(f"not the exact plan ({wanted.key.relpath}), which the store lacks: took {result.match_note}")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from arcface_trt.cli import common
-from arcface_trt.cli.common import emit_json, precision_line, printable
+from arcface_trt.cli.common import emit_json, portability_line, precision_line, printable
 
 
 def _io_line(io: Any) -> str:
@@ -27,8 +27,8 @@ def _facts_lines(facts: dict[str, Any]) -> list[str]:
         f"model:       {facts['model']}, {facts['precision']} ({facts['precision_path']})",
         f"TensorRT:    {facts['trt_version']}",
         f"GPU:         {facts['gpu_name']} ({facts['sm_arch']})",
-        f"compatible:  hardware {facts['hardware_compatibility']}; "
-        f"version-compatible {'yes' if facts['version_compatible'] else 'no'}",
+        f"travels:     {portability_line(facts)}",
+        f"loads on:    {facts['loads_on']}",
         f"batch:       {batch['min']}..{batch['max']}, opt {batch['opt']}",
         f"I/O:         {_io_line(facts['io_tensors'])}"
         if facts["io_tensors"]
@@ -92,33 +92,50 @@ def inspect(
     precision: common.KeyPrecisionOption = None,
     arch: common.KeyArchOption = None,
     trt_version: common.KeyTrtVersionOption = None,
+    onnx_path: Annotated[
+        Path | None,
+        common.option(
+            "--onnx-path",
+            help="The model a weight-stripped plan was built from, to refit it before TensorRT inspects it "
+            "(default: the configured model, else the built-in one).",
+        ),
+    ] = None,
     cache_dir: common.CacheDirOption = None,
     config: common.ConfigOption = None,
     json_output: common.JsonOption = False,
 ) -> None:
-    """Say what a TensorRT plan is: TensorRT version, GPU, compatibility, batch profile, I/O, layer precisions.
+    """Say what a TensorRT plan is: TensorRT version, GPU, weights, compatibility, batch profile, I/O, layer precisions.
 
     Without TensorRT it reports the manifest's facts and what it cannot know; with TensorRT and a GPU
-    that can load the plan it also asks the engine, and flags every disagreement (exit 1), such as an
-    engine labelled fp16 whose layers run in fp32.
+    that can load the plan it also asks the engine (a weight-stripped plan refit from --onnx-path first),
+    and flags every disagreement (exit 1), such as an engine labelled fp16 whose layers run in fp32.
+    The key options find the exact cached plan, else the compatible one the tensorrt backend would take.
     """
-    from arcface_trt.engine.build import engine_cache
+    from arcface_trt.engine.build import engine_cache, manifest_load_options
     from arcface_trt.engine.plan_report import inspect_plan
     from arcface_trt.errors import InputError
+    from arcface_trt.model.default import resolve_model_path
 
     cfg, settings = common.tensorrt_settings(config, precision=precision)
+    cache = engine_cache(settings, cache_dir)
     if plan is None:
-        key = common.engine_key(cfg, settings.precision, model, arch, trt_version)
-        cache = engine_cache(settings, cache_dir)
-        plan = cache.path(key)
-        if not plan.exists():
+        # The exact plan, else the compatible one the backend would take (a fetched sm80+ or stripped plan).
+        wanted = common.plan_request(cfg, settings, model, arch, trt_version)
+        found = wanted.candidates(key for key in cache.cached_keys() if cache.path(key).exists())
+        if not found:
             raise InputError(
-                f"no cached plan {key.relpath} in {cache.root}: build it (arcface-trt build) or fetch it "
-                "(arcface-trt fetch-engine) first, or pass the plan's path"
+                f"no cached plan {wanted.key.relpath} in {cache.root} (nor a compatible one): build it "
+                "(arcface-trt build) or fetch it (arcface-trt fetch-engine) first, or pass the plan's path"
             )
+        plan = cache.path(found[0].key)
     elif any(v is not None for v in (model, precision, arch, trt_version, cache_dir)):
         raise InputError("give a PLAN path or the key options (--model, --precision, --arch, --trt-version), not both")
-    report = inspect_plan(plan, settings.min_fp16_share)
+
+    def loader(manifest: Any) -> Any:
+        source = resolve_model_path(onnx_path, cfg.embedding) if manifest.weights == "stripped" else None
+        return manifest_load_options(manifest, source, settings, cache)
+
+    report = inspect_plan(plan, settings.min_fp16_share, loader)
     if json_output:
         emit_json(report.to_dict())
     else:

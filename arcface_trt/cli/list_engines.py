@@ -20,7 +20,7 @@ def list_engines(
     config: common.ConfigOption = None,
     json_output: common.JsonOption = False,
 ) -> None:
-    """List the engines in the store: model, precision, GPU arch, TensorRT version, size, date.
+    """List the engines in the store: model, precision, GPU arch, TensorRT version, weights, compatibility, size, date.
 
     Names come from a shared store: only keys that are valid engine names are listed, and every
     text is shown as text (markup escaped, control characters written out).
@@ -40,14 +40,19 @@ def list_engines(
         typer.echo(printable(f"no engines in {where}" + (f" for model '{model}'" if model else "")))
         return
     table = Table(title=f"Engines in {markup_safe(where)}")
-    for column in ("model", "precision", "arch", "TensorRT", "size", "date (UTC)"):
-        table.add_column(column, justify="right" if column == "size" else "left", no_wrap=True)
+    for column in ("model", "precision", "arch", "TensorRT", "plan", "size", "date (UTC)"):
+        # The date wraps (at 80 columns) before a name is cut.
+        table.add_column(column, justify="right" if column == "size" else "left", no_wrap=column != "date (UTC)")
+    table.caption = (
+        "plan: full, stripped (refit from the local ONNX) or vercompat (later TensorRT too); sm80+: any GPU 8.0+"
+    )
     for e in entries:
         date = (e.last_modified or "-")[:16].replace("T", " ")
-        style = None if e.has_manifest and e.plan_bytes is not None else "red"
-        cells = (e.model, e.precision, e.sm_arch, e.trt_version, store.human_bytes(e.plan_bytes), date)
+        style = None if e.complete else "red"
+        kind = "vercompat" if e.version_compatible else e.weights
+        cells = (e.model, e.precision, e.sm_arch, e.trt_version, kind, store.human_bytes(e.plan_bytes), date)
         table.add_row(*(markup_safe(cell) for cell in cells), style=style)
-    incomplete = [markup_safe(e.label) for e in entries if not e.has_manifest or e.plan_bytes is None]
+    incomplete = [markup_safe(e.label) for e in entries if not e.complete]
     if incomplete:
-        table.caption = f"incomplete (fetch refuses them; push again): {', '.join(incomplete)}"
+        table.caption += f"\nincomplete (fetch refuses them; push again): {', '.join(incomplete)}"
     stdout_console().print(table)

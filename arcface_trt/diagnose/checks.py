@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arcface_trt.artifacts.key import normalize_arch, same_trt_version, trt_major_minor
+from arcface_trt.artifacts.compat import arch_runs, version_runs
+from arcface_trt.artifacts.key import same_trt_version, trt_major_minor
 from arcface_trt.artifacts.manifest import Manifest
 from arcface_trt.backends.providers import CPU, CUDA, DEVICE_PROVIDER
 from arcface_trt.collapse import FIX, CollapseCheck
@@ -175,12 +176,15 @@ def check_tensorrt_import(requested: str, tensorrt: dict[str, Any]) -> Problem |
 def _matches(manifest: Manifest, trt_version: str | None, sm_arch: str | None) -> list[str]:
     """What makes ``manifest``'s plan unloadable here (empty when it loads, or when nothing is known).
 
-    ``trt_version`` is ``major.minor``: any patch release of it loads the plan.
+    ``trt_version`` is ``major.minor``: any patch release of it loads the plan, and so does a later
+    version NVIDIA supports for a version-compatible plan; an ``sm80+`` plan loads on every GPU of
+    compute capability 8.0 or newer.
     """
     out = []
-    if trt_version and not same_trt_version(manifest.trt_version, trt_version):
+    runs = manifest.version_compatible and version_runs(manifest.trt_version, trt_version or "")
+    if trt_version and not (same_trt_version(manifest.trt_version, trt_version) or runs):
         out.append(f"TensorRT {manifest.trt_version} (here {trt_version})")
-    if sm_arch and normalize_arch(manifest.sm_arch) != normalize_arch(sm_arch):
+    if sm_arch and not arch_runs(manifest.sm_arch, sm_arch):
         out.append(f"{manifest.sm_arch} (here {sm_arch})")
     return out
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from arcface_trt.artifacts.cache import ArtifactCache
+from arcface_trt.artifacts.compat import kind_of
+from arcface_trt.artifacts.manifest import Manifest
 from arcface_trt.backends import create_embedder
 from arcface_trt.backends.base import Embedder
 from arcface_trt.backends.spec import BackendSpec
@@ -118,6 +120,26 @@ def parity(embedder: Embedder, spec: BackendSpec, cfg: EmbeddingConfig, request:
     return out
 
 
+def running_plan(info: Any, environment: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the running TensorRT plan travels (its manifest's options) and how it relates to this machine."""
+    if info is None or info.backend != "tensorrt" or not info.engine_path:
+        return None
+    try:
+        manifest = Manifest.read(Path(info.engine_path).with_suffix(".json"))
+    except InputError as exc:
+        return {"manifest_problem": str(exc)}
+    version, arch = environment["tensorrt"]["version"], current_sm_arch(environment)
+    return {
+        "weights": manifest.weights,
+        "hardware_compatibility": manifest.hardware_compatibility,
+        "sm_arch": manifest.sm_arch,
+        "version_compatible": manifest.version_compatible,
+        "lean_runtime": manifest.lean_runtime,
+        "built_by": manifest.trt_version,
+        "match": kind_of(manifest.key, arch, version) if version and arch else None,
+    }
+
+
 def _engines(cfg: EmbeddingConfig) -> list[Any]:
     folder = engine_cache_dir(cfg)
     return list(ArtifactCache(folder).entries()) if folder.is_dir() else []
@@ -209,6 +231,7 @@ def run_diagnose(request: DiagnoseRequest) -> dict[str, Any]:
         "requested_backend": spec.backend,
         "fallback_reason": info.fallback_reason if info else None,
         "engine_path": info.engine_path if info else None,
+        "engine": running_plan(info, environment),
         "precision": info.precision if info else None,
         "batch_size": info.batch_size if info else cfg.embedding.batch_size,
         "embedding_dim": info.embedding_dim if info else None,

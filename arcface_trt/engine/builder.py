@@ -2,30 +2,36 @@
 
 The steps are NVIDIA's: ``Builder`` -> ``create_network`` -> ``OnnxParser.parse`` (every
 parser error reported) -> ``create_builder_config`` -> workspace pool limit -> precision
-flags -> hardware compatibility level -> one optimization profile (min/opt/max batch;
+flags -> the flags of plans that travel (weights stripped, version compatibility) -> hardware
+compatibility level -> one optimization profile (min/opt/max batch;
 ``opt`` is the serving batch) -> timing cache -> detailed profiling verbosity (so the engine
 inspector can say what each layer runs in) -> progress monitor -> ``build_serialized_network``.
 
 Precision is not decided here: :func:`prepare_onnx` runs the transform the
 :class:`~arcface_trt.precision.plan.PrecisionPlan` names, and :func:`build_serialized_plan`
-sets the flags and network type the plan names.
+sets the flags and network type the plan names, and the flags the
+:class:`~arcface_trt.artifacts.portability.Portability` names. :func:`parsed_onnx` is the one
+derivation of the ONNX the parser is given, so a stripped plan is refit at load from the same file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arcface_trt.artifacts.portability import Portability
 from arcface_trt.engine.progress import OnProgress, progress_monitor
 from arcface_trt.engine.trt_api import TrtLog, trt
 from arcface_trt.errors import BackendUnavailableError, InputError
 from arcface_trt.fileio import write_bytes_atomic
-from arcface_trt.model.inspect import load_onnx
+from arcface_trt.model.dynamic_batch import ensure_dynamic_batch
+from arcface_trt.model.inspect import ModelInfo, load_onnx, onnx_sha256
 from arcface_trt.precision import fp16, qdq
 from arcface_trt.precision.plan import TRANSFORM_FP16, TRANSFORM_NONE, TRANSFORM_REQUIRE_QDQ, PrecisionPlan
 
@@ -42,7 +48,8 @@ class BuildSettings:
     opt_batch: int
     max_batch: int
     workspace_mb: int
-    hardware_compatibility: str = "none"
+    #: Weights stripped, hardware level, version compatibility.
+    portability: Portability = field(default_factory=Portability)
     #: On-disk timing cache to read and update; None builds without one.
     timing_cache_path: Path | None = None
 
@@ -55,6 +62,8 @@ class PreparedOnnx:
     plan: PrecisionPlan
     #: Node names the transform kept in fp32 on purpose (the precision check does not count them).
     kept_fp32_nodes: tuple[str, ...] = ()
+    #: The file's identity (:func:`~arcface_trt.model.inspect.onnx_sha256`; its external data files included).
+    sha256: str = ""
 
 
 def prepare_onnx(plan: PrecisionPlan, onnx_path: Path, work_dir: Path, sha256: str) -> PreparedOnnx:
@@ -74,6 +83,18 @@ def prepare_onnx(plan: PrecisionPlan, onnx_path: Path, work_dir: Path, sha256: s
         qdq.check_tensorrt_qdq(onnx_path)
         return PreparedOnnx(onnx_path, plan)
     raise InputError(f"TensorRT engines cannot be made by the '{plan.transform}' transform")
+
+
+def parsed_onnx(plan: PrecisionPlan, model: ModelInfo, work_dir: Path) -> PreparedOnnx:
+    """The ONNX the parser is given for ``model``: batch made dynamic, then ``plan``'s transform (kept in ``work_dir``).
+
+    Deterministic for one model, plan and set of onnx / onnxconverter-common versions: a build and a
+    later refit of its stripped plan derive the same file, which the sha256 in the manifest proves.
+    """
+    source = ensure_dynamic_batch(model, work_dir)
+    prepared = prepare_onnx(plan, source, work_dir, model.sha256)
+    same = prepared.path == Path(model.path)
+    return dataclasses.replace(prepared, sha256=model.sha256 if same else onnx_sha256(prepared.path))
 
 
 def _network_flags(strongly_typed: bool) -> int:
@@ -120,11 +141,12 @@ def hardware_setting(level: Any) -> str:
     return next((name for name, value in _hardware_levels().items() if value == level), str(level.name))
 
 
-def _apply_precision(config: Any, plan: PrecisionPlan) -> None:
-    """Set and clear the builder flags the plan names (the plan only names flags the module has)."""
+def _apply_flags(config: Any, plan: PrecisionPlan, portability: Portability) -> None:
+    """Set and clear the builder flags the precision plan and the portability options name (both only name flags
+    the module has)."""
     for name in plan.clear_flags:
         config.clear_flag(getattr(trt.BuilderFlag, name))
-    for name in plan.set_flags:
+    for name in (*plan.set_flags, *portability.set_flags):
         config.set_flag(getattr(trt.BuilderFlag, name))
 
 
@@ -236,8 +258,8 @@ def build_serialized_plan(
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mb << 20)
-    _apply_precision(config, plan)
-    config.hardware_compatibility_level = _hardware_level(settings.hardware_compatibility)
+    _apply_flags(config, plan, settings.portability)
+    config.hardware_compatibility_level = _hardware_level(settings.portability.hardware_compatibility)
 
     c, h, w = input_shape
     profile = builder.create_optimization_profile()

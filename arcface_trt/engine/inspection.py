@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arcface_trt.engine.builder import hardware_setting
-from arcface_trt.engine.runtime import EngineIO, deserialize, engine_io
+from arcface_trt.engine.runtime import EngineIO, LoadOptions, deserialize, engine_io
 from arcface_trt.engine.trt_api import TrtLog, trt
 from arcface_trt.errors import BackendUnavailableError, InputError
 from arcface_trt.records import Record
@@ -178,12 +178,15 @@ class EngineFacts:
     layers: EngineLayers
 
 
-def engine_facts(data: bytes, trt_log: TrtLog, where: object, batch: int | None = None) -> EngineFacts:
-    """Load a serialized plan here and read its I/O, compatibility level and layers (at ``batch``, default opt).
+def engine_facts(
+    data: bytes, trt_log: TrtLog, where: object, batch: int | None = None, load: LoadOptions = LoadOptions()
+) -> EngineFacts:
+    """Load a serialized plan here (as ``load`` says) and read its I/O, compatibility level and layers (at
+    ``batch``, default opt).
 
     Needs TensorRT and a GPU that can load the plan (:func:`~arcface_trt.engine.runtime.deserialize`).
     """
-    runtime, engine = deserialize(data, trt_log, where)
+    runtime, engine = deserialize(data, trt_log, where, load)
     io = engine_io(engine)
     layers = read_engine_layers(engine, io, batch or io.opt_batch, trt_log)
     facts = EngineFacts(

@@ -10,13 +10,16 @@ the label (:mod:`.precision_check`) and lists every disagreement with the manife
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arcface_trt.artifacts.compat import runtimes_text
 from arcface_trt.artifacts.key import EngineKey
 from arcface_trt.artifacts.manifest import Manifest
 from arcface_trt.engine import gpu, inspection, precision_check, trt_api
+from arcface_trt.engine.runtime import LoadOptions
 from arcface_trt.errors import BackendUnavailableError, InputError
 from arcface_trt.fileio import sha256_file
 from arcface_trt.names import PRECISIONS
@@ -69,8 +72,13 @@ def manifest_facts(manifest: Manifest, sha_matches: bool) -> dict[str, Any]:
         "compute_capability": extra.get("compute_capability"),
         "gpu_name": manifest.gpu_name,
         "hardware_compatibility": manifest.hardware_compatibility,
-        # This tool builds plans for one TensorRT version only (no VERSION_COMPATIBLE flag).
-        "version_compatible": bool(extra.get("version_compatible", False)),
+        "weights": manifest.weights,
+        "version_compatible": manifest.version_compatible,
+        "lean_runtime": manifest.lean_runtime,
+        "loads_on": (
+            runtimes_text(manifest.trt_version) if manifest.version_compatible else f"TensorRT {manifest.trt_version}"
+        ),
+        "parsed_onnx_sha256": manifest.parsed_onnx_sha256,
         "batch_profile": {"min": manifest.min_batch, "opt": manifest.opt_batch, "max": manifest.max_batch},
         "input_name": manifest.input_name,
         "embedding_dim": manifest.embedding_dim,
@@ -169,8 +177,15 @@ def _compare(manifest: Manifest, engine: dict[str, Any]) -> list[str]:
     return [f"{what}: the engine has {have}, the manifest says {want}" for what, have, want in pairs if have != want]
 
 
-def inspect_plan(plan_path: Path, min_fp16_share: float) -> PlanReport:
-    """Report what ``plan_path`` is (see the module docstring); ``min_fp16_share`` judges an fp16 engine's layers."""
+#: How the plan of a manifest is loaded here (a stripped plan is refit, a version-compatible one runs its lean runtime).
+Loader = Callable[[Manifest], LoadOptions]
+
+
+def inspect_plan(plan_path: Path, min_fp16_share: float, loader: Loader | None = None) -> PlanReport:
+    """Report what ``plan_path`` is (see the module docstring); ``min_fp16_share`` judges an fp16 engine's layers.
+
+    ``loader`` says how a plan with a manifest is loaded (without one, as it is).
+    """
     plan_path = Path(plan_path)
     if not plan_path.is_file():
         raise InputError(f"plan not found: {plan_path}")
@@ -207,7 +222,7 @@ def inspect_plan(plan_path: Path, min_fp16_share: float) -> PlanReport:
     label = manifest.precision if manifest else name_key.precision if name_key else None
     label = label if label in PRECISIONS else None
     if report.engine_problem is None:
-        _load(report, plan_path, manifest, label, min_fp16_share)
+        _load(report, plan_path, manifest, label, min_fp16_share, loader)
     if report.engine is None:
         what = "what the engine itself says (its I/O tensors, batch profile and layer precisions)"
         report.unknown.append(f"{what}: {report.engine_problem}")
@@ -219,10 +234,18 @@ def inspect_plan(plan_path: Path, min_fp16_share: float) -> PlanReport:
     return report
 
 
-def _load(report: PlanReport, plan_path: Path, manifest: Manifest | None, label: str | None, min_share: float) -> None:
+def _load(
+    report: PlanReport,
+    plan_path: Path,
+    manifest: Manifest | None,
+    label: str | None,
+    min_share: float,
+    loader: Loader | None,
+) -> None:
     """Load the plan here and add what the engine says, and where it disagrees, to ``report``."""
     try:
-        facts = inspection.engine_facts(plan_path.read_bytes(), trt_api.TrtLog(), plan_path)
+        load = loader(manifest) if manifest is not None and loader is not None else LoadOptions()
+        facts = inspection.engine_facts(plan_path.read_bytes(), trt_api.TrtLog(), plan_path, None, load)
     except (BackendUnavailableError, InputError) as exc:
         report.engine_problem = str(exc)
         return

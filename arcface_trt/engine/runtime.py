@@ -1,6 +1,8 @@
 """Run a TensorRT plan: :class:`TrtRunner`.
 
-One runner owns one engine, one execution context and one dedicated CUDA stream.
+One runner owns one engine, one execution context and one dedicated CUDA stream. A plan that
+travels is loaded as its :class:`LoadOptions` say: a weight-stripped plan is refit from its ONNX
+(:mod:`.refit`), a version-compatible one runs its embedded lean runtime or the lean runtime library.
 Page-locked host buffers and device buffers are allocated once, for the engine's
 max batch; each call copies in asynchronously, sets the input shape, enqueues
 ``execute_async_v3`` and copies out, all on that stream. Inputs larger than the max
@@ -24,6 +26,7 @@ import numpy as np
 
 from arcface_trt.engine import gpu, trt_api
 from arcface_trt.engine.gpu import cudart
+from arcface_trt.engine.refit import refit_engine
 from arcface_trt.engine.trt_api import trt
 from arcface_trt.errors import BackendUnavailableError, InputError
 
@@ -82,13 +85,43 @@ def engine_io(engine: Any) -> EngineIO:
     )
 
 
-def deserialize(data: bytes, trt_log: trt_api.TrtLog, where: object) -> tuple[Any, Any]:
-    """``(runtime, engine)`` of a serialized plan; the runtime must outlive the engine.
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a plan is loaded, from what its manifest says it is (the default: a plan that loads as it is)."""
+
+    #: A weight-stripped plan: refit from this ONNX (the one it was parsed from) before it runs.
+    refit_onnx: Path | None = None
+    #: The sha256 that ONNX must have (the manifest's ``parsed_onnx_sha256``); any other file is refused.
+    refit_sha256: str | None = None
+    #: A version-compatible plan carrying TensorRT's lean runtime: host code from the plan file runs in this
+    #: process (NVIDIA: deserialize only trusted plans this way).
+    host_code_allowed: bool = False
+    #: A version-compatible plan built without its lean runtime: loaded through ``Runtime.load_runtime`` of
+    #: this library (libnvinfer_lean.so of the TensorRT that built the plan).
+    lean_runtime_library: Path | None = None
+
+
+def deserialize(
+    data: bytes, trt_log: trt_api.TrtLog, where: object, load: LoadOptions = LoadOptions()
+) -> tuple[tuple[Any, ...], Any]:
+    """``(runtimes, engine)`` of a serialized plan, loaded and refit as ``load`` says; the runtimes outlive the engine.
 
     TensorRT returns None for a plan of another version or an incompatible GPU, or a damaged
     file: :class:`BackendUnavailableError` names those causes and quotes TensorRT.
     """
     runtime = trt.Runtime(trt_log.trt_logger)
+    runtimes: tuple[Any, ...] = (runtime,)
+    if load.lean_runtime_library is not None:
+        lean = runtime.load_runtime(str(load.lean_runtime_library))
+        if lean is None:
+            raise BackendUnavailableError(
+                f"TensorRT could not load the lean runtime {load.lean_runtime_library} for {where} "
+                f"(it must be libnvinfer_lean.so of the TensorRT that built the plan): {trt_log.summary()}"
+            )
+        # Freed last to first: the lean runtime before the runtime that loaded it.
+        runtimes, runtime = (runtime, lean), lean
+    if load.host_code_allowed:
+        runtime.engine_host_code_allowed = True
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
         raise BackendUnavailableError(
@@ -96,7 +129,9 @@ def deserialize(data: bytes, trt_log: trt_api.TrtLog, where: object) -> tuple[An
             "TensorRT version or for another GPU (compute capability), or the file is damaged; rebuild it "
             f"with 'arcface-trt build --force' on this machine. TensorRT said: {trt_log.summary()}"
         )
-    return runtime, engine
+    if load.refit_onnx is not None:
+        refit_engine(engine, load.refit_onnx, load.refit_sha256, trt_log, where)
+    return runtimes, engine
 
 
 def _numpy_dtype(engine: Any, name: str) -> np.dtype:
@@ -114,7 +149,7 @@ def _numpy_dtype(engine: Any, name: str) -> np.dtype:
 class TrtRunner:
     """A deserialized engine with its buffers and stream, ready to run batches."""
 
-    def __init__(self, plan: bytes | str | Path, device_index: int = 0) -> None:
+    def __init__(self, plan: bytes | str | Path, device_index: int = 0, load: LoadOptions = LoadOptions()) -> None:
         self._closed = False
         self._host: list[int] = []
         self._device: list[int] = []
@@ -128,6 +163,7 @@ class TrtRunner:
         gpu.device_count()
         gpu.check(cudart.cudaSetDevice(device_index), f"cudaSetDevice({device_index})")
         self.log = trt_api.TrtLog()
+        self.load = load
         try:
             self._open(self._plan_bytes(plan))
         except BaseException:
@@ -143,7 +179,7 @@ class TrtRunner:
             raise InputError(f"cannot read engine plan {plan}: {exc.strerror}") from None
 
     def _open(self, data: bytes) -> None:
-        self.runtime, self.engine = deserialize(data, self.log, self.plan_path or "the engine plan")
+        self.runtime, self.engine = deserialize(data, self.log, self.plan_path or "the engine plan", self.load)
         engine = self.engine
         self.io = engine_io(engine)
         self.input_name, self.output_name = self.io.input_name, self.io.output_name

@@ -210,6 +210,13 @@ def _plan_files(plans: list[tuple[Path, Manifest]]) -> tuple[list[ModelFile], di
 
 def _gpu_model(request: TritonExportRequest, source: ModelInfo, name: str, status: Status) -> tuple[TritonModel, str]:
     """This machine's plan (cached or built) plus the cached plans of other GPUs that match it."""
+    settings = request.settings
+    if settings.strip_weights or settings.exclude_lean_runtime:
+        raise InputError(
+            "Triton's TensorRT backend loads a plan as it is: it cannot refit a weight-stripped plan nor load "
+            "one built without its lean runtime; export with tensorrt.strip_weights and "
+            "tensorrt.exclude_lean_runtime false"
+        )
     built = build_engine(
         BuildRequest(
             onnx_path=request.onnx_path,
@@ -220,7 +227,7 @@ def _gpu_model(request: TritonExportRequest, source: ModelInfo, name: str, statu
         ),
         on_status=status,
     )
-    with TrtRunner(built.plan_path) as runner:
+    with TrtRunner(built.plan_path, load=built.load) as runner:
         io = runner.io
     cache = engine_cache(request.settings, request.cache_dir)
     plans = [(built.plan_path, built.manifest)]
@@ -240,6 +247,7 @@ def _gpu_model(request: TritonExportRequest, source: ModelInfo, name: str, statu
         precision=request.settings.precision,
         runtime=f"TensorRT {built.manifest.trt_version}",
         trt_version=built.manifest.trt_version,
+        version_compatible=built.manifest.version_compatible,
         default_model_filename=default,
         cc_model_filenames=by_capability,
     )

@@ -121,6 +121,8 @@ class TritonModel:
     runtime: str
     #: The TensorRT version the plans need (None for a CPU engine).
     trt_version: str | None = None
+    #: Version-compatible plans (later TensorRT releases load them, with Triton's ``version-compatible=true``).
+    version_compatible: bool = False
     default_model_filename: str | None = None
     cc_model_filenames: dict[str, str] = field(default_factory=dict)
 
@@ -145,6 +147,7 @@ class TritonModel:
             "precision": self.precision,
             "runtime": self.runtime,
             "trt_version": self.trt_version,
+            "version_compatible": self.version_compatible,
             "input_spec": self.source.input_spec.to_dict(),
             "source_model": {"path": self.source.path, "sha256": self.source.sha256},
         }

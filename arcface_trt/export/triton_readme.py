@@ -7,6 +7,7 @@ snippet they are Python literals (``repr``), never pasted code.
 
 from __future__ import annotations
 
+from arcface_trt.artifacts.compat import runtimes_text
 from arcface_trt.export.triton_model import KIND_GPU, VERSION, TritonModel
 from arcface_trt.version import __version__
 
@@ -53,12 +54,22 @@ def _runtime(model: TritonModel) -> list[str]:
             f"with a Triton release whose ONNX Runtime backend is that version or newer.",
         ]
     lines = ["## TensorRT version", ""]
-    lines.append(
-        f"The plans load only in a Triton container whose TensorRT is **{model.trt_version}**: a plan is tied "
-        "to the TensorRT version that built it (NVIDIA's Frameworks Support Matrix lists the TensorRT of "
-        "each Triton release). They are not version-compatible plans; a version-compatible plan would "
-        "load on later TensorRT releases with `tritonserver --backend-config=tensorrt,version-compatible=true`."
-    )
+    if model.version_compatible:
+        lines.append(
+            f"The plans are version-compatible plans built by TensorRT **{model.trt_version}**: they load in a "
+            f"Triton container whose TensorRT is {runtimes_text(str(model.trt_version))} (NVIDIA's Frameworks "
+            "Support Matrix lists the TensorRT of each Triton release), started with "
+            "`tritonserver --backend-config=tensorrt,version-compatible=true` (they carry TensorRT's lean runtime: "
+            "host code that Triton runs only when told to trust the plans)."
+        )
+    else:
+        lines.append(
+            f"The plans load only in a Triton container whose TensorRT is **{model.trt_version}**: a plan is tied "
+            "to the TensorRT version that built it (NVIDIA's Frameworks Support Matrix lists the TensorRT of "
+            "each Triton release). They are not version-compatible plans; a version-compatible plan "
+            "(`arcface-trt build --version-compatible`) would load on later TensorRT releases with "
+            "`tritonserver --backend-config=tensorrt,version-compatible=true`."
+        )
     lines.append("")
     if model.cc_model_filenames:
         fallback = (

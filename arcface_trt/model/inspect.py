@@ -107,8 +107,8 @@ def external_data_files(model: Any) -> tuple[str, ...]:
     )
 
 
-def _load(path: Path) -> tuple[Any, tuple[str, ...]]:
-    """The model with its external data loaded, and the names of its data files."""
+def _load_structure(path: Path) -> tuple[Any, tuple[str, ...]]:
+    """The model without its external data, and the names of its data files."""
     if not path.exists():
         raise InputError(f"ONNX model not found: {path}")
     if not path.is_file():
@@ -121,7 +121,12 @@ def _load(path: Path) -> tuple[Any, tuple[str, ...]]:
         raise InputError(f"not a valid ONNX model: {path} ({type(exc).__name__})") from None
     if not model.graph.node:
         raise InputError(f"not a valid ONNX model: {path} (empty graph)")
-    files = external_data_files(model)
+    return model, external_data_files(model)
+
+
+def _load(path: Path) -> tuple[Any, tuple[str, ...]]:
+    """The model with its external data loaded, and the names of its data files."""
+    model, files = _load_structure(path)
     if files:
         try:
             # onnx refuses a location outside the model's folder (ValidationError) and says why.
@@ -158,6 +163,12 @@ def model_sha256(path: Path, external_data: tuple[str, ...] = ()) -> str:
     for name in external_data:
         digest.update(b"\0" + name.encode() + b"\0" + sha256_file(path.parent / name).encode())
     return digest.hexdigest()
+
+
+def onnx_sha256(path: str | Path) -> str:
+    """The identity (:func:`model_sha256`) of the ONNX file at ``path``, its external data files included."""
+    path = Path(path)
+    return model_sha256(path, _load_structure(path)[1])
 
 
 def inspect_model(path: str | Path, settings: InputSettings | None = None) -> ModelInfo:

@@ -10,20 +10,24 @@ plan); both carry ``plan_sha256`` as object metadata. A fetch reads the manifest
 streams the plan into a temporary file inside the cache folder, checks its sha256
 against the manifest and only then renames it into place and writes the manifest:
 a failed fetch (network, corrupt object, disk) leaves the cache folder as it was.
+:func:`fetch_for` takes the exact plan when the store has it, else the best compatible one
+(:mod:`arcface_trt.artifacts.compat`), and says which.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from arcface_trt.artifacts.cache import ArtifactCache
+from arcface_trt.artifacts.compat import EXACT, Match, PlanRequest
 from arcface_trt.artifacts.key import EngineKey, check_model_name
 from arcface_trt.artifacts.manifest import MAX_MANIFEST_BYTES, Manifest
 from arcface_trt.config import TensorrtSection
@@ -39,6 +43,14 @@ SHA_METADATA = "plan_sha256"
 _MAX_LISTED = 12
 
 
+class NoSuchPlan(StoreError):
+    """The store has no manifest for a key (the caller says what it has instead)."""
+
+
+class PlanRefused(StoreError):
+    """The store's manifest for a key says its plan does not serve the request (nothing was downloaded)."""
+
+
 @dataclass(frozen=True)
 class FetchResult:
     """What a fetch did: where the plan is, and whether it was downloaded."""
@@ -52,6 +64,10 @@ class FetchResult:
     plan_sha256: str
     seconds: float
     attempts: int
+    #: ``exact``, ``hardware-compatible`` or ``version-compatible`` (:mod:`arcface_trt.artifacts.compat`).
+    match: str = EXACT
+    #: The plan taken and why it serves, when it is not the very plan asked for.
+    match_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly record."""
@@ -60,6 +76,11 @@ class FetchResult:
             "precision": self.key.precision,
             "sm_arch": self.key.sm_arch,
             "trt_version": self.key.trt_version,
+            "engine_name": self.key.name,
+            "match": self.match,
+            "match_note": self.match_note,
+            "weights": "stripped" if self.key.stripped else "full",
+            "version_compatible": self.key.version_compatible,
             "plan_path": str(self.plan_path),
             "manifest_path": str(self.manifest_path),
             "source": self.source,
@@ -85,10 +106,19 @@ class StoreEntry:
     plan_bytes: int | None
     last_modified: str | None
     has_manifest: bool
+    #: ``stripped`` or ``full``, and the plan's compatibility, as its name says (``same_cc`` is only in its manifest).
+    weights: str = "full"
+    hardware_compatible: bool = False
+    version_compatible: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly record."""
         return dict(self.__dict__)
+
+    @property
+    def complete(self) -> bool:
+        """Plan and manifest are both there (a fetch takes only such entries)."""
+        return self.has_manifest and self.plan_bytes is not None
 
     @property
     def label(self) -> str:
@@ -108,24 +138,50 @@ def open_store(settings: TensorrtSection) -> S3Store:
 # -- fetch ---------------------------------------------------------------------------------------
 
 
-def fetch(settings: TensorrtSection, key: EngineKey, cache: ArtifactCache, force: bool = False) -> FetchResult:
+def fetch(
+    settings: TensorrtSection,
+    key: EngineKey,
+    cache: ArtifactCache,
+    force: bool = False,
+    expected: dict[str, Any] | None = None,
+) -> FetchResult:
     """Bring the store's plan for ``key`` into ``cache``; skip the download when the local copy is current.
 
     "Current" means the cached plan's sha256 equals both its own manifest and the store's
-    manifest. Raises StoreError (one line) for every store-side failure; the cache folder
-    is unchanged unless the fetch succeeds.
+    manifest. With ``expected`` manifest fields, a stored plan whose manifest differs is refused
+    before its plan is downloaded. Raises StoreError (one line) for every store-side failure;
+    the cache folder is unchanged unless the fetch succeeds.
     """
-    started = time.perf_counter()
     store = open_store(settings)
+    try:
+        return _fetch(store, key, cache, force, expected)
+    except NoSuchPlan:
+        raise _missing_error(store, key) from None
+
+
+def _fetch(
+    store: S3Store,
+    key: EngineKey,
+    cache: ArtifactCache,
+    force: bool,
+    expected: dict[str, Any] | None,
+    match: Match | None = None,
+) -> FetchResult:
+    started = time.perf_counter()
     plan_uri = store.settings.uri(key.relpath)
     manifest_raw = store.get_bytes(key.manifest_relpath, MAX_MANIFEST_BYTES)
     if manifest_raw is None:
-        raise _missing_error(store, key)
+        raise NoSuchPlan(f"{store.settings.uri(key.manifest_relpath)} is gone")
     remote = _parse_manifest(manifest_raw, store.settings.uri(key.manifest_relpath))
     if remote.key != key:
         raise StoreError(
             f"{store.settings.uri(key.manifest_relpath)} describes {remote.key.relpath}, not {key.relpath}"
         )
+    differences = remote.differences(expected or {})
+    if match is not None and not match.accepts(remote.trt_version):
+        differences.append(f"built by TensorRT {remote.trt_version}, which {match.runtime_version} cannot run")
+    if differences:
+        raise PlanRefused(f"{plan_uri} does not serve this request ({'; '.join(differences)}); it was not downloaded")
     plan_path, manifest_path = cache.path(key), cache.manifest_path(key)
     local = cache.lookup(key, {})
     current = local.hit and local.manifest.plan_sha256 == remote.plan_sha256
@@ -176,17 +232,54 @@ def _download_into(store: S3Store, key: EngineKey, cache: ArtifactCache, remote:
     return sha, size, attempts
 
 
-def store_fetcher(settings: TensorrtSection) -> Callable[[EngineKey, ArtifactCache], str]:
-    """The engine build's fetcher for this store: :func:`fetch` a key into a cache, say where it came from.
+def fetch_for(settings: TensorrtSection, wanted: PlanRequest, cache: ArtifactCache, force: bool = False) -> FetchResult:
+    """The exact plan of ``wanted`` when the store has it, else the best compatible one, into ``cache``.
 
-    The engine build takes it as an argument (:data:`arcface_trt.engine.build.Fetcher`), so
-    the engine package never imports the store.
+    Compatible plans are tried best first; one whose manifest does not keep its name's promise (another
+    builder release than the loading TensorRT runs, other option fields) is passed over, unread. Raises
+    StoreError when none serves (naming what the store holds for the model, and why plans were passed over).
+    """
+    store = open_store(settings)
+    key = wanted.key
+    try:
+        return _fetch(store, key, cache, force, None)
+    except NoSuchPlan:
+        matches = wanted.candidates(complete_keys(store))
+    passed_over = []
+    for match in matches:
+        try:
+            result = _fetch(store, match.key, cache, force, match.expected(), match)
+        except (NoSuchPlan, PlanRefused) as exc:  # removed since the listing, or not what its name promises
+            passed_over.append(str(exc))
+            continue
+        return dataclasses.replace(result, match=match.kind, match_note=match.describe())
+    missing = _missing_error(store, key)
+    if not passed_over:
+        raise missing
+    raise StoreError(f"{missing}; passed over: {'; '.join(passed_over)}")
+
+
+class StorePlans:
+    """The engine store as the engine build's :class:`~arcface_trt.engine.build.PlanSource`.
+
+    The engine build takes it as an argument, so the engine package never imports the store.
     """
 
-    def fetch_into_cache(key: EngineKey, cache: ArtifactCache) -> str:
-        return fetch(settings, key, cache).source
+    def __init__(self, settings: TensorrtSection) -> None:
+        self.settings = settings
 
-    return fetch_into_cache
+    def available(self) -> list[EngineKey]:
+        """The keys of the complete plans in the store."""
+        return complete_keys(open_store(self.settings))
+
+    def fetch(self, key: EngineKey, cache: ArtifactCache, expected: dict[str, Any]) -> str:
+        """:func:`fetch` a key whose manifest has the ``expected`` fields into ``cache``; say where it came from."""
+        return fetch(self.settings, key, cache, expected=expected).source
+
+
+def store_fetcher(settings: TensorrtSection) -> StorePlans:
+    """The engine build's plan source for this store."""
+    return StorePlans(settings)
 
 
 def _download_plan(store: S3Store, key: EngineKey, handle: Any, plan_bytes: int | None) -> tuple[str, int, int]:
@@ -341,8 +434,8 @@ def push_plan(settings: TensorrtSection, plan_path: Path, overwrite: bool = Fals
 # -- list ----------------------------------------------------------------------------------------
 
 
-def list_entries_from(store: S3Store) -> list[StoreEntry]:
-    """Every plan (or orphan manifest) under the store's prefix, sorted by model, TensorRT, precision, arch."""
+def _scan(store: S3Store) -> tuple[dict[EngineKey, ObjectInfo], set[EngineKey]]:
+    """The plans (with their objects) and the manifests under the store's prefix, by key."""
     plans: dict[EngineKey, ObjectInfo] = {}
     manifests: set[EngineKey] = set()
     for info in store.list():
@@ -354,6 +447,18 @@ def list_entries_from(store: S3Store) -> list[StoreEntry]:
             manifests.add(key)
         else:
             plans[key] = info
+    return plans, manifests
+
+
+def complete_keys(store: S3Store) -> list[EngineKey]:
+    """The keys of the plans whose plan and manifest are both in the store."""
+    plans, manifests = _scan(store)
+    return sorted(set(plans) & manifests, key=_listing_order)
+
+
+def list_entries_from(store: S3Store) -> list[StoreEntry]:
+    """Every plan (or orphan manifest) under the store's prefix, sorted by model, TensorRT, precision, arch."""
+    plans, manifests = _scan(store)
     entries = []
     for key in sorted(set(plans) | manifests, key=_listing_order):
         plan = plans.get(key)
@@ -368,6 +473,9 @@ def list_entries_from(store: S3Store) -> list[StoreEntry]:
                 plan_bytes=plan.size if plan else None,
                 last_modified=plan.last_modified.isoformat() if plan and plan.last_modified else None,
                 has_manifest=key in manifests,
+                weights="stripped" if key.stripped else "full",
+                hardware_compatible=key.hardware_compatible,
+                version_compatible=key.version_compatible,
             )
         )
     return entries
@@ -388,7 +496,9 @@ def list_engines(settings: TensorrtSection, model: str | None = None) -> list[St
 __all__ = [
     "FetchResult",
     "StoreEntry",
+    "StorePlans",
     "fetch",
+    "fetch_for",
     "list_engines",
     "push_plan",
     "store_fetcher",

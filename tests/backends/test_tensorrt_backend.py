@@ -120,20 +120,38 @@ def test_unloadable_engine_falls_back(monkeypatch, tiny_onnx: Path, tmp_path: Pa
 def test_store_is_asked_before_building(
     fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path, monkeypatch, caplog
 ) -> None:
-    """With engine_s3_bucket set, the store's fetch runs first; a StoreError is logged and the plan is built."""
+    """With engine_s3_bucket set, the store is listed and its plan fetched first; a StoreError is logged and the
+    plan is built; a store that cannot be listed is logged too."""
+    from arcface_trt.artifacts.key import EngineKey
     from arcface_trt.errors import StoreError
     from arcface_trt.store import engines as store
 
+    key = EngineKey("tiny", "fp32", "sm90", fake_stack.version)
     calls = []
 
-    def failing_fetch(settings, key, cache, force=False):
+    def failing_fetch(settings, key, cache, force=False, expected=None):
         calls.append(key.relpath)
         raise StoreError("bucket 'engines' not reachable")
 
+    monkeypatch.setattr(store, "open_store", lambda settings: None)
+    monkeypatch.setattr(store, "complete_keys", lambda s3: [key])
     monkeypatch.setattr(store, "fetch", failing_fetch)
     cfg = _config(tmp_path / "engines", engine_s3_bucket="engines")
     with caplog.at_level(logging.WARNING, logger="arcface_trt"):
         embedder = get_embedding_backend("tensorrt", tensorrt_config=cfg, onnx_path=tiny_onnx, config=EmbeddingConfig())
     assert calls == [f"trt{fake_stack.major_minor}/tiny-fp32-sm90.plan"]
     assert "bucket 'engines' not reachable" in caplog.text
+    assert Path(embedder.info().engine_path).exists()
+
+    def unlistable(s3):
+        raise StoreError("bucket 'engines' does not exist")
+
+    monkeypatch.setattr(store, "complete_keys", unlistable)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="arcface_trt"):
+        other = _config(tmp_path / "other", engine_s3_bucket="engines")
+        embedder = get_embedding_backend(
+            "tensorrt", tensorrt_config=other, onnx_path=tiny_onnx, config=EmbeddingConfig()
+        )
+    assert "could not list the engine store: bucket 'engines' does not exist" in caplog.text
     assert Path(embedder.info().engine_path).exists()

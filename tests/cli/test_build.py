@@ -326,3 +326,83 @@ def test_a_mislabelled_build_exits_1_and_is_neither_cached_nor_uploaded(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: the engine labelled fp16 is not fp16: 1 of 2 convolution")
     assert not [p for p in (tmp_path / "e").rglob("*") if p.suffix in (".plan", ".json")]
+
+
+# -- plans that travel: names, manifests, the refused combination ------------------------------------------------
+
+
+def _dry_run(onnx: Path, *options: str) -> dict:
+    result = invoke("build", "--onnx-path", str(onnx), "--dry-run", "--json", *options)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_dry_run_names_plans_that_travel(no_gpu_stack, tiny_onnx: Path) -> None:
+    portable = _dry_run(tiny_onnx, "--hardware-compatibility", "ampere_plus")
+    # sm80+ names every Ampere-or-newer GPU: no --arch needed to name it.
+    assert portable["engine_name"] == "tiny-fp16-sm80+.plan"
+    assert (
+        portable["manifest"]["sm_arch"] == "sm80+" and portable["manifest"]["hardware_compatibility"] == "ampere_plus"
+    )
+    assert any("loads on every GPU of compute capability 8.0+" in note for note in portable["notes"])
+    assert (
+        _dry_run(tiny_onnx, "--hardware-compatibility", "same_cc", "--arch", "86")["engine_name"]
+        == "tiny-fp16-sm86.plan"
+    )
+
+    stripped = _dry_run(tiny_onnx, "--strip-weights", "--arch", "90")
+    assert stripped["engine_name"].startswith("tiny-fp16-stripped-") and stripped["engine_name"].endswith("-sm90.plan")
+    assert stripped["manifest"]["weights"] == "stripped"
+    assert stripped["build_settings"]["portability"]["set_flags"] == ["STRIP_PLAN", "REFIT_IDENTICAL"]
+    assert any("smaller, not weightless" in note for note in stripped["notes"])
+
+    portable_version = _dry_run(tiny_onnx, "--version-compatible", "--arch", "90")
+    assert portable_version["engine_name"].startswith("tiny-fp16-vercompat-")
+    manifest = portable_version["manifest"]
+    assert manifest["version_compatible"] is True and manifest["lean_runtime"] == "embedded"
+    no_lean = _dry_run(tiny_onnx, "--version-compatible", "--exclude-lean-runtime", "--arch", "90")
+    assert (
+        no_lean["engine_name"].startswith("tiny-fp16-nolean-vercompat-")
+        and no_lean["manifest"]["lean_runtime"] == "excluded"
+    )
+    assert any("Runtime.load_runtime" in note for note in no_lean["notes"])
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        (["--strip-weights", "--version-compatible"], "cannot be combined with tensorrt.version_compatible"),
+        (["--exclude-lean-runtime"], "applies to version-compatible plans only"),
+    ],
+)
+def test_options_that_cannot_combine_are_one_line_exit_2(
+    no_gpu_stack, tiny_onnx: Path, options: list[str], needle: str
+) -> None:
+    for dry in ([], ["--dry-run"]):
+        result = invoke("build", "--onnx-path", str(tiny_onnx), *options, *dry)
+        assert result.exit_code == 2 and result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: command line: ") and needle in lines[0], result.stderr
+
+
+def test_the_refused_combination_in_a_real_process(tiny_onnx: Path, tmp_path: Path) -> None:
+    result = run_cli("build", "--onnx-path", tiny_onnx, "--strip-weights", "--version-compatible", "--dry-run",
+                     "--cache-dir", tmp_path, timeout=120)  # fmt: skip
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "--strip-weights" in line and "--version-compatible" in line and "lean runtime" in line
+
+
+def test_build_says_where_the_plan_travels(fake_stack: FakeStack, tiny_onnx: Path, tmp_path: Path) -> None:
+    base = ["build", "--onnx-path", str(tiny_onnx), "--precision", "fp32", "--cache-dir", str(tmp_path / "e")]
+    stripped = invoke(*base, "--strip-weights")
+    assert stripped.exit_code == 0, stripped.output
+    assert "travels:    weights stripped (refit at load from the ONNX); hardware none; this TensorRT version only" in (
+        stripped.stdout
+    )
+    record = json.loads(invoke(*base, "--strip-weights", "--json").stdout)
+    assert record["from_cache"] and record["manifest"]["weights"] == "stripped" and record["match"] == "exact"
+    portable = invoke(*base, "--version-compatible", "--hardware-compatibility", "ampere_plus")
+    assert portable.exit_code == 0, portable.output
+    assert "tiny-fp32-vercompat-" in portable.stdout and "-sm80+.plan" in portable.stdout
+    assert "hardware ampere_plus (sm80+); version-compatible (lean runtime embedded)" in portable.stdout

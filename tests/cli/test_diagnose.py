@@ -189,3 +189,38 @@ def test_table_output_keeps_bracketed_install_hints(
     assert "backend_unavailable" in result.stdout and "tensorrt_import_failed" in result.stdout
     assert "pip install 'arcface-trt[gpu]'" in result.stdout  # not eaten as rich markup
     assert result.stderr.strip().splitlines()[-1].startswith("error: the configured backend cannot load")
+
+
+def test_a_compatible_plan_is_shown_and_not_flagged(
+    write_config: Callable[..., Path], tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An sm80+ plan built on an A100 runs on this L4: diagnose says so, and flags nothing."""
+    from arcface_trt.config import TensorrtSection
+    from arcface_trt.engine.build import BuildRequest, build_engine
+    from tests.support.fakes import FakeCuda, FakeDevice
+
+    install_fakes(monkeypatch, "11", FakeCuda([FakeDevice("NVIDIA A100-SXM4-80GB", 8, 0)]))
+    settings = TensorrtSection(
+        precision="fp32", cache_dir=str(tmp_path / "engines"), hardware_compatibility="ampere_plus"
+    )
+    portable = build_engine(BuildRequest(tiny_onnx, settings)).plan_path
+    install_fakes(monkeypatch, "11", FakeCuda([FakeDevice("NVIDIA L4", 8, 9)]))
+    config = write_config(backend="tensorrt", device="auto", model_path=str(tiny_onnx), tensorrt={"precision": "fp32"})
+    code, record = _diagnose(config)
+    assert code == 0, record["error"]
+    assert record["engine_path"] == str(portable) and "engine_mismatch" not in _codes(record)
+    assert record["engine"] == {
+        "weights": "full",
+        "hardware_compatibility": "ampere_plus",
+        "sm_arch": "sm80+",
+        "version_compatible": False,
+        "lean_runtime": None,
+        "built_by": "11.4.0.106",
+        "match": "hardware-compatible",
+    }
+    table = invoke("diagnose", "--config", str(config), "--iterations", "1", "--n-samples", "3", env={"COLUMNS": "400"})
+    assert (
+        "weights full; hardware ampere_plus (sm80+); this TensorRT version only; built by TensorRT 11.4.0.106 - "
+        in (table.stdout)
+    )
+    assert "hardware-compatible here" in table.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ from arcface_trt.config import TensorrtSection
 from arcface_trt.engine.build import BuildRequest, build_engine
 from tests.support.cli import invoke, run_cli
 from tests.support.fakes import hide_gpu_stack, install_fakes
+from tests.support.tiny_models import write_tiny_model
 
 
 def _build(monkeypatch: pytest.MonkeyPatch, onnx: Path, cache: Path, precision: str = "fp16") -> Path:
@@ -175,3 +177,57 @@ def test_a_real_process_without_tensorrt(monkeypatch, tiny_onnx: Path, tmp_path:
     assert report["engine"] is None and report["engine_problem"] == "TensorRT is not installed here"
     missing = run_cli("inspect", tmp_path / "absent.plan", timeout=120)
     assert missing.returncode == 2 and missing.stderr.strip() == f"error: plan not found: {tmp_path / 'absent.plan'}"
+
+
+def test_plans_that_travel(monkeypatch, tiny_onnx: Path, tmp_path: Path) -> None:
+    """Weights, hardware and version compatibility from the manifest; a stripped plan is refit from its model."""
+    install_fakes(monkeypatch, "11")
+    settings = TensorrtSection(precision="fp16", opt_batch_size=4, max_batch_size=8, cache_dir=str(tmp_path / "e"))
+    stripped = build_engine(BuildRequest(tiny_onnx, dataclasses.replace(settings, strip_weights=True))).plan_path
+    portable = build_engine(
+        BuildRequest(
+            tiny_onnx, dataclasses.replace(settings, version_compatible=True, hardware_compatibility="ampere_plus")
+        )
+    ).plan_path
+    code, report = _json(stripped, "--onnx-path", tiny_onnx)
+    assert code == 0 and report["disagreements"] == [], report
+    facts = report["manifest"]
+    assert (facts["weights"], facts["version_compatible"], facts["loads_on"]) == (
+        "stripped",
+        False,
+        "TensorRT 11.4.0.106",
+    )
+    assert len(facts["parsed_onnx_sha256"]) == 64
+    assert report["engine"]["precision_summary"]["share"] == 1.0  # loaded and refit, then inspected
+    other = write_tiny_model(tmp_path / "other" / "tiny.onnx", seed=3)
+    code, report = _json(stripped, "--onnx-path", other)
+    assert code == 0 and report["engine"] is None
+    assert "is not the model the plan was built from" in report["engine_problem"]
+
+    code, report = _json(portable)
+    facts = report["manifest"]
+    assert code == 0 and report["engine"]["hardware_compatibility"] == "ampere_plus"  # loaded: host code allowed
+    assert (facts["sm_arch"], facts["version_compatible"], facts["lean_runtime"]) == ("sm80+", True, "embedded")
+    assert facts["loads_on"] == "TensorRT 11.4 and later 11.x"
+    hide_gpu_stack(monkeypatch)
+    human = invoke("inspect", portable)
+    assert "travels:     weights full; hardware ampere_plus (sm80+); version-compatible (lean runtime embedded)" in (
+        human.stdout
+    )
+    assert "loads on:    TensorRT 11.4 and later 11.x" in human.stdout
+    assert "weights stripped (refit at load from the ONNX)" in invoke("inspect", stripped).stdout
+    # The key options find what the backend would take: no full sm90 plan here, so the stripped one.
+    key = [
+        "--model",
+        "tiny",
+        "--precision",
+        "fp16",
+        "--arch",
+        "90",
+        "--trt-version",
+        "11.4",
+        "--cache-dir",
+        tmp_path / "e",
+    ]
+    assert _json(*key)[1]["plan_path"] == str(stripped)
+    assert _json(*key[:5], "89", *key[6:])[1]["plan_path"] == str(portable)  # an L4: the sm80+ plan

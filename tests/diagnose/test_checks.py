@@ -23,6 +23,24 @@ def test_engine_check_ignores_other_models_and_unknown_machines(r18_model: Path)
     assert checks.check_engines([same_patchless], *args, trt_version="10.16.1.11", sm_arch="sm90") is None
 
 
+def test_compatible_plans_load_where_nvidia_says(r18_model: Path) -> None:
+    """An sm80+ plan loads on every Ampere or newer GPU; a version-compatible one on the later versions NVIDIA names."""
+    info = inspect_model(r18_model)
+    args = (info.name, info.sha256, "fp16")
+    portable = engine_manifest(r18_model, "sm80+", "10.16.1.11", hardware_compatibility="ampere_plus")
+    assert checks.check_engines([portable], *args, trt_version="10.16.1.11", sm_arch="sm86") is None
+    old_gpu = checks.check_engines([portable], *args, trt_version="10.16.1.11", sm_arch="sm75")
+    assert old_gpu is not None and "sm80+ (here sm75)" in old_gpu.message
+    older = engine_manifest(
+        r18_model, "sm90", "10.14.1.48", recipe={"vercompat": True}, version_compatible=True, lean_runtime="embedded"
+    )
+    assert checks.check_engines([older], *args, trt_version="11.4.0.106", sm_arch="sm90") is None
+    newer = engine_manifest(
+        r18_model, "sm90", "11.4.0.106", recipe={"vercompat": True}, version_compatible=True, lean_runtime="embedded"
+    )
+    assert checks.check_engines([newer], *args, trt_version="10.16.1.11", sm_arch="sm90").code == "engine_mismatch"
+
+
 def test_provider_check_cases() -> None:
     cpu, cuda = "CPUExecutionProvider", "CUDAExecutionProvider"
     assert checks.check_provider_applied("onnxruntime", "onnxruntime", "cpu", [cpu], [cpu]) is None

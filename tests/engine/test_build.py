@@ -56,9 +56,11 @@ def test_changed_request_rebuilds_with_reason(
     assert result.source == "built"
     assert result.reasons == ["opt_batch: cached 4, wanted 8", "max_batch: cached 4, wanted 16"]
     assert "opt_batch: cached 4, wanted 8" in messages[0]
-    level = dataclasses.replace(wider, hardware_compatibility="ampere_plus")
+    level = dataclasses.replace(wider, hardware_compatibility="same_cc")  # same name, other level
     result, _ = _build(tiny_onnx, level)
-    assert result.reasons == ["hardware_compatibility: cached 'none', wanted 'ampere_plus'"]
+    assert result.plan_path.name == "tiny-fp32-sm90.plan"
+    assert result.reasons == ["hardware_compatibility: cached 'none', wanted 'same_cc'"]
+    assert result.manifest.hardware_compatibility == "same_cc"
     forced, _ = _build(tiny_onnx, level, force=True)
     assert forced.source == "built" and forced.reasons == ["--force"]
 

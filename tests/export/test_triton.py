@@ -207,8 +207,25 @@ def test_a_portable_plan_is_the_default(
     portable = _build(tiny_onnx, dataclasses.replace(engine_settings, hardware_compatibility="ampere_plus"))
     install_fakes(monkeypatch, "10", FakeCuda([H100]))
     config = read_config(export_triton(TritonExportRequest(tiny_onnx, tmp_path / "repo", engine_settings)).folder)
-    assert config.default_model_filename == portable.plan_path.name == "tiny-fp32-sm80.plan"
-    assert dict(config.cc_model_filenames) == {"8.0": "tiny-fp32-sm80.plan", "9.0": "tiny-fp32-sm90.plan"}
+    # The portable plan is named for no one GPU: it is the default of every GPU the map does not name.
+    assert config.default_model_filename == portable.plan_path.name == "tiny-fp32-sm80+.plan"
+    assert dict(config.cc_model_filenames) == {"9.0": "tiny-fp32-sm90.plan"}
+
+
+def test_plans_that_travel_in_triton(
+    fake_stack: FakeStack, tiny_onnx: Path, engine_settings: TensorrtSection, tmp_path: Path
+) -> None:
+    """Triton loads a plan as it is: no stripped plan; a version-compatible one, and the README says how."""
+    for option in ({"strip_weights": True}, {"version_compatible": True, "exclude_lean_runtime": True}):
+        request = TritonExportRequest(tiny_onnx, tmp_path / "repo", dataclasses.replace(engine_settings, **option))
+        with pytest.raises(InputError, match="Triton's TensorRT backend loads a plan as it is"):
+            export_triton(request)
+    assert not (tmp_path / "repo").exists()
+    portable = dataclasses.replace(engine_settings, version_compatible=True)
+    folder = export_triton(TritonExportRequest(tiny_onnx, tmp_path / "repo", portable)).folder
+    readme = (folder / "README.md").read_text()
+    assert "version-compatible plans built by TensorRT" in readme
+    assert "--backend-config=tensorrt,version-compatible=true" in readme and "later" in readme
 
 
 def test_gpu_export_without_tensorrt_writes_nothing(no_gpu_stack, tiny_onnx: Path, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from arcface_trt.artifacts.key import EngineKey
+from arcface_trt.artifacts.key import EngineKey, Variant
+from arcface_trt.artifacts.portability import Portability
 from tests.support.manifests import plan_manifest, sha256_of
 from tests.support.s3_server import ACCESS_KEY, SECRET_KEY, CuttingProxy, MotoServer
 
@@ -103,7 +104,8 @@ class PlanFiles:
 
 @pytest.fixture
 def make_plan(tmp_path: Path):
-    """Write ``{root}/trt{v}/{model}-{precision}-sm{arch}.plan`` with arbitrary bytes and a valid manifest."""
+    """Write ``{root}/trt{v}/{model}-{precision}[-{tags}-{recipe8}]-sm{arch}.plan`` with arbitrary bytes and a valid
+    manifest (whose option fields say what the recipe's tags and the arch say)."""
 
     def make(
         model: str = "arcface_r18",
@@ -113,8 +115,9 @@ def make_plan(tmp_path: Path):
         size: int = 300_000,
         seed: int = 0,
         root: Path | None = None,
+        recipe: dict | None = None,
     ) -> PlanFiles:
-        key = EngineKey(model, precision, arch, trt_version)
+        key = EngineKey(model, precision, arch, trt_version, Variant.of(recipe or {}))
         # Arbitrary, seeded, incompressible bytes: the store never looks inside a plan.
         content = b"".join(hashlib.sha256(f"{seed}-{i}".encode()).digest() for i in range(size // 32 + 1))[:size]
         folder = (root or tmp_path / f"built-{uuid.uuid4().hex[:6]}") / key.folder
@@ -122,7 +125,14 @@ def make_plan(tmp_path: Path):
         plan = folder / key.name
         plan.write_bytes(content)
         manifest = plan_manifest(
-            model, precision, key.sm_arch, trt_version, plan_sha256=sha256_of(content), plan_bytes=size
+            model,
+            precision,
+            key.sm_arch,
+            trt_version,
+            plan_sha256=sha256_of(content),
+            plan_bytes=size,
+            recipe=recipe or {},
+            **Portability.of_key(key).manifest_fields(),
         )
         manifest_path = folder / key.manifest_name
         manifest_path.write_text(manifest.to_json())

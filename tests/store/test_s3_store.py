@@ -458,8 +458,10 @@ def test_library_entry_points(moto_server, bucket, make_plan, tmp_path):
     assert record["uploaded"] is True and record["plan_sha256"] == json.loads(plan.manifest_bytes)["plan_sha256"]
     assert push_plan(settings, plan.plan, overwrite=False)["uploaded"] is False
     cache = ArtifactCache(tmp_path / "cache")
-    # The engine build's fetcher says where the plan came from.
-    assert store_fetcher(settings)(plan.key, cache) == f"s3://{bucket}/engines/{plan.key.relpath}"
+    # The engine build's plan source lists complete plans, and its fetch says where the plan came from.
+    source = store_fetcher(settings)
+    assert source.available() == [plan.key]
+    assert source.fetch(plan.key, cache, {"precision": "fp16"}) == f"s3://{bucket}/engines/{plan.key.relpath}"
     path = cache.path(plan.key)
     assert path.read_bytes() == plan.content
     assert cache.lookup(plan.key, {"sm_arch": "sm90", "precision": "fp16"}).hit

@@ -39,7 +39,7 @@ class FakeStack:
 
     @property
     def version(self) -> str:
-        return VERSIONS[self.major]
+        return str(self.trt.__version__)
 
     @property
     def major_minor(self) -> str:
@@ -70,10 +70,15 @@ def install_cuda(monkeypatch: pytest.MonkeyPatch, cuda: FakeCuda) -> None:
     monkeypatch.setitem(sys.modules, "cuda.cudart", None)
 
 
-def install_fakes(monkeypatch: pytest.MonkeyPatch, major: str = "10", cuda: FakeCuda | None = None) -> FakeStack:
-    """Install a 10.16-like (``"10"``) or 11.4-like (``"11"``) fake TensorRT and a fake CUDA runtime."""
+def install_fakes(
+    monkeypatch: pytest.MonkeyPatch, major: str = "10", cuda: FakeCuda | None = None, version: str | None = None
+) -> FakeStack:
+    """Install a 10.16-like (``"10"``) or 11.4-like (``"11"``) fake TensorRT and a fake CUDA runtime.
+
+    ``version`` makes it another release of that major (``"10.14.1.48"``), for tests of version compatibility.
+    """
     cuda = cuda if cuda is not None else FakeCuda()
-    trt = make_tensorrt(major, cuda)
+    trt = make_tensorrt(major, cuda, version)
     install_cuda(monkeypatch, cuda)
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     return FakeStack(major, trt, cuda)

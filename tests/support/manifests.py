@@ -27,10 +27,12 @@ def plan_manifest(model: str, precision: str, sm_arch: str, trt_version: str, **
     return Manifest(model=model, precision=precision, sm_arch=sm_arch, trt_version=trt_version, **values)
 
 
-def engine_manifest(model: Path, sm_arch: str, trt_version: str, precision: str = "fp16") -> Manifest:
-    """The manifest of an engine built from ``model`` (its name and sha256) on an NVIDIA A10."""
+def engine_manifest(model: Path, sm_arch: str, trt_version: str, precision: str = "fp16", **fields: Any) -> Manifest:
+    """The manifest of an engine built from ``model`` (its name and sha256) on an NVIDIA A10; ``fields`` as above."""
     info = inspect_model(model)
-    return plan_manifest(info.name, precision, sm_arch, trt_version, onnx_sha256=info.sha256, gpu_name="NVIDIA A10")
+    return plan_manifest(
+        info.name, precision, sm_arch, trt_version, onnx_sha256=info.sha256, gpu_name="NVIDIA A10", **fields
+    )
 
 
 def sha256_of(data: bytes) -> str:

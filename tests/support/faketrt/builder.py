@@ -8,6 +8,10 @@
 - the layers are those :mod:`.layers` makes of the network for the flags and network type; each
   layer the timing cache does not know is timed (one entry added), and the build's phases go
   to the config's progress monitor (:mod:`.progress`), which may cancel it;
+- ``AMPERE_PLUS`` builds on Ampere or newer GPUs only, ``SAME_COMPUTE_CAPABILITY`` on Turing or newer;
+- ``STRIP_PLAN`` leaves the refittable weights out of the plan (:mod:`.refitter`); a refit flag or
+  ``STRIP_PLAN`` makes the engine refittable; ``VERSION_COMPATIBLE`` embeds a (fake) lean runtime
+  of :data:`LEAN_RUNTIME_BYTES` unless ``EXCLUDE_LEAN_RUNTIME``;
 - every build is recorded in the module's build log (flags, network type, timing-cache decision).
 """
 
@@ -22,10 +26,15 @@ from tests.support.faketrt.env import BuildRecord
 from tests.support.faketrt.layers import engine_layers
 from tests.support.faketrt.logger import log
 from tests.support.faketrt.network import INetworkDefinition
+from tests.support.faketrt.refitter import REFIT_FLAGS, strip_weights
 from tests.support.faketrt.strict import Strict
 
 MIN_WORKSPACE = 16 << 20
 PRECISION_FLAGS = ("FP16", "BF16", "INT8", "FP8", "INT4", "FP4")
+#: Size of the stand-in for the lean runtime a version-compatible plan carries.
+LEAN_RUNTIME_BYTES = 1 << 20
+#: Oldest GPU (compute capability) each hardware compatibility level builds on.
+HARDWARE_LEVEL_MIN = {"AMPERE_PLUS": (8, 0), "SAME_COMPUTE_CAPABILITY": (7, 5)}
 
 
 class Builder(Strict):
@@ -80,6 +89,12 @@ class Builder(Strict):
             return self._fail("Insufficient workspace: no implementation fits the WORKSPACE pool limit")
         device = env.device
         compute = f"{device.major}.{device.minor}"
+        oldest = HARDWARE_LEVEL_MIN.get(config._hw.name)
+        if oldest is not None and (device.major, device.minor) < oldest:
+            return self._fail(
+                f"API Usage Error (hardware compatibility level {config._hw.name} is not supported on a GPU of "
+                f"compute capability {compute})"
+            )
         layers, bindings = engine_layers(
             network._onnx,
             fp16_flag="FP16" in flags,
@@ -123,5 +138,12 @@ class Builder(Strict):
             "profiling_verbosity": verbosity,
             "layers": layers,
             "bindings": bindings,
+            "refittable": bool(flags.intersection(REFIT_FLAGS)),
         }
-        return env.new("IHostMemory", plan.serialize(header, network._onnx))
+        onnx_bytes = network._onnx
+        if "STRIP_PLAN" in flags:
+            onnx_bytes, header["stripped"] = strip_weights(onnx_bytes)
+        lean = b""
+        if "VERSION_COMPATIBLE" in flags and "EXCLUDE_LEAN_RUNTIME" not in flags:
+            lean = hashlib.sha256(env.version.encode()).digest() * (LEAN_RUNTIME_BYTES // 32)
+        return env.new("IHostMemory", plan.serialize(header, onnx_bytes, lean))

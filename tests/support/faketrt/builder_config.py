@@ -46,9 +46,8 @@ class IBuilderConfig(Strict):
         self._monitor: Any = None
 
     def _flag_names(self) -> frozenset[str]:
-        """The names of the flags set (for the build record)."""
-        by_value = {int(v): n for n, v in members(self._env.enum("BuilderFlag")).items()}
-        return frozenset(by_value[f] for f in self._flags if f in by_value)
+        """The names of the flags set (for the build record), every alias of a value (10.x: WEIGHTLESS = STRIP_PLAN)."""
+        return frozenset(n for n, v in members(self._env.enum("BuilderFlag")).items() if int(v) in self._flags)
 
     def set_memory_pool_limit(self, pool: Any, pool_size: int) -> None:
         self._pools[int(pool)] = int(pool_size)

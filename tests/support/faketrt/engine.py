@@ -1,7 +1,9 @@
 """``ICudaEngine`` and ``IExecutionContext``: a fake plan, run with ONNX Runtime on the CPU.
 
 The engine's layers (``num_layers``, ``create_engine_inspector``) are the records the builder
-made (:mod:`.layers`), read through :mod:`.inspector`.
+made (:mod:`.layers`), read through :mod:`.inspector`. A weight-stripped engine (``STRIP_PLAN``)
+refuses to create an execution context until a :class:`~tests.support.faketrt.refitter.Refitter`
+has filled in every stripped weight.
 
 The engine runs the ONNX the plan carries as the build configured it: with TF32 left on, the
 inputs of an fp32 engine are rounded to TF32's 10-bit mantissa (what TF32 tensor cores do to
@@ -22,6 +24,7 @@ import numpy as np
 
 from tests.support.faketrt.logger import log
 from tests.support.faketrt.network import Dims
+from tests.support.faketrt.refitter import fill_weights, refittable_names
 from tests.support.faketrt.strict import Strict
 
 NUMPY_TYPES = {
@@ -44,24 +47,50 @@ def round_to_tf32(x: np.ndarray) -> np.ndarray:
 
 
 class ICudaEngine(Strict):
-    """A deserialized fake plan."""
+    """A deserialized fake plan; a weight-stripped one runs only once refit (:mod:`.refitter`)."""
 
     def __init__(self, header: dict, onnx_bytes: bytes, logger: Any) -> None:
-        import onnxruntime as ort
+        import onnx
+        from onnx import helper
 
         self._h, self._logger = header, logger
         flags = set(header["flags"])
         self._tf32 = "TF32" in flags
-        if "FP16" in flags and not header["strongly_typed"]:
+        self._onnx = onnx_bytes
+        self._missing = set(header.get("stripped", []))
+        model = onnx.load_from_string(onnx_bytes)
+        refittable = set(refittable_names(model))
+        #: Refittable weight -> (dims, numpy type): what a refit must supply.
+        self._weight_specs = {
+            init.name: (tuple(init.dims), np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)))
+            for init in model.graph.initializer
+            if init.name in refittable
+        }
+        self._session: Any = None if self._missing else self._make_session(onnx_bytes)
+
+    def _make_session(self, onnx_bytes: bytes) -> Any:
+        import onnxruntime as ort
+
+        if "FP16" in self._h["flags"] and not self._h["strongly_typed"]:
             onnx_bytes = _to_fp16(onnx_bytes)
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+    def _refit(self, weights: dict[str, np.ndarray]) -> None:
+        """Take refit weights (the Refitter checked that none is missing)."""
+        self._onnx = fill_weights(self._onnx, weights)
+        self._missing = set()
+        self._session = self._make_session(self._onnx)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         if self._tf32 and x.dtype == np.float32:
             x = round_to_tf32(x)
         return self._session.run(None, {self._h["input"]: x})[0]
+
+    @property
+    def refittable(self) -> bool:
+        return bool(self._h.get("refittable", False))
 
     @property
     def num_io_tensors(self) -> int:
@@ -114,6 +143,11 @@ class ICudaEngine(Strict):
         return [Dims(s) for s in self._h["profile"][name]]
 
     def create_execution_context(self, strategy: Any = None) -> Any:
+        if self._missing:
+            missing = len(self._missing)
+            log(self._env, self._logger, "ERROR", "ICudaEngine::createExecutionContext: Error Code 3: API Usage Error "
+                f"(the engine's weights were stripped and are not refit yet: {missing} weights missing)")  # fmt: skip
+            return None
         return self._env.new("IExecutionContext", self)
 
 

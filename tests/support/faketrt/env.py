@@ -34,6 +34,8 @@ class Env:
 
     major: str
     cuda: FakeCuda | None
+    #: Another release of ``major`` than the recorded one (its API is the recorded one's).
+    version_override: str | None = None
     enums: dict[str, type] = field(default_factory=dict)
     classes: dict[str, type] = field(default_factory=dict)
     builds: list[BuildRecord] = field(default_factory=list)
@@ -43,7 +45,7 @@ class Env:
 
     @property
     def version(self) -> str:
-        return VERSIONS[self.major]
+        return self.version_override or VERSIONS[self.major]
 
     @property
     def device(self) -> Any:

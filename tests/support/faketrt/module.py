@@ -22,6 +22,7 @@ from tests.support.faketrt.memory import IHostMemory
 from tests.support.faketrt.network import Dims, INetworkDefinition, ITensor
 from tests.support.faketrt.parser import OnnxParser, ParserError
 from tests.support.faketrt.progress import IProgressMonitor
+from tests.support.faketrt.refitter import OnnxParserRefitter, Refitter
 from tests.support.faketrt.runtime import Runtime, nptype, volume
 from tests.support.faketrt.timing_cache import ITimingCache, TimingCacheKey
 
@@ -42,6 +43,8 @@ CLASSES = (
     ICudaEngine,
     IExecutionContext,
     EngineInspector,
+    Refitter,
+    OnnxParserRefitter,
 )
 ENUMS = (
     "BuilderFlag",
@@ -64,9 +67,10 @@ TEN_ONLY = {
 }
 
 
-def make_tensorrt(major: str, cuda: FakeCuda | None) -> types.ModuleType:
-    """A fake ``tensorrt`` module shaped like TensorRT ``major`` ("10" or "11")."""
-    env = Env(major, cuda)
+def make_tensorrt(major: str, cuda: FakeCuda | None, version: str | None = None) -> types.ModuleType:
+    """A fake ``tensorrt`` module shaped like TensorRT ``major`` ("10" or "11"), of ``version`` (default: the
+    recorded one; another release of the same major, for tests of version compatibility)."""
+    env = Env(major, cuda, version_override=version)
     for name in ENUMS:
         env.enums[name] = make_enum(major, name)
     severity = env.enums["Severity"]

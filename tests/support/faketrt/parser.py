@@ -40,11 +40,10 @@ class ParserError(Strict):
         return self._op
 
 
-class OnnxParser(Strict):
-    """Parses an ONNX model into a network."""
+class ParserErrors(Strict):
+    """The errors a parser (or the parser's refitter) recorded: ``num_errors``, ``get_error``, ``clear_errors``."""
 
-    def __init__(self, network: INetworkDefinition, logger: Any) -> None:
-        self._network, self._logger, self._errors = network, logger, []
+    _errors: list[ParserError]
 
     @property
     def num_errors(self) -> int:
@@ -59,6 +58,13 @@ class OnnxParser(Strict):
     def _error(self, code: str, desc: str, node: int = -1, name: str = "", op: str = "") -> None:
         env = self._env
         self._errors.append(env.new("ParserError", getattr(env.enum("ErrorCode"), code), desc, node, name, op))
+
+
+class OnnxParser(ParserErrors):
+    """Parses an ONNX model into a network."""
+
+    def __init__(self, network: INetworkDefinition, logger: Any) -> None:
+        self._network, self._logger, self._errors = network, logger, []
 
     def _tensor(self, value_info: Any) -> ITensor:
         dims = value_info.type.tensor_type.shape.dim

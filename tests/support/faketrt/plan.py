@@ -2,7 +2,9 @@
 
 The header records the TensorRT version, the GPU's compute capability, the compatibility
 level, the builder flags (by name), whether the network was strongly typed, the profile and
-the I/O tensors, so the runtime can refuse a plan as TensorRT does and run it as it was built.
+the I/O tensors, whether it is refittable and which weights were stripped, so the runtime can
+refuse a plan as TensorRT does and run it as it was built. A version-compatible plan carries a
+stand-in for TensorRT's lean runtime between the header and the ONNX.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import Any
 MAGIC = b"FAKETRTPLAN2"
 
 
-def serialize(header: dict[str, Any], onnx_bytes: bytes) -> bytes:
-    """The plan's bytes."""
-    head = json.dumps(header, sort_keys=True).encode()
-    return MAGIC + struct.pack("<I", len(head)) + head + onnx_bytes
+def serialize(header: dict[str, Any], onnx_bytes: bytes, lean_runtime: bytes = b"") -> bytes:
+    """The plan's bytes: header, the embedded lean runtime (version-compatible plans), the ONNX."""
+    head = json.dumps({**header, "lean_runtime_bytes": len(lean_runtime)}, sort_keys=True).encode()
+    return MAGIC + struct.pack("<I", len(head)) + head + lean_runtime + onnx_bytes
 
 
 def deserialize(data: bytes) -> tuple[dict[str, Any], bytes] | None:
@@ -30,4 +32,4 @@ def deserialize(data: bytes) -> tuple[dict[str, Any], bytes] | None:
         header = json.loads(data[start : start + size])
     except ValueError:
         return None
-    return header, data[start + size :]
+    return header, data[start + size + int(header.get("lean_runtime_bytes", 0)) :]
