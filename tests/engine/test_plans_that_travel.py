@@ -35,9 +35,10 @@ def _build(onnx: Path, settings: TensorrtSection, **kwargs):
 @pytest.fixture(scope="module")
 def batch() -> np.ndarray:
     from arcface_trt.faces import sample_faces
+    from arcface_trt.model.input_spec import InputSpec
     from arcface_trt.preprocess import preprocess
 
-    return preprocess(sample_faces(8, seed=5), (112, 112), 127.5, 127.5)
+    return preprocess(sample_faces(8, seed=5), InputSpec.default(112))
 
 
 def _run(result, batch: np.ndarray, load: LoadOptions | None = None) -> np.ndarray:
