@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from arcface_trt.backends.base import Embedder
+from arcface_trt.backends.ort_session import session_options
 from arcface_trt.errors import InputError
 from arcface_trt.lazy import lazy_import
 
@@ -18,14 +19,17 @@ class InsightFaceEmbedder(Embedder):
 
     name = "insightface"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, threads: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.arcface: Any = None
+        #: Intra-op threads of the session; None keeps InsightFace's (ONNX Runtime's) default.
+        self.threads = threads
 
     def _create(self, providers: list[str]) -> Any:
         get_model = model_zoo.get_model  # a missing insightface is its install hint, not a model error
+        options = {} if self.threads is None else {"sess_options": session_options(self.threads)}
         try:
-            arcface = get_model(self.model.path, providers=providers)
+            arcface = get_model(self.model.path, providers=providers, **options)
         except Exception as exc:  # insightface asserts and ORT errors on unusable models
             raise InputError(f"insightface cannot load {self.model.path}: {exc}") from None
         if arcface is None or getattr(arcface, "taskname", None) != "recognition":

@@ -35,6 +35,8 @@ class BackendSpec:
     keep_fp32_nodes: tuple[str, ...] | None = None
     #: onnxruntime only: run the cached CPU engine of this precision (None: the ONNX model as it is).
     precision: str | None = None
+    #: Intra-op threads of an ONNX Runtime session (onnxruntime, insightface); None: one per core.
+    threads: int | None = None
 
     @classmethod
     def resolve(

@@ -1,0 +1,170 @@
+"""embed from and to an object store (the real S3 server on loopback), in one process.
+
+Inputs (a folder prefix, a list file, a .npy), outputs (.parquet, .npy + index), the model by URI,
+--resume of a remote output, and the refusals: an output that cannot be written (before any
+work), a parts prefix the tool did not make, leftovers of an interrupted set-up or clean-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arcface_trt.backends.spec import BackendSpec
+from arcface_trt.embed import embed_to_file, open_source, read_embeddings
+from arcface_trt.embed.storage import FORMAT_TAG, MARKER
+from arcface_trt.errors import InputError
+from tests.support.cli import invoke
+from tests.support.embeddings import reference, summary_of, write_crops
+from tests.support.s3_server import SECRET_KEY, free_port, objects, upload
+
+
+@pytest.fixture(autouse=True)
+def endpoint(moto_server, aws_env, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The S3 server as the environment's endpoint (what ObjectStore.default() and the CLI read)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
+    return moto_server.url
+
+
+@pytest.fixture(scope="module")
+def embedder(r18_model: Path):
+    """One loaded r18 ONNX Runtime embedder (batch 4) shared by this module's tests."""
+    return reference(r18_model, batch_size=4)
+
+
+@pytest.fixture()
+def crops(tmp_path: Path, faces: np.ndarray) -> Path:
+    """Six PNG crops in two local sub-folders."""
+    write_crops(tmp_path / "crops", faces[:6])
+    return tmp_path / "crops"
+
+
+def test_folder_prefix_to_parquet_equals_the_local_run(embedder, s3, bucket, crops: Path, tmp_path: Path) -> None:
+    uris = upload(s3, bucket, "crops", crops)
+    (crops / "sub0" / "notes.txt").write_text("not an image")  # listed by suffix: never a key
+    upload(s3, bucket, "crops", crops)
+    local = embed_to_file(crops, tmp_path / "local.parquet", embedder=embedder, chunk_size=4)
+    remote = embed_to_file(f"s3://{bucket}/crops/", f"s3://{bucket}/out/emb.parquet", embedder=embedder, chunk_size=4)
+    assert (remote.total, remote.embedded, remote.rows_in_output) == (6, 6, 6)
+    assert remote.output == f"s3://{bucket}/out/emb.parquet" and remote.input == f"s3://{bucket}/crops/"
+    keys, embeddings = read_embeddings(f"s3://{bucket}/out/emb.parquet")
+    local_keys, local_embeddings = read_embeddings(tmp_path / "local.parquet")
+    assert keys == uris  # URIs as keys, in the listing's (sorted) order
+    assert [k.rsplit("/crops/", 1)[1] for k in keys] == [k.rsplit("/crops/", 1)[1] for k in local_keys]
+    assert np.array_equal(embeddings, local_embeddings)  # the same bytes decode to the same crops
+    assert local.model_sha256 == remote.model_sha256
+    left = objects(s3, bucket, "out/")
+    assert set(left) == {"out/emb.parquet"}  # parts and the write check are gone
+
+
+def test_list_file_npy_output_and_resume_of_a_remote_output(embedder, s3, bucket, crops: Path) -> None:
+    uris = upload(s3, bucket, "crops", crops)
+    listing = f"sub0/{Path(uris[0]).name}\n{uris[3]}\n# a comment\nsub1/absent.png\n{uris[3]}\n"
+    s3.put_object(Bucket=bucket, Key="crops/list.txt", Body=listing.encode())
+    out = f"s3://{bucket}/out/emb.npy"
+    first = embed_to_file(f"s3://{bucket}/crops/list.txt", out, embedder=embedder)
+    assert (first.total, first.duplicates, first.embedded) == (3, 1, 2)
+    assert first.unreadable == [{"path": f"s3://{bucket}/crops/sub1/absent.png", "reason": "file not found"}]
+    assert {"out/emb.npy", "out/emb.index.parquet"} == set(objects(s3, bucket, "out/"))
+    # --resume of a finished remote output with a whole folder: the finished rows are kept, the others added
+    again = embed_to_file(f"s3://{bucket}/crops/", out, embedder=embedder, resume=True, chunk_size=2)
+    assert (again.skipped_existing, again.embedded, again.rows_in_output) == (2, 4, 6)
+    keys, embeddings = read_embeddings(out)
+    assert sorted(keys) == uris and len(set(keys)) == 6
+    assert keys[:2] == [uris[0], uris[3]]  # the rows of the earlier run come first
+    from arcface_trt.inputs import read_image
+
+    expected = embedder.encode([read_image(crops / Path(k).parent.name / Path(k).name) for k in keys])
+    assert np.sum(expected * embeddings, axis=1).min() >= 0.99999
+
+
+def test_a_killed_remote_run_resumes_exactly_once(embedder, s3, bucket, crops: Path) -> None:
+    upload(s3, bucket, "crops", crops)
+    out = f"s3://{bucket}/emb.parquet"
+    calls = []
+
+    def die_after_two_parts(advance: int, todo: int) -> None:
+        calls.append(advance)
+        if len(calls) == 3:  # the hook runs after a batch is committed: two parts of two rows are in
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        embed_to_file(
+            f"s3://{bucket}/crops/", out, embedder=embedder, chunk_size=2, batch_size=2, progress=die_after_two_parts
+        )
+    left = objects(s3, bucket)
+    parts = sorted(k for k in left if k.startswith("emb.parquet.parts/part-"))
+    assert len(parts) == 2 and left[f"emb.parquet.parts/{MARKER}"].decode().split() == [FORMAT_TAG]
+    assert "emb.parquet" not in left
+    with pytest.raises(InputError, match="holds an unfinished run"):
+        embed_to_file(f"s3://{bucket}/crops/", out, embedder=embedder)
+    resumed = embed_to_file(f"s3://{bucket}/crops/", out, embedder=embedder, resume=True)
+    assert (resumed.skipped_existing, resumed.embedded, resumed.rows_in_output) == (4, 2, 6)
+    keys, _ = read_embeddings(out)
+    assert keys == open_source(f"s3://{bucket}/crops/").keys  # each once, in input order
+    assert set(objects(s3, bucket)) - {k for k in left if k.startswith("crops/")} == {"emb.parquet"}
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(s3, bucket, crops: Path) -> None:
+    spec = BackendSpec.resolve("onnxruntime", "cpu", onnx_path="/no/such/model.onnx")  # never loaded
+    with pytest.raises(InputError) as refused:
+        embed_to_file(crops, "s3://no-such-bucket-22/emb.parquet", spec=spec)
+    message = str(refused.value)
+    assert message.startswith("cannot write s3://no-such-bucket-22/emb.parquet") and "bucket does not exist" in message
+    assert SECRET_KEY not in message
+    result = invoke("embed", str(crops), "--out", "s3://no-such-bucket-22/emb.parquet", "--onnx-path", "/no/model.onnx")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "bucket does not exist" in result.stderr
+
+
+def test_a_parts_prefix_the_tool_did_not_make_is_refused_and_kept(embedder, s3, bucket, crops: Path) -> None:
+    s3.put_object(Bucket=bucket, Key="emb.parquet.parts/part-000000.parquet", Body=b"someone else's")
+    before = objects(s3, bucket)
+    for flags in ({}, {"resume": True}, {"overwrite": True}):
+        with pytest.raises(InputError, match="was not made by arcface-trt embed"):
+            embed_to_file(crops, f"s3://{bucket}/emb.parquet", embedder=embedder, **flags)
+    assert objects(s3, bucket) == before
+
+
+@pytest.mark.parametrize("state", ["building", "retired"])
+def test_leftovers_of_a_cut_short_set_up_or_clean_up_are_finished(state, embedder, s3, bucket, crops: Path) -> None:
+    """A marker saying building/retired is never live: the next run deletes the tool's objects, keeps others."""
+    s3.put_object(Bucket=bucket, Key=f"emb.parquet.parts/{MARKER}", Body=f"{FORMAT_TAG} {state}\n".encode())
+    s3.put_object(Bucket=bucket, Key="emb.parquet.parts/part-000000.parquet", Body=b"half a copy")
+    s3.put_object(Bucket=bucket, Key="emb.parquet.parts/mine.txt", Body=b"not the tool's")
+    summary = embed_to_file(crops, f"s3://{bucket}/emb.parquet", embedder=embedder)
+    assert summary.embedded == 6 and summary.skipped_existing == 0
+    left = objects(s3, bucket)
+    assert left["emb.parquet.parts/mine.txt"] == b"not the tool's"
+    assert f"emb.parquet.parts/{MARKER}" not in left and "emb.parquet.parts/part-000000.parquet" not in left
+
+
+def test_npy_input_and_model_by_uri(r18_model: Path, s3, bucket, faces: np.ndarray, tmp_path: Path) -> None:
+    np.save(tmp_path / "crops.npy", faces[:5].astype(np.float32))  # float crops in 0..255 are rounded, as locally
+    s3.put_object(Bucket=bucket, Key="in/crops.npy", Body=(tmp_path / "crops.npy").read_bytes())
+    s3.put_object(Bucket=bucket, Key="models/arcface_r18.onnx", Body=r18_model.read_bytes())
+    spec = BackendSpec.resolve("onnxruntime", "cpu", onnx_path=f"s3://{bucket}/models/arcface_r18.onnx", batch_size=2)
+    summary = embed_to_file(f"s3://{bucket}/in/crops.npy", tmp_path / "emb.parquet", spec=spec)
+    assert summary.model_path == f"s3://{bucket}/models/arcface_r18.onnx"
+    assert summary.model_sha256 == reference(r18_model).model.sha256
+    keys, embeddings = read_embeddings(tmp_path / "emb.parquet")
+    assert keys == [f"s3://{bucket}/in/crops.npy#{i}" for i in range(5)]
+    assert np.sum(reference(r18_model).encode(faces[:5]) * embeddings, axis=1).min() >= 0.99999
+    missing = BackendSpec.resolve("onnxruntime", "cpu", onnx_path=f"s3://{bucket}/models/absent.onnx")
+    with pytest.raises(InputError, match=f"not found: s3://{bucket}/models/absent.onnx"):
+        embed_to_file(f"s3://{bucket}/in/crops.npy", tmp_path / "other.parquet", spec=missing)
+
+
+def test_cli_from_and_to_s3_with_the_endpoint_option(r18_model: Path, s3, bucket, crops: Path, monkeypatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # the option, not the environment, names the server here
+    endpoint = s3.meta.endpoint_url
+    upload(s3, bucket, "crops", crops)
+    args = ["embed", f"s3://{bucket}/crops", "--out", f"s3://{bucket}/emb.parquet", "--endpoint-url", endpoint]
+    model = ["--onnx-path", str(r18_model), "--backend", "onnxruntime", "--device", "cpu", "--json"]
+    result = invoke(*args, *model)
+    assert result.exit_code == 0, result.output
+    assert summary_of(result.stdout)["rows_in_output"] == 6
+    elsewhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the option is what is used
+    refused = invoke(*args[:-1], elsewhere, *model, "--overwrite")
+    assert refused.exit_code == 2 and f"cannot reach the S3 endpoint {elsewhere}" in refused.stderr
