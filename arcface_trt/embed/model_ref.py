@@ -10,6 +10,7 @@ The file name is kept, so engines built from it carry the model's own name.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -91,14 +92,9 @@ def _download(store: ObjectStore, uri: str, dst: Path) -> None:
             out.write(chunk)
 
 
-def fetch_model(uri: str, store: ObjectStore, expected_sha256: str | None = None) -> Path:
-    """The model at ``uri`` (and its external data, read beside it) installed in this machine's cache; its path.
-
-    With ``expected_sha256`` an installed copy is reused, and a download that differs is refused.
-    """
+def _downloader(uri: str, store: ObjectStore) -> Callable[[Path], None]:
+    """``fill(folder)``: the model at ``uri`` and the external data files it names (read beside it) into ``folder``."""
     name = basename(uri)
-    if expected_sha256 is not None and (cached := _cached(name, expected_sha256)) is not None:
-        return cached
 
     def fill(folder: Path) -> None:
         _download(store, uri, folder / name)
@@ -112,7 +108,30 @@ def fetch_model(uri: str, store: ObjectStore, expected_sha256: str | None = None
             (folder / data).parent.mkdir(parents=True, exist_ok=True)
             _download(store, join(parent(uri), data), folder / data)
 
-    return _install(name, fill, expected_sha256, uri)
+    return fill
+
+
+def fetch_model(uri: str, store: ObjectStore, expected_sha256: str | None = None) -> Path:
+    """The model at ``uri`` (and its external data, read beside it) installed in this machine's cache; its path.
+
+    With ``expected_sha256`` an installed copy is reused, and a download that differs is refused.
+    """
+    name = basename(uri)
+    if expected_sha256 is not None and (cached := _cached(name, expected_sha256)) is not None:
+        return cached
+    return _install(name, _downloader(uri, store), expected_sha256, uri)
+
+
+def inspect_remote_model(uri: str, store: ObjectStore) -> ModelInfo:
+    """What the model at ``uri`` is (input, output, sha256), from a download deleted afterwards.
+
+    A Ray driver needs only these facts: the workers read the URI themselves, so nothing is kept here.
+    """
+    root = _install_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".inspect-", dir=root) as folder:
+        _downloader(uri, store)(Path(folder))
+        return dataclasses.replace(inspect_model(Path(folder) / basename(uri)), path=uri)
 
 
 @dataclass(frozen=True)

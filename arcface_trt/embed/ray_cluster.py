@@ -40,10 +40,15 @@ _AUTH_SIGNS = ("InvalidAuthToken", "AuthenticationError", "Unauthenticated")
 
 @dataclass(frozen=True)
 class Connection:
-    """How this run reached Ray: ``started`` a local instance, or ``joined`` a running one (at ``address``)."""
+    """How this run reached Ray: ``started`` a local instance, or ``joined`` a running one (at ``address``).
+
+    ``env_applied``: the job's ``runtime_env`` already carries :func:`worker_env` (False for a Ray this
+    process had initialised before: then each operation of the run must carry it).
+    """
 
     how: str
     address: str | None = None
+    env_applied: bool = True
 
     def describe(self) -> str:
         """``started a local Ray instance`` / ``joined the Ray cluster at auto`` ..."""
@@ -88,13 +93,16 @@ def connected(address: str | None, num_cpus: int | None) -> Iterator[Connection]
     if ray.is_initialized():
         if num_cpus:
             raise InputError("ray_num_cpus sizes a local instance, but Ray is already initialised in this process")
-        yield Connection("joined")
+        yield Connection("joined", env_applied=False)
         return
     target = address or os.environ.get("RAY_ADDRESS") or None
     if target and num_cpus:
         raise InputError(f"ray_num_cpus sizes a local instance; the cluster at {target} has its own CPUs")
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     options.update({"address": target} if target else {"address": "local", "num_cpus": num_cpus})
+    if env := worker_env():
+        # For the whole job: every task and actor of the run can then share the same worker processes.
+        options["runtime_env"] = {"env_vars": env}
     try:
         ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as exc:  # ray.init's errors: unreachable, refused, bad address

@@ -31,7 +31,7 @@ import numpy as np
 from arcface_trt.backends import create_embedder
 from arcface_trt.backends.spec import BackendSpec
 from arcface_trt.embed.batch import EmbeddedBatch
-from arcface_trt.embed.model_ref import ModelRef, fetch_model
+from arcface_trt.embed.model_ref import ModelRef, inspect_remote_model
 from arcface_trt.embed.npy_rows import NpyLayout, NpyRows
 from arcface_trt.embed.ray_cluster import (
     ActorPlan,
@@ -179,7 +179,7 @@ class RayEmbedJob:
         self.threads_per_actor = threads_per_actor
         if spec.model_path is not None and is_uri(spec.model_path):
             # Every node reads the URI itself; the driver reads it once for the hash and the input size.
-            self.model = inspect_model(fetch_model(spec.model_path, store))
+            self.model = inspect_remote_model(spec.model_path, store)
         else:
             self.model = inspect_model(spec.model_file())  # the built-in model: regenerated on each worker
         #: How Ray was reached, and the actor pool (known once the run has started).
@@ -244,11 +244,13 @@ class RayEmbedJob:
             # Same row order as the input, and our own progress bar instead of Ray's.
             context.execution_options.preserve_order = True
             context.enable_progress_bars = False
-            data_log = logging.getLogger("ray.data")
-            level = data_log.level
-            data_log.setLevel(logging.WARNING)  # Ray Data's per-run INFO lines; ours is the summary
+            quieter = {"ray.data": logging.WARNING, "ray.data._internal.progress": logging.ERROR}
+            levels = {name: logging.getLogger(name).level for name in quieter}
+            for name, level in quieter.items():  # Ray Data's per-run lines; ours are the progress bar and summary
+                logging.getLogger(name).setLevel(level)
             try:
-                yield from _in_order(self._run(source, todo, self.plan), todo, self.model.embedding_dim)
+                batches = self._run(source, todo, self.plan, connection.env_applied)
+                yield from _in_order(batches, todo, self.model.embedding_dim)
             except Exception as exc:  # Ray wraps what failed on a worker in its own error types
                 failure = ray_failure(exc, local_inputs=bool(todo) and not is_uri(todo[0]))
                 if failure is None:
@@ -256,10 +258,13 @@ class RayEmbedJob:
                 raise failure from (exc if failure.exit_code == 1 else None)
             finally:
                 context.execution_options.preserve_order, context.enable_progress_bars = saved
-                data_log.setLevel(level)
+                for name, level in levels.items():
+                    logging.getLogger(name).setLevel(level)
 
-    def _run(self, source: Source, todo: list[str], plan: ActorPlan) -> Iterator[dict[str, np.ndarray]]:
-        env = worker_env()
+    def _run(
+        self, source: Source, todo: list[str], plan: ActorPlan, env_applied: bool
+    ) -> Iterator[dict[str, np.ndarray]]:
+        env = {} if env_applied else worker_env()
         options: dict[str, Any] = {"runtime_env": {"env_vars": env}} if env else {}
         if source.npy is not None:
             data = self._npy(source.npy, source.store, todo, options)
