@@ -109,8 +109,16 @@ def _make_embedder(embedder: Embedder | None, spec: BackendSpec | None) -> Embed
     return create_embedder(spec or BackendSpec.resolve())
 
 
-def _check_sizes(batch_size: int | None, threads: int | None, chunk_size: int) -> None:
-    for name, value in (("--batch-size", batch_size), ("--threads", threads), ("--chunk-size", chunk_size)):
+def _check_sizes(
+    batch_size: int | None, threads: int | None, chunk_size: int, threads_per_actor: int | None = None
+) -> None:
+    sizes = (
+        ("--batch-size", batch_size),
+        ("--threads", threads),
+        ("--chunk-size", chunk_size),
+        ("--threads-per-actor", threads_per_actor),
+    )
+    for name, value in sizes:
         if value is not None and value < 1:
             raise InputError(f"{name} must be at least 1, got {value}")
 
@@ -174,7 +182,7 @@ def embed_to_file(
     See docs/embed.md.
     """
     started = time.perf_counter()
-    _check_sizes(batch_size, threads, chunk_size)
+    _check_sizes(batch_size, threads, chunk_size, ray_threads_per_actor)
     use_ray = ray or ray_address is not None
     if use_ray and embedder is not None:
         raise InputError("a ready embedder cannot be shipped to Ray workers; give a backend spec instead")

@@ -168,3 +168,27 @@ def test_cli_from_and_to_s3_with_the_endpoint_option(r18_model: Path, s3, bucket
     elsewhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the option is what is used
     refused = invoke(*args[:-1], elsewhere, *model, "--overwrite")
     assert refused.exit_code == 2 and f"cannot reach the S3 endpoint {elsewhere}" in refused.stderr
+
+
+def test_a_model_with_external_data_by_uri_is_installed_with_it(s3, bucket, tmp_path: Path) -> None:
+    from arcface_trt.embed.model_ref import fetch_model, inspect_remote_model
+    from arcface_trt.model.inspect import inspect_model
+    from arcface_trt.objectstore import ObjectStore
+    from tests.support.tiny_models import write_external_data_model
+
+    local = write_external_data_model(tmp_path / "exported" / "tiny.onnx", location="tiny.weights")
+    upload(s3, bucket, "models", local.parent)
+    uri = f"s3://{bucket}/models/tiny.onnx"
+    store = ObjectStore.default()
+    expected = inspect_model(local).sha256
+    facts = inspect_remote_model(uri, store)  # what a Ray driver reads: nothing is kept
+    assert (facts.sha256, facts.path) == (expected, uri)
+    installed = fetch_model(uri, store, expected)
+    assert installed.name == "tiny.onnx" and installed.parent.name == expected
+    assert (installed.parent / "tiny.weights").read_bytes() == (local.parent / "tiny.weights").read_bytes()
+    assert fetch_model(uri, store, expected) == installed  # the installed copy is reused
+    with pytest.raises(InputError, match="differs between machines, or changed during the run"):
+        fetch_model(uri, store, "0" * 64)
+    s3.delete_object(Bucket=bucket, Key="models/tiny.weights")
+    with pytest.raises(InputError, match=f"not found: s3://{bucket}/models/tiny.weights"):
+        fetch_model(uri, store)
