@@ -143,6 +143,20 @@ class EmbedActor:
         }
 
 
+def spec_for_workers(spec: BackendSpec, store: ObjectStore, threads: int) -> BackendSpec:
+    """The spec the actors get: ``threads`` session threads, and the S3 endpoint and region the driver resolved.
+
+    A worker reads no config file and may lack the driver's ``AWS_ENDPOINT_URL``: with the
+    endpoint written into the spec, a TensorRT backend there fetches engines from the same store.
+    """
+    section = dataclasses.replace(
+        spec.tensorrt.tensorrt,
+        engine_s3_endpoint_url=store.endpoint.endpoint_url,
+        engine_s3_region=store.endpoint.region,
+    )
+    return dataclasses.replace(spec, threads=threads, tensorrt=dataclasses.replace(spec.tensorrt, tensorrt=section))
+
+
 def _files_of(keys: list[str], store: ObjectStore) -> tuple[Any, list[str], str]:
     """(filesystem or None for local, paths as that filesystem names them, the prefix that makes them keys)."""
     if not any(is_uri(k) for k in keys):
@@ -195,6 +209,10 @@ class RayEmbedJob:
             return ModelRef(basename(self.spec.model_path), model.sha256, uri=self.spec.model_path)
         return ModelRef.of_local(model, ray.put)
 
+    def _blocks(self, rows: int) -> int:
+        """Blocks of the dataset: one per batch, at most 1000 (Ray Data's overhead grows with the count)."""
+        return max(1, min(math.ceil(rows / self.batch_size), 1000))
+
     def _preprocessing(self) -> dict[str, Any]:
         """The model's preprocessing arguments, for the decode tasks."""
         model = self.model
@@ -202,7 +220,7 @@ class RayEmbedJob:
 
     def _images(self, source: Source, todo: list[str], options: dict[str, Any]) -> Any:
         fs, paths, prefix = _files_of(todo, source.store)
-        blocks = max(1, min(math.ceil(len(todo) / self.batch_size), 1000))
+        blocks = self._blocks(len(todo))
         files = ray_data.read_binary_files(
             paths,
             include_paths=True,
@@ -224,7 +242,7 @@ class RayEmbedJob:
     def _npy(self, layout: NpyLayout, store: ObjectStore, todo: list[str], options: dict[str, Any]) -> Any:
         offset = len(layout.location) + 1
         rows = [{"row": int(key[offset:])} for key in todo]
-        blocks = max(1, min(math.ceil(len(todo) / self.batch_size), 1000))
+        blocks = self._blocks(len(todo))
         return ray_data.from_items(rows, override_num_blocks=blocks).map_batches(
             read_npy_rows,
             batch_size=self.batch_size,
@@ -270,7 +288,7 @@ class RayEmbedJob:
             data = self._npy(source.npy, source.store, todo, options)
         else:
             data = self._images(source, todo, options)
-        spec = dataclasses.replace(self.spec, threads=plan.threads)
+        spec = spec_for_workers(self.spec, self.store, plan.threads)
         with warnings.catch_warnings():
             # max_restarts has no named parameter in Ray 2.60 (the keyword form warns); it bounds a crash loop.
             warnings.simplefilter("ignore", DeprecationWarning)

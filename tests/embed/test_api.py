@@ -17,19 +17,6 @@ from arcface_trt.inputs import read_image
 from tests.support.embeddings import assert_matches_encode, reference, write_crops
 
 
-@pytest.fixture(scope="module")
-def embedder(r18_model: Path):
-    """One loaded r18 ONNX Runtime embedder (batch 4) shared by this module's tests."""
-    return reference(r18_model, batch_size=4)
-
-
-@pytest.fixture()
-def crop_folder(tmp_path: Path, faces: np.ndarray) -> Path:
-    """Six PNG crops in two sub-folders."""
-    write_crops(tmp_path / "crops", faces[:6])
-    return tmp_path / "crops"
-
-
 def test_parquet_output_equals_encode_and_has_the_schema(embedder, crop_folder: Path, tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -17,7 +17,7 @@ from arcface_trt.embed import embed_to_file, open_source, read_embeddings
 from arcface_trt.embed.storage import FORMAT_TAG, MARKER
 from arcface_trt.errors import InputError
 from tests.support.cli import invoke
-from tests.support.embeddings import reference, summary_of, write_crops
+from tests.support.embeddings import reference, summary_of
 from tests.support.s3_server import SECRET_KEY, free_port, objects, upload
 
 
@@ -28,24 +28,11 @@ def endpoint(moto_server, aws_env, monkeypatch: pytest.MonkeyPatch) -> str:
     return moto_server.url
 
 
-@pytest.fixture(scope="module")
-def embedder(r18_model: Path):
-    """One loaded r18 ONNX Runtime embedder (batch 4) shared by this module's tests."""
-    return reference(r18_model, batch_size=4)
-
-
-@pytest.fixture()
-def crops(tmp_path: Path, faces: np.ndarray) -> Path:
-    """Six PNG crops in two local sub-folders."""
-    write_crops(tmp_path / "crops", faces[:6])
-    return tmp_path / "crops"
-
-
-def test_folder_prefix_to_parquet_equals_the_local_run(embedder, s3, bucket, crops: Path, tmp_path: Path) -> None:
-    uris = upload(s3, bucket, "crops", crops)
-    (crops / "sub0" / "notes.txt").write_text("not an image")  # listed by suffix: never a key
-    upload(s3, bucket, "crops", crops)
-    local = embed_to_file(crops, tmp_path / "local.parquet", embedder=embedder, chunk_size=4)
+def test_folder_prefix_to_parquet_equals_the_local_run(embedder, s3, bucket, crop_folder: Path, tmp_path: Path) -> None:
+    uris = upload(s3, bucket, "crops", crop_folder)
+    (crop_folder / "sub0" / "notes.txt").write_text("not an image")  # listed by suffix: never a key
+    upload(s3, bucket, "crops", crop_folder)
+    local = embed_to_file(crop_folder, tmp_path / "local.parquet", embedder=embedder, chunk_size=4)
     remote = embed_to_file(f"s3://{bucket}/crops/", f"s3://{bucket}/out/emb.parquet", embedder=embedder, chunk_size=4)
     assert (remote.total, remote.embedded, remote.rows_in_output) == (6, 6, 6)
     assert remote.output == f"s3://{bucket}/out/emb.parquet" and remote.input == f"s3://{bucket}/crops/"
@@ -59,8 +46,8 @@ def test_folder_prefix_to_parquet_equals_the_local_run(embedder, s3, bucket, cro
     assert set(left) == {"out/emb.parquet"}  # parts and the write check are gone
 
 
-def test_list_file_npy_output_and_resume_of_a_remote_output(embedder, s3, bucket, crops: Path) -> None:
-    uris = upload(s3, bucket, "crops", crops)
+def test_list_file_npy_output_and_resume_of_a_remote_output(embedder, s3, bucket, crop_folder: Path) -> None:
+    uris = upload(s3, bucket, "crops", crop_folder)
     listing = f"sub0/{Path(uris[0]).name}\n{uris[3]}\n# a comment\nsub1/absent.png\n{uris[3]}\n"
     s3.put_object(Bucket=bucket, Key="crops/list.txt", Body=listing.encode())
     out = f"s3://{bucket}/out/emb.npy"
@@ -76,12 +63,12 @@ def test_list_file_npy_output_and_resume_of_a_remote_output(embedder, s3, bucket
     assert keys[:2] == [uris[0], uris[3]]  # the rows of the earlier run come first
     from arcface_trt.inputs import read_image
 
-    expected = embedder.encode([read_image(crops / Path(k).parent.name / Path(k).name) for k in keys])
+    expected = embedder.encode([read_image(crop_folder / Path(k).parent.name / Path(k).name) for k in keys])
     assert np.sum(expected * embeddings, axis=1).min() >= 0.99999
 
 
-def test_a_killed_remote_run_resumes_exactly_once(embedder, s3, bucket, crops: Path) -> None:
-    upload(s3, bucket, "crops", crops)
+def test_a_killed_remote_run_resumes_exactly_once(embedder, s3, bucket, crop_folder: Path) -> None:
+    upload(s3, bucket, "crops", crop_folder)
     out = f"s3://{bucket}/emb.parquet"
     calls = []
 
@@ -107,33 +94,37 @@ def test_a_killed_remote_run_resumes_exactly_once(embedder, s3, bucket, crops: P
     assert set(objects(s3, bucket)) - {k for k in left if k.startswith("crops/")} == {"emb.parquet"}
 
 
-def test_an_output_that_cannot_be_written_is_refused_before_any_work(s3, bucket, crops: Path) -> None:
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(s3, bucket, crop_folder: Path) -> None:
     spec = BackendSpec.resolve("onnxruntime", "cpu", onnx_path="/no/such/model.onnx")  # never loaded
     with pytest.raises(InputError) as refused:
-        embed_to_file(crops, "s3://no-such-bucket-22/emb.parquet", spec=spec)
+        embed_to_file(crop_folder, "s3://no-such-bucket-22/emb.parquet", spec=spec)
     message = str(refused.value)
     assert message.startswith("cannot write s3://no-such-bucket-22/emb.parquet") and "bucket does not exist" in message
     assert SECRET_KEY not in message
-    result = invoke("embed", str(crops), "--out", "s3://no-such-bucket-22/emb.parquet", "--onnx-path", "/no/model.onnx")
+    result = invoke(
+        "embed", str(crop_folder), "--out", "s3://no-such-bucket-22/emb.parquet", "--onnx-path", "/no/model.onnx"
+    )
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "bucket does not exist" in result.stderr
 
 
-def test_a_parts_prefix_the_tool_did_not_make_is_refused_and_kept(embedder, s3, bucket, crops: Path) -> None:
+def test_a_parts_prefix_the_tool_did_not_make_is_refused_and_kept(embedder, s3, bucket, crop_folder: Path) -> None:
     s3.put_object(Bucket=bucket, Key="emb.parquet.parts/part-000000.parquet", Body=b"someone else's")
     before = objects(s3, bucket)
     for flags in ({}, {"resume": True}, {"overwrite": True}):
         with pytest.raises(InputError, match="was not made by arcface-trt embed"):
-            embed_to_file(crops, f"s3://{bucket}/emb.parquet", embedder=embedder, **flags)
+            embed_to_file(crop_folder, f"s3://{bucket}/emb.parquet", embedder=embedder, **flags)
     assert objects(s3, bucket) == before
 
 
 @pytest.mark.parametrize("state", ["building", "retired"])
-def test_leftovers_of_a_cut_short_set_up_or_clean_up_are_finished(state, embedder, s3, bucket, crops: Path) -> None:
+def test_leftovers_of_a_cut_short_set_up_or_clean_up_are_finished(
+    state, embedder, s3, bucket, crop_folder: Path
+) -> None:
     """A marker saying building/retired is never live: the next run deletes the tool's objects, keeps others."""
     s3.put_object(Bucket=bucket, Key=f"emb.parquet.parts/{MARKER}", Body=f"{FORMAT_TAG} {state}\n".encode())
     s3.put_object(Bucket=bucket, Key="emb.parquet.parts/part-000000.parquet", Body=b"half a copy")
     s3.put_object(Bucket=bucket, Key="emb.parquet.parts/mine.txt", Body=b"not the tool's")
-    summary = embed_to_file(crops, f"s3://{bucket}/emb.parquet", embedder=embedder)
+    summary = embed_to_file(crop_folder, f"s3://{bucket}/emb.parquet", embedder=embedder)
     assert summary.embedded == 6 and summary.skipped_existing == 0
     left = objects(s3, bucket)
     assert left["emb.parquet.parts/mine.txt"] == b"not the tool's"
@@ -156,10 +147,12 @@ def test_npy_input_and_model_by_uri(r18_model: Path, s3, bucket, faces: np.ndarr
         embed_to_file(f"s3://{bucket}/in/crops.npy", tmp_path / "other.parquet", spec=missing)
 
 
-def test_cli_from_and_to_s3_with_the_endpoint_option(r18_model: Path, s3, bucket, crops: Path, monkeypatch) -> None:
+def test_cli_from_and_to_s3_with_the_endpoint_option(
+    r18_model: Path, s3, bucket, crop_folder: Path, monkeypatch
+) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL")  # the option, not the environment, names the server here
     endpoint = s3.meta.endpoint_url
-    upload(s3, bucket, "crops", crops)
+    upload(s3, bucket, "crops", crop_folder)
     args = ["embed", f"s3://{bucket}/crops", "--out", f"s3://{bucket}/emb.parquet", "--endpoint-url", endpoint]
     model = ["--onnx-path", str(r18_model), "--backend", "onnxruntime", "--device", "cpu", "--json"]
     result = invoke(*args, *model)

@@ -140,3 +140,21 @@ def test_ray_failures_carry_the_cause() -> None:
     assert isinstance(found, RemoteError) and found.exit_code == 1 and "MemoryError: cannot allocate" in str(found)
     # not a Ray error: left alone
     assert ray_failure(ValueError("a bug")) is None
+
+
+def test_workers_get_the_drivers_s3_endpoint_and_their_threads(monkeypatch) -> None:
+    from arcface_trt.backends.spec import BackendSpec
+    from arcface_trt.embed.ray_job import spec_for_workers
+    from arcface_trt.objectstore import ObjectStore
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    spec = BackendSpec.resolve("tensorrt", "cuda")
+    shipped = spec_for_workers(spec, ObjectStore.from_section(spec.tensorrt.tensorrt), 3)
+    section = shipped.tensorrt.tensorrt
+    assert (section.engine_s3_endpoint_url, section.engine_s3_region, shipped.threads) == (
+        "http://127.0.0.1:9000",
+        "eu-west-3",
+        3,
+    )
+    assert spec.tensorrt.tensorrt.engine_s3_endpoint_url is None  # the driver's own spec is left as it was
