@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -183,16 +184,23 @@ def plan_actors(
             "so such an actor could never be placed"
         )
     gpus = int(sum(g for _, g in nodes))
-    if gpus >= 1 and device != "cpu":
-        size = actors or (gpus, gpus)
-        return ActorPlan(size[0], size[1], threads or 1, 1)
-    per_actor = threads or default_threads_per_actor(largest)
+    total = sum(cpus)
+    on_gpus = gpus >= 1 and device != "cpu"
+    per_actor = threads or (1 if on_gpus else default_threads_per_actor(largest))
     if actors is None:
-        total = sum(cpus)
-        fit = sum(int(c // per_actor) for c in cpus)
-        count = max(1, min(fit, int((total - max(1, total // 8)) // per_actor)))
+        if on_gpus:  # one per GPU, as long as a CPU stays free for the decode tasks
+            count = max(1, min(gpus, math.ceil(total - 1) // per_actor))
+        else:
+            fit = sum(int(c // per_actor) for c in cpus)
+            count = max(1, min(fit, int((total - max(1, total // 8)) // per_actor)))
         actors = (count, count)
-    return ActorPlan(actors[0], actors[1], per_actor, 0)
+    if actors[0] * per_actor >= total:
+        # Ray would place the actors and never the tasks that read and decode for them: a silent hang.
+        raise InputError(
+            f"{actors[0]} actor(s) x {per_actor} thread(s) reserve all {total:g} CPUs of the cluster, leaving "
+            "none to read and decode the images: lower --actors or --threads-per-actor, or add a node"
+        )
+    return ActorPlan(actors[0], actors[1], per_actor, 1 if on_gpus else 0)
 
 
 def cluster_nodes() -> list[tuple[float, float]]:

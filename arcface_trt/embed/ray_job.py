@@ -195,7 +195,8 @@ class RayEmbedJob:
             # Every node reads the URI itself; the driver reads it once for the hash and the input size.
             self.model = inspect_remote_model(spec.model_path, store)
         else:
-            self.model = inspect_model(spec.model_file())  # the built-in model: regenerated on each worker
+            # A local file (shipped through Ray's object store), or the built-in model (regenerated on each worker).
+            self.model = inspect_model(spec.model_file())
         #: How Ray was reached, and the actor pool (known once the run has started).
         self.connection: Connection | None = None
         self.plan: ActorPlan | None = None

@@ -185,3 +185,43 @@ def test_a_model_with_external_data_by_uri_is_installed_with_it(s3, bucket, tmp_
     s3.delete_object(Bucket=bucket, Key="models/tiny.weights")
     with pytest.raises(InputError, match=f"not found: s3://{bucket}/models/tiny.weights"):
         fetch_model(uri, store)
+
+
+def test_a_set_up_or_clean_up_cut_short_never_looks_live(s3, bucket, monkeypatch) -> None:
+    """The marker is rewritten before each step, so a failure in the middle leaves a folder the next run cleans."""
+    from arcface_trt.embed.storage import ObjectStorage
+    from arcface_trt.objectstore import ObjectStore
+
+    storage = ObjectStorage(f"s3://{bucket}/emb.parquet", ObjectStore.default())
+
+    def copy_cut_short(handle) -> None:
+        handle.write(b"the first rows of a finished output")
+        raise OSError("connection reset while copying the finished output")
+
+    with pytest.raises(OSError):
+        storage.create_parts(copy_cut_short)
+    assert objects(s3, bucket) == {f"emb.parquet.parts/{MARKER}": f"{FORMAT_TAG} building\n".encode()}
+    assert storage.parts_state() == "absent"
+
+    storage.create_parts(None)
+    storage.write_part("part-000000.parquet", lambda handle: handle.write(b"rows"))
+    storage.write_part("part-000001.parquet", lambda handle: handle.write(b"rows"))
+    assert storage.parts_state() == "ours" and storage.part_names() == ["part-000000.parquet", "part-000001.parquet"]
+    deleted = []
+    real_delete = ObjectStore.delete
+
+    def delete_once(self: ObjectStore, uri: str) -> None:
+        if deleted:
+            raise InputError("the endpoint went away")
+        deleted.append(uri)
+        real_delete(self, uri)
+
+    monkeypatch.setattr(ObjectStore, "delete", delete_once)
+    with pytest.raises(InputError):
+        storage.retire_parts()
+    left = objects(s3, bucket)
+    assert left[f"emb.parquet.parts/{MARKER}"] == f"{FORMAT_TAG} retired\n".encode() and len(left) == 2
+    assert storage.parts_state() == "absent"  # a half-deleted folder is never continued
+    monkeypatch.undo()
+    storage.clean_leftovers()
+    assert objects(s3, bucket) == {}

@@ -32,10 +32,16 @@ def test_actor_plan(nodes, device, actors, threads, expected) -> None:
     assert (plan.min_actors, plan.max_actors, plan.threads, plan.gpus) == expected
 
 
-def test_actor_plan_refuses_an_actor_no_node_can_hold() -> None:
+def test_actor_plan_refuses_what_could_never_run() -> None:
     with pytest.raises(InputError, match="largest node of the cluster has 8 CPUs"):
         plan_actors([(8.0, 0.0), (4.0, 0.0)], "auto", None, 12)
-    assert plan_actors([(8.0, 0.0)], "auto", None, 8).threads == 8
+    assert plan_actors([(8.0, 0.0), (4.0, 0.0)], "auto", None, 8).threads == 8
+    with pytest.raises(InputError, match="reserve all 2 CPUs of the cluster, leaving none to read and decode"):
+        plan_actors([(2.0, 0.0)], "auto", (2, 2), 1)
+    with pytest.raises(InputError, match="reserve all 1 CPUs"):
+        plan_actors([(1.0, 0.0)], "auto", None, None)
+    assert plan_actors([(4.0, 4.0)], "auto", None, None).min_actors == 3  # one GPU waits: a CPU decodes
+    assert plan_actors([(3.0, 0.0)], "auto", (2, 4), 1).min_actors == 2  # one CPU left to decode
 
 
 def test_plan_options_and_description() -> None:
