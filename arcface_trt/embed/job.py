@@ -49,7 +49,9 @@ class EmbeddedPaths:
 @dataclass
 class EmbedSummary(Record):
     """What a run did. ``images_per_s`` is ``embedded / embed_elapsed_s`` (reading, embedding, committing
-    parts); ``elapsed_s`` is the whole call, model loading and the final merge included."""
+    parts; with Ray also Ray's start and the actors' start-up, which ``first_batch_s`` shows: the seconds
+    until the first embedded batch arrived); ``elapsed_s`` is the whole call, model loading and the final
+    merge included."""
 
     input: str
     output: str
@@ -67,6 +69,7 @@ class EmbedSummary(Record):
     elapsed_s: float
     embed_elapsed_s: float
     images_per_s: float
+    first_batch_s: float | None = None
     duplicates: int = 0
     batch_size: int = 0
     threads: int | None = None
@@ -238,6 +241,7 @@ def embed_to_file(
         rows_in_output=rows,
         elapsed_s=time.perf_counter() - started,
         embed_elapsed_s=loop.elapsed,
+        first_batch_s=loop.first_batch,
         images_per_s=loop.embedded / loop.elapsed if loop.elapsed > 0 else 0.0,
         duplicates=source.duplicates,
         batch_size=size,
@@ -256,6 +260,7 @@ def embed_to_file(
 class _LoopResult:
     embedded: int = 0
     elapsed: float = 0.0
+    first_batch: float | None = None
     backend: str | None = None
     precision: str | None = None
     unreadable: list[dict[str, str]] = field(default_factory=list)
@@ -277,6 +282,8 @@ def _commit_all(
             chunks.clear()
 
     for batch in batches:
+        if result.first_batch is None:
+            result.first_batch = time.perf_counter() - started
         if batch.keys and (batch.backend, batch.precision) != (result.backend, result.precision):
             commit()  # a part holds one backend/precision (Ray workers could differ)
             result.backend, result.precision = batch.backend, batch.precision

@@ -219,18 +219,22 @@ class RayEmbedJob:
         model = self.model
         return {"input_size": model.input_size, "mean": model.input_mean, "std": model.input_std}
 
-    def _images(self, source: Source, todo: list[str], options: dict[str, Any]) -> Any:
+    def _images(self, source: Source, todo: list[str], options: dict[str, Any]) -> Any | None:
         fs, paths, prefix = _files_of(todo, source.store)
-        blocks = self._blocks(len(todo))
-        files = ray_data.read_binary_files(
-            paths,
-            include_paths=True,
-            filesystem=fs,
-            ignore_missing_paths=True,  # a missing file is reported by the driver, as in a single-process run
-            override_num_blocks=blocks,
-            num_cpus=_TASK_CPUS,
-            **options,
-        )
+        try:
+            files = ray_data.read_binary_files(
+                paths,
+                include_paths=True,
+                filesystem=fs,
+                ignore_missing_paths=True,  # a missing file is reported by the driver, as in a single-process run
+                override_num_blocks=self._blocks(len(todo)),
+                num_cpus=_TASK_CPUS,
+                **options,
+            )
+        except ValueError as exc:
+            if "No files found" not in str(exc):
+                raise
+            return None  # not one of the paths is there: the driver reports each as not found
         return files.map_batches(
             decode_images,
             batch_size=self.batch_size,
@@ -289,6 +293,8 @@ class RayEmbedJob:
             data = self._npy(source.npy, source.store, todo, options)
         else:
             data = self._images(source, todo, options)
+        if data is None:
+            return
         spec = spec_for_workers(self.spec, self.store, plan.threads)
         with warnings.catch_warnings():
             # max_restarts has no named parameter in Ray 2.60 (the keyword form warns); it bounds a crash loop.

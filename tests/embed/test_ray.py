@@ -39,6 +39,7 @@ def test_ray_equals_the_single_process_run(r18_model: Path, tmp_path: Path) -> N
     )
     assert ray.ray and (ray.embedded, ray.unreadable_count, ray.rows_in_output) == (10, 1, 10)
     assert (ray.ray_cluster, ray.ray_actors, ray.threads_per_actor) == ("started", "1 CPU actor x 1 thread", 1)
+    assert 0 < ray.first_batch_s < ray.embed_elapsed_s < ray.elapsed_s
     assert ray.unreadable == single.unreadable and ray.backend == "onnxruntime" and ray.precision == "fp32"
     assert ray.model_sha256 == single.model_sha256
     keys_single, emb_single = read_embeddings(tmp_path / "single.parquet")
@@ -72,6 +73,12 @@ def test_ray_initialised_here_is_joined_npy_rows_are_read_by_tasks(r18_model: Pa
         assert [k.rsplit("#", 1)[1] for k in keys] == ["0", "1", "2", "3", "5"]
         good = np.rint(crops[[0, 1, 2, 3, 5]])
         assert np.sum(reference(r18_model).encode(good.astype(np.uint8)) * embeddings, axis=1).min() >= 0.99999
+
+        # Not one listed file is there: Ray's reader has nothing to read, each path is reported.
+        (tmp_path / "absent.txt").write_text("gone/a.png\ngone/_b.png\n")
+        nothing = embed_to_file(tmp_path / "absent.txt", tmp_path / "none.parquet", spec=spec, ray=True)
+        assert (nothing.embedded, nothing.rows_in_output) == (0, 0)
+        assert [u["reason"] for u in nothing.unreadable] == ["file not found", "file not found"]
 
         # The .npy disappears once the driver has read its header: the task's own error reaches the caller.
         def remove_it(advance: int, todo: int) -> None:
