@@ -23,6 +23,8 @@ pafs = lazy_import("pyarrow.fs")
 
 #: Bytes read to parse a header (numpy writes headers of a few hundred bytes).
 _HEADER_BYTES = 1 << 16
+#: Rows checked at a time when a .npy of numbers other than uint8 is checked up front.
+_CHECK_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -103,3 +105,13 @@ class NpyRows:
     def read(self, start: int, stop: int) -> np.ndarray:
         """Crops ``start:stop`` as uint8; values that are no crop (NaN, > 255) are an InputError."""
         return crops_to_uint8(self.read_raw(start, stop), f"{self.layout.location} rows {start}:{stop}")
+
+    def check_values(self) -> None:
+        """Refuse, before any work, a file whose numbers are not all crops (NaN, infinite, outside 0..255).
+
+        uint8 needs no check; other types are read through once, a few hundred rows at a time.
+        """
+        if np.dtype(self.layout.dtype) == np.uint8:
+            return
+        for start in range(0, self.layout.rows, _CHECK_ROWS):
+            crops_to_uint8(self.read_raw(start, min(start + _CHECK_ROWS, self.layout.rows)), self.layout.location)

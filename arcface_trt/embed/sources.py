@@ -135,15 +135,14 @@ def _list_text(data: bytes, where: str) -> str:
 
 def _npy_source(location: str, store: ObjectStore) -> Source:
     layout = read_layout(location, store)
+    rows = NpyRows(layout, store)
+    rows.check_values()  # a .npy of floats that holds no crops is bad input, refused before any work
     keys = [f"{location}#{i}" for i in range(layout.rows)]
     offset = len(location) + 1
-    rows: list[NpyRows] = []  # opened on first use: a Ray driver never reads a row
 
     def load(key: str) -> np.ndarray:
-        if not rows:
-            rows.append(NpyRows(layout, store))
         row = int(key[offset:])
-        return rows[0].read(row, row + 1)[0]
+        return rows.read(row, row + 1)[0]
 
     return Source("npy", location, keys, load, npy=layout, store=store)
 
