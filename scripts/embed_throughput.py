@@ -220,9 +220,6 @@ def _ray(args: argparse.Namespace, model: Path, folder: Path, work: Path, refere
                 "ray_cpus": args.ray_cpus,
                 "images_per_s": summary.images_per_s,
                 "first_batch_s": summary.first_batch_s,
-                # the pace once the actors run: the rows after the first batch over the time after it
-                "after_first_batch_img_s": (summary.embedded - summary.batch_size)
-                / (summary.embed_elapsed_s - summary.first_batch_s),
                 "wall_s": wall,
                 "rows": len(keys_ray),
                 "same_paths_as_single_process": sorted(keys_ray) == sorted(single),
