@@ -84,6 +84,11 @@ class Remote:
         return self.prefix + self.path
 
 
+def too_large(uri: str, size: int, max_bytes: int) -> str:
+    """Why an object of ``size`` bytes is not read: larger than ``max_bytes``."""
+    return f"{redact(uri)} is {size:,} bytes, more than the {max_bytes:,} it may be"
+
+
 @dataclass(frozen=True)
 class ObjectStore:
     """How to reach object stores: the S3 endpoint and region (picklable; no credential)."""
@@ -153,7 +158,7 @@ class ObjectStore:
         with self.errors("read", uri), remote.fs.open_input_file(remote.path) as handle:
             size = handle.size()
             if size > max_bytes:
-                raise InputError(f"{redact(uri)} is {size:,} bytes, more than the {max_bytes:,} it may be")
+                raise InputError(too_large(uri, size, max_bytes))
             return handle.read()
 
     def write_bytes(self, uri: str, data: bytes) -> None:

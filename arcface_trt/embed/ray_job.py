@@ -79,7 +79,8 @@ def decode_images(
     batch: dict[str, np.ndarray], prefix: str, input_size: tuple[int, int], mean: float, std: float
 ) -> dict[str, np.ndarray]:
     """Ray task: decode and preprocess the files ``read_binary_files`` read; ``prefix + path`` is each key."""
-    crops = {prefix + str(path): decoded(bytes(data)) for path, data in zip(batch["path"], batch["bytes"], strict=True)}
+    named = ((prefix + str(path), bytes(data)) for path, data in zip(batch["path"], batch["bytes"], strict=True))
+    crops = {key: decoded(data, key) for key, data in named}
     process = functools.partial(preprocess, input_size=input_size, mean=mean, std=std)
     keys = list(crops)
     return _rows(keys, read_batch(keys, crops.__getitem__, process), input_size)

@@ -23,7 +23,7 @@ from arcface_trt.embed.npy_rows import NpyLayout, NpyRows, read_layout
 from arcface_trt.errors import InputError
 from arcface_trt.fileio import read_regular_file
 from arcface_trt.inputs import IMAGE_SUFFIXES, decode_image, list_images, read_image
-from arcface_trt.objectstore import ObjectStore, is_uri, join, local_path, parent
+from arcface_trt.objectstore import ObjectStore, is_uri, join, local_path, parent, too_large
 from arcface_trt.redact import redact
 
 #: Largest image object read from an object store (a face crop is a few kB).
@@ -67,8 +67,10 @@ def load_image_file(key: str) -> np.ndarray | Unreadable:
     return Unreadable("not a decodable image")
 
 
-def decoded(data: bytes) -> np.ndarray | Unreadable:
-    """An image's bytes decoded, or the reason they are not an image."""
+def decoded(data: bytes, key: str) -> np.ndarray | Unreadable:
+    """The bytes of the image ``key`` decoded, or the reason they are not an image (or too large to be a crop)."""
+    if len(data) > MAX_IMAGE_BYTES:  # a Ray run's file reader reads whole files: the bound is kept here
+        return Unreadable(too_large(key, len(data), MAX_IMAGE_BYTES))
     image = decode_image(data)
     return image if image is not None else Unreadable("not a decodable image")
 
@@ -80,7 +82,7 @@ def image_loader(store: ObjectStore) -> Callable[[str], np.ndarray | Unreadable]
         if not is_uri(key):
             return load_image_file(key)
         try:
-            return decoded(store.read_bytes(key, MAX_IMAGE_BYTES))
+            return decoded(store.read_bytes(key, MAX_IMAGE_BYTES), key)
         except InputError as exc:
             reason = str(exc)
             return Unreadable("file not found" if reason.startswith("not found:") else reason)

@@ -225,3 +225,27 @@ def test_a_set_up_or_clean_up_cut_short_never_looks_live(s3, bucket, monkeypatch
     monkeypatch.undo()
     storage.clean_leftovers()
     assert objects(s3, bucket) == {}
+
+
+def test_an_image_object_over_the_bound_is_unreadable_in_both_readers(
+    embedder, s3, bucket, crop_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The single-process reader refuses it before reading; a Ray decode task (whose reader read it whole) too."""
+    from arcface_trt.embed import sources
+    from arcface_trt.embed.ray_job import decode_images
+
+    uris = upload(s3, bucket, "crops", crop_folder)
+    sizes = {uri: (crop_folder / uri.split("/crops/", 1)[1]).stat().st_size for uri in uris}
+    bound = sorted(sizes.values())[-1] - 1  # only the largest crop is over it
+    monkeypatch.setattr(sources, "MAX_IMAGE_BYTES", bound)
+    big = max(sizes, key=sizes.__getitem__)
+    reason = f"{big} is {sizes[big]:,} bytes, more than the {bound:,} it may be"
+
+    single = embed_to_file(f"s3://{bucket}/crops/", f"s3://{bucket}/emb.parquet", embedder=embedder)
+    assert single.unreadable == [{"path": big, "reason": reason}] and single.embedded == len(uris) - 1
+
+    names = [uri.removeprefix("s3://") for uri in uris]
+    data = [(crop_folder / uri.split("/crops/", 1)[1]).read_bytes() for uri in uris]
+    batch = {"path": np.array(names, dtype=object), "bytes": np.array(data, dtype=object)}
+    rows = decode_images(batch, "s3://", embedder.model.input_size, embedder.model.input_mean, embedder.model.input_std)
+    assert [str(e) for e in rows["error"]] == ["" if uri != big else reason for uri in uris]
