@@ -248,7 +248,8 @@ def embed_to_file(
         threads=None if use_ray else threads or default_threads(),
         fallback_reason=fallback_reason,
         ray=use_ray,
-        ray_address=ray_address,
+        # The address joined: --ray-address, or the cluster $RAY_ADDRESS named.
+        ray_address=ran_on.connection.address if ran_on and ran_on.connection else ray_address,
         ray_cluster=ran_on.connection.how if ran_on and ran_on.connection else None,
         ray_actors=ran_on.plan.describe() if ran_on and ran_on.plan else None,
         threads_per_actor=ran_on.plan.threads if ran_on and ran_on.plan else None,

@@ -51,12 +51,6 @@ class Connection:
     address: str | None = None
     env_applied: bool = True
 
-    def describe(self) -> str:
-        """``started a local Ray instance`` / ``joined the Ray cluster at auto`` ..."""
-        if self.how == "started":
-            return "started a local Ray instance"
-        return f"joined the Ray cluster at {self.address}" if self.address else "joined the Ray of this process"
-
 
 def worker_env() -> dict[str, str]:
     """The :data:`WORKER_ENV` variables set here, for ``runtime_env.env_vars``."""

@@ -147,6 +147,7 @@ def test_s3_to_s3_on_two_nodes_kills_and_resume_exactly_once(cluster, data, s3, 
     assert left_then > 0  # the actor died with work left
     summary = json.loads(stdout)  # stdout is one JSON document, whatever Ray printed
     assert summary["ray_cluster"] == "joined" and summary["ray_actors"] == "2 CPU actors x 1 thread"
+    assert summary["ray_address"] == cluster.address
     assert summary["model_path"] == data["model"] and summary["threads_per_actor"] == 1
     assert summary["skipped_existing"] == 4 * len(committed)
     assert summary["skipped_existing"] + summary["embedded"] == N and summary["rows_in_output"] == N

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arcface_trt.embed.ray_cluster import _connect_error, actor_range, plan_actors
+from arcface_trt.embed.ray_cluster import Connection, _connect_error, actor_range, plan_actors
 from arcface_trt.embed.ray_job import NOT_FOUND, _in_order
 from arcface_trt.errors import BackendUnavailableError, InputError, RemoteError
 
@@ -164,3 +164,52 @@ def test_workers_get_the_drivers_s3_endpoint_and_their_threads(monkeypatch) -> N
         3,
     )
     assert spec.tensorrt.tensorrt.engine_s3_endpoint_url is None  # the driver's own spec is left as it was
+
+
+class _FakeRay:
+    """``ray.is_initialized``, ``ray.init`` (recording its options) and ``ray.shutdown``, no Ray started."""
+
+    def __init__(self, initialized: bool = False) -> None:
+        self.initialized = initialized
+        self.inits: list[dict] = []
+        self.shutdowns = 0
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def init(self, **options) -> None:
+        self.inits.append(options)
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+def _connect(monkeypatch, address=None, num_cpus=None, initialized=False):
+    from arcface_trt.embed import ray_cluster
+
+    fake = _FakeRay(initialized)
+    monkeypatch.setattr(ray_cluster, "ray", fake)
+    with ray_cluster.connected(address, num_cpus) as connection:
+        pass
+    return connection, fake
+
+
+def test_started_joined_by_address_or_ray_address(monkeypatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("ARCFACE_TRT_CACHE_DIR", "/shared/cache")
+    connection, fake = _connect(monkeypatch, num_cpus=3)
+    assert connection == Connection("started")
+    assert (fake.inits[0]["address"], fake.inits[0]["num_cpus"]) == ("local", 3)  # never a running cluster
+    assert fake.inits[0]["runtime_env"] == {"env_vars": {"ARCFACE_TRT_CACHE_DIR": "/shared/cache"}}
+    assert fake.shutdowns == 1
+
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")  # as `ray job submit` sets it
+    connection, fake = _connect(monkeypatch)
+    assert connection == Connection("joined", "10.0.0.5:6379") and fake.inits[0]["address"] == "10.0.0.5:6379"
+    connection, _ = _connect(monkeypatch, address="auto")  # --ray-address wins
+    assert connection == Connection("joined", "auto")
+    with pytest.raises(InputError, match=r"the cluster at 10\.0\.0\.5:6379 has its own CPUs"):
+        _connect(monkeypatch, num_cpus=2)
+
+    connection, fake = _connect(monkeypatch, initialized=True)  # this process's Ray: used as it is, left running
+    assert connection == Connection("joined", env_applied=False) and (fake.inits, fake.shutdowns) == ([], 0)
