@@ -229,6 +229,10 @@ class EmbeddingConfig:
             )
         object.__setattr__(self, "precision", PrecisionSection(keep_fp32_nodes=legacy))
 
+    def with_tensorrt_section(self, section: TensorrtSection) -> EmbeddingConfig:
+        """This config with its ``tensorrt:`` section replaced (command-line overrides applied to it)."""
+        return dataclasses.replace(self, tensorrt=dataclasses.replace(self.tensorrt, tensorrt=section))
+
 
 def build_section(cls: type, raw: Any, where: str, prefix: str) -> Any:
     """Make section dataclass ``cls`` from a mapping, checking keys, types and ranges."""

@@ -65,3 +65,9 @@ class CheckFailedError(ArcFaceTrtError):
     """A check ran and failed (for example parity drift above the tolerance)."""
 
     exit_code = 1
+
+
+class RemoteError(ArcFaceTrtError):
+    """Work on another machine (a Ray worker) failed for a reason that is not the input's (see its logs)."""
+
+    exit_code = 1

@@ -30,8 +30,8 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def decode_image(data: bytes | np.ndarray) -> np.ndarray | None:
-    """Decode encoded image bytes (JPEG, PNG, ...) to a BGR uint8 image, or None when they are not one."""
-    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray) else data
+    """Decode an encoded image (JPEG, PNG, ...) to a BGR uint8 array, or None when it is not one."""
+    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray | memoryview) else data
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
     return image if image is not None and image.size else None
 
@@ -72,17 +72,27 @@ def load_npy(path: str | Path) -> np.ndarray:
         raise InputError(f"not a readable .npy array: {path} ({exc})") from None
     if array.ndim == 3:
         array = array[None]
-    if array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] < 1:
-        raise InputError(f"{path}: crops must have shape (N, H, W, 3), got {array.shape}")
-    if array.dtype != np.uint8:
-        if not np.issubdtype(array.dtype, np.number):
-            raise InputError(f"{path}: crops must be numeric, got dtype {array.dtype}")
-        if not np.isfinite(array).all():
-            raise InputError(f"{path}: crops contain NaN or infinite values")
-        if array.min() < 0 or array.max() > 255:
-            raise InputError(f"{path}: crop values must lie in 0..255")
-        array = np.rint(array).astype(np.uint8)
-    return array
+    check_crops_layout(array.shape, array.dtype, path)
+    return crops_to_uint8(array, path)
+
+
+def check_crops_layout(shape: tuple[int, ...], dtype: np.dtype, where: object) -> None:
+    """Refuse an array of crops that is not ``(N, H, W, 3)`` (N >= 1) of a numeric type."""
+    if len(shape) != 4 or shape[-1] != 3 or shape[0] < 1:
+        raise InputError(f"{where}: crops must have shape (N, H, W, 3), got {shape}")
+    if not np.issubdtype(dtype, np.number):
+        raise InputError(f"{where}: crops must be numeric, got dtype {dtype}")
+
+
+def crops_to_uint8(array: np.ndarray, where: object) -> np.ndarray:
+    """Crops as uint8: already uint8, or float/int values in 0..255 rounded (NaN or out of range: InputError)."""
+    if array.dtype == np.uint8:
+        return array
+    if not np.isfinite(array).all():
+        raise InputError(f"{where}: crops contain NaN or infinite values")
+    if array.min() < 0 or array.max() > 255:
+        raise InputError(f"{where}: crop values must lie in 0..255")
+    return np.rint(array).astype(np.uint8)
 
 
 def load_crops(

@@ -12,10 +12,12 @@
 3. Checks that B's embeddings equal ``encode`` on the same crops (min cosine).
 4. ``--kill-resume``: runs ``arcface-trt embed`` on the whole folder as a subprocess, SIGKILLs it
    once half of the rows are committed, reruns with ``--resume``, checks every path is there once.
-5. ``--ray``: runs the whole folder with ``--ray`` on a local Ray instance and compares with the
-   single-process outputs of step 2.
+5. ``--ray``: runs the whole folder with ``--ray`` on a local Ray instance, once per count of
+   ``--ray-actors`` (``--threads-per-actor`` threads each, ``--ray-cpus`` logical CPUs), and
+   compares with the single-process outputs of step 2.
 
-Usage: python scripts/embed_throughput.py [--n 2000] [--arch r18] [--slice-size 250] [--kill-resume] [--ray] [--json]
+Usage: python scripts/embed_throughput.py [--n 2000] [--arch r18] [--slice-size 250] [--kill-resume]
+       [--ray [--ray-actors 1,2] [--threads-per-actor 1] [--ray-cpus 3]] [--json]
 """
 
 from __future__ import annotations
@@ -182,7 +184,12 @@ def _kill_resume(
 
 
 def _ray(args: argparse.Namespace, model: Path, folder: Path, work: Path, reference: np.ndarray) -> dict:
-    """The whole folder with --ray on a local instance, against the single-process slice outputs."""
+    """The whole folder with --ray on a local instance, once per ``--ray-actors`` count, against the slice outputs.
+
+    Each run starts its own local instance with ``--ray-cpus`` logical CPUs; ``images_per_s`` is the
+    summary's (reading, embedding and committing, after the actors have started), ``wall_s`` the
+    whole call (Ray's start and the actors' start-up included).
+    """
     from arcface_trt.backends.spec import BackendSpec
     from arcface_trt.embed import embed_to_file, read_embeddings
 
@@ -190,26 +197,38 @@ def _ray(args: argparse.Namespace, model: Path, folder: Path, work: Path, refere
     for out in sorted(work.glob("round0-slice*.parquet")):
         keys, embeddings = read_embeddings(out)
         single.update(zip(keys, embeddings, strict=True))
-    started = time.perf_counter()
-    summary = embed_to_file(
-        folder,
-        work / "ray.parquet",
-        spec=BackendSpec.resolve(args.backend, args.device, onnx_path=model, batch_size=args.batch_size),
-        ray=True,
-        ray_num_cpus=os.cpu_count(),
-    )
-    wall = time.perf_counter() - started
-    keys_ray, emb_ray = read_embeddings(work / "ray.parquet")
-    other = np.stack([single[k] for k in keys_ray])
-    cosine = np.sum(other.astype(np.float64) * emb_ray.astype(np.float64), axis=1)
-    return {
-        "rows": len(keys_ray),
-        "same_paths_as_single_process": sorted(keys_ray) == sorted(single),
-        "min_cosine_vs_single_process": float(cosine.min()),
-        "min_cosine_vs_encode": _min_cosine(keys_ray, emb_ray, reference),
-        "wall_s_with_ray_start": wall,
-        "summary_img_s": summary.images_per_s,
-    }
+    runs = []
+    for actors in (int(a) for a in args.ray_actors.split(",")):
+        out = work / f"ray-{actors}.parquet"
+        started = time.perf_counter()
+        summary = embed_to_file(
+            folder,
+            out,
+            spec=BackendSpec.resolve(args.backend, args.device, onnx_path=model, batch_size=args.batch_size),
+            ray=True,
+            ray_num_cpus=args.ray_cpus,
+            ray_actors=actors,
+            ray_threads_per_actor=args.threads_per_actor,
+        )
+        wall = time.perf_counter() - started
+        keys_ray, emb_ray = read_embeddings(out)
+        other = np.stack([single[k] for k in keys_ray])
+        cosine = np.sum(other.astype(np.float64) * emb_ray.astype(np.float64), axis=1)
+        runs.append(
+            {
+                "actors": summary.ray_actors,
+                "ray_cpus": args.ray_cpus,
+                "images_per_s": summary.images_per_s,
+                "first_batch_s": summary.first_batch_s,
+                "wall_s": wall,
+                "rows": len(keys_ray),
+                "same_paths_as_single_process": sorted(keys_ray) == sorted(single),
+                "min_cosine_vs_single_process": float(cosine.min()),
+                "min_cosine_vs_encode": _min_cosine(keys_ray, emb_ray, reference),
+                "load_average_after": os.getloadavg()[0],
+            }
+        )
+    return {"runs": runs}
 
 
 def main() -> None:
@@ -226,6 +245,9 @@ def main() -> None:
     parser.add_argument("--forward-only", action="store_true", help="also time forward() on preprocessed batches")
     parser.add_argument("--kill-resume", action="store_true")
     parser.add_argument("--ray", action="store_true")
+    parser.add_argument("--ray-actors", default="1,2", help="actor counts to measure, one run each")
+    parser.add_argument("--threads-per-actor", type=int, default=1)
+    parser.add_argument("--ray-cpus", type=int, default=3, help="logical CPUs of the local Ray instance")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -243,6 +265,7 @@ def main() -> None:
         embedder.encode(crops[: args.batch_size])  # warm-up
         result: dict[str, Any] = {
             "machine": f"{os.cpu_count()}-core CPU",
+            "load_average_at_start": os.getloadavg()[0],
             "n": args.n,
             "arch": args.arch,
             "backend": embedder.info().backend,

@@ -11,8 +11,9 @@ import pytest
 #: Face crops the int8 fixtures calibrate on.
 CALIB_SAMPLES = 16
 
-#: The fake TensorRT stack fixtures (fake_stack, no_gpu_stack, engine_settings, ...), for every folder.
-pytest_plugins = ["tests.support.trt_fixtures"]
+#: The fake TensorRT stack fixtures (fake_stack, no_gpu_stack, engine_settings, ...) and the S3 server
+#: fixtures (moto_server, aws_env, s3, bucket), for every folder.
+pytest_plugins = ["tests.support.trt_fixtures", "tests.support.s3_fixtures"]
 
 
 def _gpu_available() -> bool:

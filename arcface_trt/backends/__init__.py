@@ -32,13 +32,14 @@ def _make(spec: BackendSpec, model: ModelInfo) -> Embedder:
             f"the {spec.backend} backend takes none (TensorRT's comes from tensorrt.precision)"
         )
     if spec.backend == "insightface":
-        return InsightFaceEmbedder(model, spec.device, spec.allow_cpu_fallback, spec.batch_size)
+        return InsightFaceEmbedder(model, spec.device, spec.allow_cpu_fallback, spec.batch_size, threads=spec.threads)
     if spec.backend == "onnxruntime":
         return OnnxRuntimeEmbedder(
             model,
             spec.device,
             spec.allow_cpu_fallback,
             spec.batch_size,
+            threads=spec.threads,
             cpu_engine=spec.precision,
             engine_cache_dir=spec.tensorrt.tensorrt.cache_dir,
             keep_fp32_nodes=spec.keep_fp32_nodes,
@@ -62,7 +63,9 @@ def create_embedder(spec: BackendSpec) -> Embedder:
     log.warning(
         "%s backend unavailable: %s; falling back to the InsightFace reference on the CPU", spec.backend, reason
     )
-    fallback = InsightFaceEmbedder(model, "cpu", False, spec.batch_size, requested_backend=spec.backend)
+    fallback = InsightFaceEmbedder(
+        model, "cpu", False, spec.batch_size, requested_backend=spec.backend, threads=spec.threads
+    )
     fallback.ensure_ready()
     model.report_input_spec()
     fallback.fallback_reason = reason

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from arcface_trt.backends.base import BackendInfo, Embedder
-from arcface_trt.backends.ort_session import make_session
+from arcface_trt.backends.ort_session import make_session, session_options
 from arcface_trt.errors import InputError
 from arcface_trt.lazy import lazy_import
 
@@ -30,18 +30,21 @@ class InsightFaceEmbedder(Embedder):
 
     name = "insightface"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, threads: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.arcface: Any = None
         self.expressible = self.model.input_spec.expressible_in_insightface
         if not self.expressible:
             self.device = "cpu"  # the reference is then ONNX Runtime on the CPU, whatever was asked
+        #: Intra-op threads of the session; None keeps InsightFace's (ONNX Runtime's) default.
+        self.threads = threads
 
     def _routed(self, providers: list[str]) -> Any:
         """``get_model``'s object when it routes the file to its recognition model, else None."""
         get_model = model_zoo.get_model  # a missing insightface is its install hint, not a model error
+        options = {} if self.threads is None else {"sess_options": session_options(self.threads)}
         try:
-            routed = get_model(self.model.path, providers=providers)
+            routed = get_model(self.model.path, providers=providers, **options)
         except Exception as exc:  # insightface asserts and ORT errors on unusable models
             raise InputError(f"insightface cannot load {self.model.path}: {exc}") from None
         return routed if getattr(routed, "taskname", None) == "recognition" else None
@@ -51,7 +54,7 @@ class InsightFaceEmbedder(Embedder):
         if arcface is None:
             # get_model sends 96x96 inputs to its attribute model, 192x192 to its landmark model, and
             # returns nothing for sides it does not route (150): the recognition class itself takes them all.
-            session = make_session(self.model.path, providers)
+            session = make_session(self.model.path, providers, self.threads)
             arcface = model_zoo.ArcFaceONNX(model_file=self.model.path, session=session)
         if self.expressible:
             spec = self.model.input_spec

@@ -11,12 +11,18 @@ from arcface_trt.lazy import lazy_import
 ort = lazy_import("onnxruntime")
 
 
-def make_session(model_path: str, providers: list[str], threads: int | None = None) -> Any:
-    """An ``InferenceSession`` with full graph optimisation and one intra-op thread per core."""
+def session_options(threads: int | None = None) -> Any:
+    """Full graph optimisation, quiet logs, and ``threads`` intra-op threads (default: one per core)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.log_severity_level = 3
+    return options
+
+
+def make_session(model_path: str, providers: list[str], threads: int | None = None) -> Any:
+    """An ``InferenceSession`` with :func:`session_options`."""
+    options = session_options(threads)
     try:
         return ort.InferenceSession(model_path, options, providers=providers)
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types for bad models

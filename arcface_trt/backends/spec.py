@@ -38,6 +38,8 @@ class BackendSpec:
     precision: str | None = None
     #: Explicit input settings (config, then command line); what they leave open is resolved from the model.
     inputs: InputSettings = field(default_factory=InputSettings)
+    #: Intra-op threads of an ONNX Runtime session (onnxruntime, insightface); None: one per core.
+    threads: int | None = None
 
     @classmethod
     def resolve(

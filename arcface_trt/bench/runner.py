@@ -18,7 +18,6 @@ side alike.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -226,8 +225,7 @@ def load_backends(request: BenchmarkRequest) -> list[Embedder]:
     """Load every requested backend before anything is timed (fails fast, never falls back silently)."""
     cfg = load_config(request.config)
     if request.precision is not None:
-        settings = with_overrides(cfg.tensorrt.tensorrt, "tensorrt", precision=request.precision)
-        cfg = dataclasses.replace(cfg, tensorrt=dataclasses.replace(cfg.tensorrt, tensorrt=settings))
+        cfg = cfg.with_tensorrt_section(with_overrides(cfg.tensorrt.tensorrt, "tensorrt", precision=request.precision))
     # A benchmark of a fallback would put reference figures under another backend's name.
     return [
         create_embedder(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -223,6 +224,28 @@ def portability_line(manifest: Any) -> str:
     else:
         parts.append("this TensorRT version only")
     return "; ".join(str(part) for part in parts)
+
+
+@contextmanager
+def stdout_to_stderr(enabled: bool = True) -> Iterator[None]:
+    """While the block runs, what anything writes to stdout (Python, C code, child processes) goes to stderr.
+
+    Ray prints worker messages and its own warnings on stdout; a command's stdout must stay its
+    table or its one JSON document. Processes started inside the block keep writing to stderr.
+    """
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def emit_json(data: Any) -> None:

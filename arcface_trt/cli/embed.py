@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from arcface_trt.cli import common
-from arcface_trt.cli.common import emit_json, option, stdout_console
+from arcface_trt.cli import common, store_options
+from arcface_trt.cli.common import emit_json, markup_safe, option, stdout_console
 
 #: Unreadable paths listed in the table (all of them are in --json).
 _SHOWN_UNREADABLE = 10
@@ -47,6 +46,19 @@ def _rate_progress(enabled: bool) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
+def _where(summary: Any) -> str:
+    """Where the embedding ran, for the table: `` on Ray (started a local instance; 2 CPU actors x 1 thread)``."""
+    if not summary.ray:
+        return ""
+    if summary.ray_cluster == "started":
+        how = "started a local instance"
+    elif summary.ray_cluster == "joined":
+        how = f"joined the cluster at {summary.ray_address}" if summary.ray_address else "joined the running Ray"
+    else:
+        how = "nothing left to embed"
+    return f" on Ray ({how}" + (f"; {summary.ray_actors}" if summary.ray_actors else "") + ")"
+
+
 def _table(summary: Any) -> Any:
     from rich.table import Table
 
@@ -55,12 +67,9 @@ def _table(summary: Any) -> Any:
     table = Table(title=f"embed: {summary.rows_in_output} rows in {summary.output}", show_header=False)
     table.add_column("field")
     table.add_column("value")
-    where = (
-        "Ray" + (f" at {summary.ray_address}" if summary.ray_address else " (local instance)") if summary.ray else ""
-    )
     rows = [
         ("input", summary.input),
-        ("backend", f"{summary.backend} ({summary.precision})" + (f" on {where}" if where else "")),
+        ("backend", f"{summary.backend} ({summary.precision})" + _where(summary)),
         ("model", f"{summary.model_path} (sha256 {summary.model_sha256[:12]}...)"),
         (
             "paths in input",
@@ -82,28 +91,40 @@ def _table(summary: Any) -> Any:
     if summary.fallback_reason:
         rows.append(("fallback", summary.fallback_reason))
     for field, value in rows:
-        table.add_row(field, value)
+        table.add_row(markup_safe(field), markup_safe(value))
     if summary.unreadable:
         shown = [f"{u['path']}: {u['reason']}" for u in summary.unreadable[:_SHOWN_UNREADABLE]]
         more = summary.unreadable_count - len(shown)
-        table.caption = "unreadable: " + "; ".join(shown) + (f"; and {more} more (see --json)" if more > 0 else "")
+        caption = "unreadable: " + "; ".join(shown) + (f"; and {more} more (see --json)" if more > 0 else "")
+        table.caption = markup_safe(caption)
     return table
 
 
 def embed(
     input_path: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="INPUT",
-            help="Folder of face crops (jpg/png, recursive), a text file listing image paths, or a .npy of crops.",
+            help="Folder of face crops (jpg/png, recursive), a text file listing image paths, or a .npy of crops; "
+            "local, or an object-store URI (s3://bucket/crops/).",
             show_default=False,
         ),
     ],
-    out: Annotated[Path, option("--out", help="Output: FILE.parquet, or FILE.npy (+ FILE.index.parquet).")],
+    out: Annotated[
+        str,
+        option("--out", help="Output: FILE.parquet, or FILE.npy (+ FILE.index.parquet); local or s3://bucket/key."),
+    ],
     backend: Annotated[
         str | None, option("--backend", help="pytorch|insightface|onnxruntime|tensorrt (default: embedding.backend).")
     ] = None,
-    onnx_path: common.OnnxPathOption = None,
+    onnx_path: Annotated[
+        str | None,
+        option(
+            "--onnx-path",
+            help="ONNX recognition model, a local file or a URI every node reads, e.g. s3://bucket/models/m.onnx "
+            "(default: the configured model, else the built-in r50).",
+        ),
+    ] = None,
     device: common.DeviceOption = None,
     batch_size: Annotated[
         int | None, option("--batch-size", help="Crops per backend call (default: embedding.batch_size).")
@@ -123,12 +144,30 @@ def embed(
     ] = False,
     allow_cpu_fallback: common.AllowCpuFallbackOption = None,
     ray: Annotated[
-        bool, typer.Option("--ray", help="Run on Ray Data (a local instance unless --ray-address).")
+        bool, typer.Option("--ray", help="Run on Ray Data (a local instance unless --ray-address or $RAY_ADDRESS).")
     ] = False,
     ray_address: Annotated[
         str | None,
-        option("--ray-address", help="Ray cluster to connect to, e.g. 'auto' or ray://host:10001 (implies --ray)."),
+        option("--ray-address", help="Ray cluster to join, e.g. 'auto' or <head-ip>:6379 (implies --ray)."),
     ] = None,
+    actors: Annotated[
+        str | None,
+        option(
+            "--actors",
+            help="Ray: embedding actors, N or MIN,MAX (autoscaling) (default: one per GPU, else as many "
+            "CPU actors as fit, keeping an eighth of the CPUs for decoding).",
+        ),
+    ] = None,
+    threads_per_actor: Annotated[
+        int | None,
+        option(
+            "--threads-per-actor",
+            help="Ray: CPUs each actor reserves, and its backend's threads (default: 1 for GPU actors, "
+            "else a quarter of the largest node's CPUs, 1 to 8).",
+        ),
+    ] = None,
+    endpoint_url: store_options.EndpointOption = None,
+    region: store_options.RegionOption = None,
     config: common.ConfigOption = None,
     input_mean: common.InputMeanOption = None,
     input_std: common.InputStdOption = None,
@@ -137,18 +176,27 @@ def embed(
 ) -> None:
     """Embed every face crop of INPUT into --out, reading ahead in threads; resumable; optionally on Ray.
 
-    Unreadable images are skipped and listed. Continue an interrupted run with --resume. See docs/embed.md.
+    INPUT, --out and --onnx-path may be s3:// URIs (S3 settings as the engine store's). Unreadable
+    images are skipped and listed. Continue an interrupted run with --resume. See docs/embed.md.
     """
     from arcface_trt.backends.spec import BackendSpec
-    from arcface_trt.config import load_config
     from arcface_trt.embed import embed_to_file
 
     inputs = common.input_settings(input_mean, input_std, input_color)
-    cfg = load_config(config)
+    cfg, section = store_options.store_settings(config, None, None, endpoint_url, region)
     spec = BackendSpec.resolve(
-        backend, device, None, allow_cpu_fallback, onnx_path, config=cfg, batch_size=batch_size, inputs=inputs
+        backend,
+        device,
+        None,
+        allow_cpu_fallback,
+        onnx_path,
+        config=cfg.with_tensorrt_section(section),
+        batch_size=batch_size,
+        inputs=inputs,
     )
-    with _rate_progress(enabled=not json_output) as advance:
+    use_ray = ray or ray_address is not None
+    # Ray prints its workers' messages on stdout: they go to stderr, so stdout stays the table or the JSON.
+    with _rate_progress(enabled=not json_output) as advance, common.stdout_to_stderr(enabled=use_ray):
         summary = embed_to_file(
             input_path,
             out,
@@ -158,9 +206,11 @@ def embed(
             resume=resume,
             overwrite=overwrite,
             progress=advance,
-            ray=ray,
+            ray=use_ray,
             ray_address=ray_address,
             collapse_cosine=cfg.validation.collapse_cosine,
+            ray_actors=actors,
+            ray_threads_per_actor=threads_per_actor,
         )
     if json_output:
         emit_json(summary.to_dict())

@@ -6,6 +6,7 @@ same ``forward`` on batches of ``batch_size``, the same ``l2_normalize``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,11 +22,14 @@ from arcface_trt.backends.spec import BackendSpec
 from arcface_trt.collapse import CollapseCheck, check_collapse
 from arcface_trt.config import ValidationSection
 from arcface_trt.embed.batch import EmbeddedBatch
+from arcface_trt.embed.model_ref import fetch_model
 from arcface_trt.embed.parts import PartStore, check_output
+from arcface_trt.embed.ray_cluster import actor_range
 from arcface_trt.embed.ray_job import RayEmbedJob
 from arcface_trt.embed.reader import default_threads, read_batches
 from arcface_trt.embed.sources import open_source, source_from_paths
 from arcface_trt.errors import InputError
+from arcface_trt.objectstore import ObjectStore, is_uri
 from arcface_trt.preprocess import l2_normalize
 from arcface_trt.records import Record
 
@@ -52,7 +56,9 @@ class EmbeddedPaths:
 @dataclass
 class EmbedSummary(Record):
     """What a run did. ``images_per_s`` is ``embedded / embed_elapsed_s`` (reading, embedding, committing
-    parts); ``elapsed_s`` is the whole call, model loading and the final merge included."""
+    parts; with Ray also Ray's start and the actors' start-up, which ``first_batch_s`` shows: the seconds
+    until the first embedded batch arrived); ``elapsed_s`` is the whole call, model loading and the final
+    merge included."""
 
     input: str
     output: str
@@ -70,12 +76,18 @@ class EmbedSummary(Record):
     elapsed_s: float
     embed_elapsed_s: float
     images_per_s: float
+    first_batch_s: float | None = None
     duplicates: int = 0
     batch_size: int = 0
     threads: int | None = None
     fallback_reason: str | None = None
     ray: bool = False
     ray_address: str | None = None
+    #: ``started`` (a local instance for this run) or ``joined`` (a running cluster); None without Ray.
+    ray_cluster: str | None = None
+    #: The actor pool, e.g. ``2 CPU actors x 4 threads``.
+    ray_actors: str | None = None
+    threads_per_actor: int | None = None
     unreadable: list[dict[str, str]] = field(default_factory=list)
     #: The input spec the embeddings were computed through (also in the output's metadata).
     input_spec: dict[str, Any] | None = None
@@ -111,8 +123,16 @@ def _make_embedder(embedder: Embedder | None, spec: BackendSpec | None) -> Embed
     return create_embedder(spec or BackendSpec.resolve())
 
 
-def _check_sizes(batch_size: int | None, threads: int | None, chunk_size: int) -> None:
-    for name, value in (("--batch-size", batch_size), ("--threads", threads), ("--chunk-size", chunk_size)):
+def _check_sizes(
+    batch_size: int | None, threads: int | None, chunk_size: int, threads_per_actor: int | None = None
+) -> None:
+    sizes = (
+        ("--batch-size", batch_size),
+        ("--threads", threads),
+        ("--chunk-size", chunk_size),
+        ("--threads-per-actor", threads_per_actor),
+    )
+    for name, value in sizes:
         if value is not None and value < 1:
             raise InputError(f"{name} must be at least 1, got {value}")
 
@@ -160,32 +180,46 @@ def embed_to_file(
     ray_address: str | None = None,
     ray_num_cpus: int | None = None,
     collapse_cosine: float = DEFAULT_COLLAPSE_COSINE,
+    ray_actors: int | tuple[int, int] | str | None = None,
+    ray_threads_per_actor: int | None = None,
 ) -> EmbedSummary:
     """Embed every crop of ``input_path`` (folder, list file or ``.npy``) into ``out`` (``.parquet`` or ``.npy``).
 
-    The backend is ``embedder`` (a loaded one), else the one ``spec`` describes (default: the
-    configured backend); ``batch_size`` is the rows per ``forward`` call (default: the backend's).
+    ``input_path``, ``out`` and the spec's model may be local paths or object-store URIs
+    (``s3://bucket/key``: endpoint and region from the spec's ``tensorrt`` settings, as the engine
+    store's). The backend is ``embedder`` (a loaded one), else the one ``spec`` describes (default:
+    the configured backend); ``batch_size`` is the rows per ``forward`` call (default: the backend's).
     Rows are committed every ``chunk_size`` rows, so an interrupted run keeps its work and
     ``resume=True`` embeds only what the output lacks (every key ends up exactly once).
-    ``ray=True`` runs the embedding on Ray Data (``ray_address``: an existing cluster, else a
-    local instance with ``ray_num_cpus`` CPUs); the output is the same. See docs/embed.md.
+    ``ray=True`` runs the embedding on Ray Data: ``ray_address`` joins a cluster (else a local
+    instance with ``ray_num_cpus`` CPUs is started); ``ray_actors`` (``N``, ``(MIN, MAX)`` or
+    ``"MIN,MAX"``) and ``ray_threads_per_actor`` size the actor pool. The output is the same.
+    See docs/embed.md.
     Before embedding, the collapse guard runs the backend on the seven real sample faces and the
     summary warns when their embeddings collapse above ``collapse_cosine`` (not on Ray).
     """
     started = time.perf_counter()
-    _check_sizes(batch_size, threads, chunk_size)
-    fmt = check_output(out, resume, overwrite)  # before loading a model: refusals come at once
-    source = open_source(input_path)
+    _check_sizes(batch_size, threads, chunk_size, ray_threads_per_actor)
     use_ray = ray or ray_address is not None
+    if use_ray and embedder is not None:
+        raise InputError("a ready embedder cannot be shipped to Ray workers; give a backend spec instead")
+    if embedder is None:
+        spec = spec or BackendSpec.resolve()
+    # The model as the user named it (a URI stays a URI in the summary, wherever it was installed).
+    model_named = spec.model_path if spec is not None and spec.model_path is not None else None
+    store = ObjectStore.from_section(spec.tensorrt.tensorrt) if spec is not None else ObjectStore.default()
+    actors = actor_range(ray_actors)
+    fmt = check_output(out, resume, overwrite, store)  # before loading a model: refusals come at once
+    source = open_source(input_path, store)
     if use_ray:
-        if embedder is not None:
-            raise InputError("a ready embedder cannot be shipped to Ray workers; give a backend spec instead")
-        job = RayEmbedJob(spec or BackendSpec.resolve(), batch_size, ray_address, ray_num_cpus)
+        job = RayEmbedJob(spec, batch_size, store, ray_address, ray_num_cpus, actors, ray_threads_per_actor)
         model = job.model
         requested, fallback_reason, size = job.spec.backend, None, job.batch_size
         precision: str | None = None  # known once an actor has reported it
         collapse = None
     else:
+        if spec is not None and spec.model_path is not None and is_uri(spec.model_path):
+            spec = dataclasses.replace(spec, model_path=str(fetch_model(spec.model_path, store)))
         emb = _make_embedder(embedder, spec)
         emb.ensure_ready()
         model, size = emb.model, batch_size or emb.batch_size
@@ -203,25 +237,27 @@ def embed_to_file(
         overwrite=overwrite,
         inputs=source.keys,
         input_spec=model.input_spec.to_dict(),
-    ) as store:
-        todo = [key for key in source.keys if key not in store.done]
+        store=store,
+    ) as parts:
+        todo = [key for key in source.keys if key not in parts.done]
         if progress is not None:
             progress(0, len(todo))
         if use_ray:
             batches = job.run(source, todo) if todo else iter(())
         else:
             batches = iter_embeddings(emb, todo, source.load, size, threads)
-        loop = _commit_all(batches, store, chunk_size, progress, len(todo))
-        rows = store.finish()
+        loop = _commit_all(batches, parts, chunk_size, progress, len(todo))
+        rows = parts.finish()
 
+    ran_on = job if use_ray and todo else None
     return EmbedSummary(
         input=source.location,
-        output=str(Path(out).resolve()),
+        output=str(out) if is_uri(out) else str(Path(out).resolve()),
         format=fmt,
         backend=loop.backend or requested,
         requested_backend=requested,
         precision=loop.precision or precision,
-        model_path=model.path,
+        model_path=model_named if model_named is not None and is_uri(model_named) else model.path,
         model_sha256=model.sha256,
         total=len(source.keys),
         embedded=loop.embedded,
@@ -230,13 +266,18 @@ def embed_to_file(
         rows_in_output=rows,
         elapsed_s=time.perf_counter() - started,
         embed_elapsed_s=loop.elapsed,
+        first_batch_s=loop.first_batch,
         images_per_s=loop.embedded / loop.elapsed if loop.elapsed > 0 else 0.0,
         duplicates=source.duplicates,
         batch_size=size,
         threads=None if use_ray else threads or default_threads(),
         fallback_reason=fallback_reason,
         ray=use_ray,
-        ray_address=ray_address,
+        # The address joined: --ray-address, or the cluster $RAY_ADDRESS named.
+        ray_address=ran_on.connection.address if ran_on and ran_on.connection else ray_address,
+        ray_cluster=ran_on.connection.how if ran_on and ran_on.connection else None,
+        ray_actors=ran_on.plan.describe() if ran_on and ran_on.plan else None,
+        threads_per_actor=ran_on.plan.threads if ran_on and ran_on.plan else None,
         unreadable=loop.unreadable,
         input_spec=model.input_spec.to_dict(),
         collapse=collapse,
@@ -247,6 +288,7 @@ def embed_to_file(
 class _LoopResult:
     embedded: int = 0
     elapsed: float = 0.0
+    first_batch: float | None = None
     backend: str | None = None
     precision: str | None = None
     unreadable: list[dict[str, str]] = field(default_factory=list)
@@ -268,6 +310,8 @@ def _commit_all(
             chunks.clear()
 
     for batch in batches:
+        if result.first_batch is None:
+            result.first_batch = time.perf_counter() - started
         if batch.keys and (batch.backend, batch.precision) != (result.backend, result.precision):
             commit()  # a part holds one backend/precision (Ray workers could differ)
             result.backend, result.precision = batch.backend, batch.precision

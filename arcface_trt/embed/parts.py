@@ -1,22 +1,22 @@
-"""The on-disk format of ``arcface-trt embed``: committed part files while running, one file at the end.
+"""The output format of ``arcface-trt embed``: committed parts while running, one file (or pair) at the end.
 
 While a run goes on, rows are committed in chunks to ``<out>.parts/part-NNNNNN.parquet``;
-each part is written to a temporary file and renamed into place, so a part that exists is
-complete and a killed run leaves a readable prefix. ``--resume`` reads the ``path`` column
-of the committed parts (or of the finished output) and embeds only the keys not there;
-keys are never in two parts, so every key ends up exactly once. When every key is done the
-parts are merged, row group by row group, into the final output (again a temporary file
-renamed into place) and the parts folder is removed.
+each part exists only complete (see :mod:`~arcface_trt.embed.storage` for how each medium,
+a local folder or an object store, makes sure of that), so a killed run leaves a readable
+prefix. ``--resume`` reads the ``path`` column of the committed parts (or of the finished
+output) and embeds only the keys not there; keys are never in two parts, so every key ends
+up exactly once. When every key is done the parts are merged, row group by row group, into
+the final output and the parts folder is removed.
 
 Rules that keep this exact:
 
-- The parts folder is exactly ``<out>.parts/`` and holds a marker file (:data:`MARKER`)
-  written when the tool made it. A folder without the marker is someone else's: it is
-  refused, never used or deleted. Only files the tool names (parts, the marker, its own
-  temporary files) are ever deleted, and only from folders with the marker.
-- While ``<out>.parts/`` exists it is the truth and an older ``<out>`` is ignored (it is
+- The parts folder is exactly ``<out>.parts/`` and holds a marker (:data:`MARKER`) written
+  when the tool made it. A folder without the marker is someone else's: it is refused, never
+  used or deleted. Only what the tool names (parts, the marker, its own temporary files) is
+  ever deleted, and only from folders with the marker.
+- While ``<out>.parts/`` is live it is the truth and an older ``<out>`` is ignored (it is
   replaced at the end). Resuming a finished output first copies it into the first part of
-  a new parts folder, built aside and renamed into place.
+  a new parts folder, which becomes live only once that copy is complete.
 - ``--resume`` checks what it continues before embedding anything: each part's row count
   against the count the part's own metadata records, every key once across parts and
   output, every key in the input list, every embedding finite, and the input spec the
@@ -24,8 +24,8 @@ Rules that keep this exact:
   naming the part.
 - ``.npy`` output is two files: ``<stem>.npy`` ``(N, D)`` float32 and ``<stem>.index.parquet``
   (the same columns without ``embedding``; row ``i`` describes row ``i``). The ``.npy`` is
-  renamed into place first and the index last: an index means a complete pair.
-- ``<out>.lock`` serialises runs on the same output.
+  written first and the index last: an index means a complete pair.
+- ``<out>.lock`` serialises runs on the same local output.
 """
 
 from __future__ import annotations
@@ -33,39 +33,28 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import re
-import stat
-import tempfile
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from arcface_trt.embed.npy_rows import read_npy_header
+from arcface_trt.embed.storage import FORMAT_TAG, MARKER, Storage, part_name, storage_for
 from arcface_trt.errors import InputError, short_repr
-from arcface_trt.fileio import (
-    atomic_writer,
-    current_umask,
-    is_temporary_name,
-    remove_stale_temporaries,
-    write_text_atomic,
-)
-from arcface_trt.filelock import file_lock
 from arcface_trt.lazy import lazy_import
 from arcface_trt.model.input_spec import InputSpec
+from arcface_trt.objectstore import ObjectStore
 
 log = logging.getLogger("arcface_trt")
 
 pa = lazy_import("pyarrow")
 pq = lazy_import("pyarrow.parquet")
 
-FORMAT_TAG = "arcface-trt-embed/1"
+__all__ = ["FORMAT_TAG", "MARKER", "PartStore", "check_output", "read_embeddings"]
+
 FORMATS = ("parquet", "npy")
 COLUMNS = ("path", "embedding", "backend", "precision", "model_sha256")
-_PART = re.compile(r"part-(\d{6,})\.parquet")
-#: The file that marks a parts folder as made by this tool.
-MARKER = ".arcface-trt-parts"
 #: Schema metadata key of a part: how many rows it was written with.
 ROWS_KEY = b"rows"
 #: Schema metadata key of every file: the input spec (JSON) the embeddings were computed through.
@@ -105,7 +94,7 @@ def recorded_spec(metadata: dict[bytes, bytes] | None) -> InputSpec | None:
 
 def output_format(out: str | Path) -> str:
     """``parquet`` or ``npy`` from the output's suffix; anything else is an InputError."""
-    suffix = Path(out).suffix.lower()
+    suffix = Path(str(out)).suffix.lower()
     if suffix == ".parquet":
         return "parquet"
     if suffix == ".npy":
@@ -113,10 +102,15 @@ def output_format(out: str | Path) -> str:
     raise InputError(f"--out must end in .parquet or .npy, got {out}")
 
 
+def index_location(npy_out: str | Path) -> str:
+    """The index file (or object) that goes with a ``.npy`` output: ``<stem>.index.parquet`` beside it."""
+    text = str(npy_out)
+    return text[: -len(".npy")] + ".index.parquet"
+
+
 def index_path(npy_out: str | Path) -> Path:
-    """The index file that goes with a ``.npy`` output."""
-    npy_out = Path(npy_out)
-    return npy_out.with_name(f"{npy_out.stem}.index.parquet")
+    """The index file that goes with a local ``.npy`` output."""
+    return Path(index_location(npy_out))
 
 
 def make_table(
@@ -152,113 +146,74 @@ def embeddings_of(table: Any) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
 
 
-def _read_parquet(path: Path, columns: list[str] | None = None) -> Any:
-    return _parquet(path, lambda: pq.read_table(path, columns=columns))
-
-
-def read_embeddings(out: str | Path) -> tuple[list[str], np.ndarray]:
-    """Read a finished output (``.parquet``, or ``.npy`` with its index): keys and ``(N, D)`` embeddings."""
-    out = Path(out)
-    if output_format(out) == "parquet":
-        if not out.is_file():
-            raise InputError(f"embed output not found: {out}")
-        table = _read_parquet(out, ["path", "embedding"])
-        return table.column("path").to_pylist(), embeddings_of(table)
-    index = index_path(out)
-    if not index.is_file() or not out.is_file():
-        raise InputError(f"embed output not found: {out} with its index {index.name}")
-    keys = _read_parquet(index, ["path"]).column("path").to_pylist()
-    embeddings = np.load(out, allow_pickle=False)
-    if len(embeddings) != len(keys):
-        raise InputError(f"{out} has {len(embeddings)} rows but {index.name} lists {len(keys)}")
-    return keys, embeddings
-
-
-def _is_ours(folder: Path) -> bool:
-    """True when ``folder`` is a real folder (not a link) holding the marker this tool writes."""
-    try:
-        if not stat.S_ISDIR(os.lstat(folder).st_mode):
-            return False
-        marker = folder / MARKER
-        return stat.S_ISREG(os.lstat(marker).st_mode) and marker.read_text(encoding="utf-8").startswith(FORMAT_TAG)
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-def _new_parts_folder(parent: Path, name: str) -> Path:
-    """A new, uniquely named folder with the marker in it (``name`` and 8 random characters)."""
-    folder = Path(tempfile.mkdtemp(prefix=name, dir=parent))
-    os.chmod(folder, 0o777 & ~current_umask())  # mkdtemp makes 0700; give it what a plain mkdir would
-    write_text_atomic(folder / MARKER, f"{FORMAT_TAG}\n")
-    return folder
-
-
-def _delete_ours(folder: Path) -> None:
-    """Delete what this tool wrote in a marked folder (parts, marker, temporary files), then the folder if empty.
-
-    Anything else in it is left, with the folder and a warning: the tool never deletes what it did not write.
-    The marker goes last, so a deletion cut short is finished by the next run.
-    """
-    for entry in os.scandir(folder):
-        ours = _PART.fullmatch(entry.name) or is_temporary_name(entry.name)
-        if ours and entry.is_file(follow_symlinks=False):
-            os.unlink(entry.path)
-    (folder / MARKER).unlink(missing_ok=True)
-    try:
-        folder.rmdir()
-    except OSError:
-        log.warning("left %s in place: it holds files arcface-trt did not write", folder)
-
-
-def _remove_tree(folder: Path) -> None:
-    """Rename a marked folder aside (one atomic step) and delete what the tool wrote in it.
-
-    A half-deleted folder never looks live; an interrupted deletion leaves a ``.old-*`` folder
-    that the next run on this output finishes deleting.
-    """
-    trash = Path(tempfile.mkdtemp(prefix=f"{folder.name}.old-", dir=folder.parent))
-    os.replace(folder, trash)  # over the empty folder mkdtemp made
-    _delete_ours(trash)
-
-
-def _parts_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".parts")
-
-
-def _aside_name(parts_dir: Path) -> re.Pattern[str]:
-    """Names of the folders this tool sets aside beside a parts folder: ``<parts>.new-*`` and ``<parts>.old-*``."""
-    return re.compile(re.escape(parts_dir.name) + r"\.(?:new|old)-[a-z0-9_]{8}")
-
-
-def _final_marker(out: Path) -> Path:
+def _final_location(out: str, fmt: str) -> str:
     """The file a finished output writes last: its presence means the output is complete."""
-    return index_path(out) if output_format(out) == "npy" else out
+    return index_location(out) if fmt == "npy" else out
 
 
-def check_output(out: str | Path, resume: bool, overwrite: bool) -> str:
-    """Refuse what opening ``out`` would refuse, cheaply and before any model loads; the output format."""
+def read_embeddings(out: str | Path, store: ObjectStore | None = None) -> tuple[list[str], np.ndarray]:
+    """Read a finished output (``.parquet``, or ``.npy`` with its index; a local path or a URI): keys and embeddings.
+
+    ``store``: how an object-store URI is reached (default: :meth:`ObjectStore.default`).
+    """
     fmt = output_format(out)
-    out = Path(out)
+    storage = storage_for(out, store or ObjectStore.default())
+    where = storage.out
+    if fmt == "parquet" and not storage.is_file(where):
+        raise InputError(f"embed output not found: {where}")
+    if fmt == "npy" and not (storage.is_file(where) and storage.is_file(index_location(where))):
+        raise InputError(f"embed output not found: {where} with its index {Path(index_location(where)).name}")
+    keys: list[str] = []
+    chunks: list[np.ndarray] = []
+    for table in _final_row_groups(storage, fmt):
+        keys.extend(table.column("path").to_pylist())
+        chunks.append(embeddings_of(table))
+    dim = _embedding_dim(storage, fmt)
+    return keys, np.concatenate(chunks, axis=0) if chunks else np.zeros((0, dim), np.float32)
+
+
+def _embedding_dim(storage: Storage, fmt: str) -> int:
+    if fmt == "npy":
+        return int(_npy_header(storage)[1][1])
+    return int(_parquet_file(storage, storage.out).schema_arrow.field("embedding").type.list_size)
+
+
+def check_output(out: str | Path, resume: bool, overwrite: bool, store: ObjectStore | None = None) -> str:
+    """Refuse what opening ``out`` would refuse, cheaply and before any model loads; the output format.
+
+    An output that cannot be written (a folder without write permission, a missing bucket,
+    credentials that may not write) is refused here too.
+    """
+    fmt = output_format(out)
+    storage = storage_for(out, store or ObjectStore.default())
+    _check_output(storage, fmt, resume, overwrite)
+    storage.check_writable()
+    return fmt
+
+
+def _check_output(storage: Storage, fmt: str, resume: bool, overwrite: bool) -> None:
     if resume and overwrite:
         raise InputError("give either --resume or --overwrite, not both")
-    parts = _parts_dir(out)
-    if os.path.lexists(parts) and not _is_ours(parts):  # someone else's folder: never used, never deleted
+    state = storage.parts_state()
+    if state == "foreign":  # someone else's folder: never used, never deleted
         raise InputError(
-            f"{parts} exists but was not made by arcface-trt embed (no {MARKER} in it): "
+            f"{storage.parts} exists but was not made by arcface-trt embed (no {MARKER} in it): "
             "move it away, or choose another --out"
         )
-    lone_npy = fmt == "npy" and out.is_file() and not index_path(out).is_file() and not _parts_dir(out).is_dir()
+    index = index_location(storage.out)
+    lone_npy = fmt == "npy" and storage.is_file(storage.out) and not storage.is_file(index) and state == "absent"
     if lone_npy and not overwrite:  # someone else's array: never replace it silently
-        raise InputError(f"{out} exists without its index {index_path(out).name}: pass --overwrite to replace it")
+        raise InputError(f"{storage.out} exists without its index {Path(index).name}: pass --overwrite to replace it")
     if resume or overwrite:
-        return fmt
-    if _parts_dir(out).is_dir():
+        return
+    if state == "ours":
         raise InputError(
-            f"{_parts_dir(out)} holds an unfinished run: pass --resume to continue it, or --overwrite to start again"
+            f"{storage.parts} holds an unfinished run: pass --resume to continue it, or --overwrite to start again"
         )
-    if _final_marker(out).is_file():
-        raise InputError(f"{out} exists: pass --resume to embed only the paths it lacks, or --overwrite to replace it")
-    return fmt
+    if storage.is_file(_final_location(storage.out, fmt)):
+        raise InputError(
+            f"{storage.out} exists: pass --resume to embed only the paths it lacks, or --overwrite to replace it"
+        )
 
 
 class PartStore:
@@ -269,17 +224,18 @@ class PartStore:
     part, ``store.finish()`` writes the final output and removes the parts.
     """
 
-    def __init__(self, out: Path, model_sha256: str, dim: int, input_spec: dict[str, Any] | None = None) -> None:
-        self.out = out
-        self.format = output_format(out)
-        self.parts_dir = _parts_dir(out)
+    def __init__(self, storage: Storage, model_sha256: str, dim: int, input_spec: dict[str, Any] | None = None) -> None:
+        self.storage = storage
+        self.out = storage.out
+        self.format = output_format(storage.out)
         self.model_sha256 = model_sha256
         self.dim = dim
         self.input_spec = input_spec
         self.done: set[str] = set()
         self.rows_committed = 0
         self._next = 0
-        self._seed: Path | None = None  # finished output to copy into part 0 before the first commit
+        self._live = False  # a live parts folder exists
+        self._seed = False  # a finished output to copy into part 0 before the first commit
         self._seed_rows = 0
 
     # -- opening ----------------------------------------------------------------------------
@@ -294,58 +250,54 @@ class PartStore:
         overwrite: bool,
         inputs: Collection[str] | None = None,
         input_spec: dict[str, Any] | None = None,
+        store: ObjectStore | None = None,
     ) -> Iterator[PartStore]:
         """Lock the output and load, checked, what a previous run committed (see the module docstring).
 
         ``inputs``: the run's keys; rows already embedded for keys outside it are refused (None: not checked).
         ``input_spec``: the spec of this run, recorded in every file; rows of another spec are refused.
+        ``store``: how an object-store URI is reached (default: :meth:`ObjectStore.default`).
         """
-        store = cls(Path(out), model_sha256, dim, input_spec)
-        store.out.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(store.out.with_name(store.out.name + ".lock")):
-            store._load(resume, overwrite, None if inputs is None else frozenset(inputs))
-            yield store
+        store_ = cls(storage_for(out, store or ObjectStore.default()), model_sha256, dim, input_spec)
+        with store_.storage.lock():
+            store_._load(resume, overwrite, None if inputs is None else frozenset(inputs))
+            yield store_
 
     def _load(self, resume: bool, overwrite: bool, inputs: frozenset[str] | None) -> None:
-        check_output(self.out, resume, overwrite)
-        aside = _aside_name(self.parts_dir)
-        for entry in self.parts_dir.parent.iterdir():
-            if aside.fullmatch(entry.name) and _is_ours(entry):  # set aside by an interrupted clean-up or copy
-                _delete_ours(entry)
-        if self.parts_dir.is_dir():
+        storage = self.storage
+        _check_output(storage, self.format, resume, overwrite)
+        storage.clean_leftovers()
+        if storage.parts_state() == "ours":
             if overwrite:
-                _remove_tree(self.parts_dir)
+                storage.retire_parts()
             else:
+                self._live = True
                 self._load_parts(inputs)
                 return
-        if _final_marker(self.out).is_file() and not overwrite:
-            marker = _final_marker(self.out)
-            self._check_spec(_parquet(marker, lambda: pq.read_schema(marker)).metadata, self.out)
-            self._seed_rows = self._take(_final_row_groups(self.out, self.format), self.out, inputs)
-            self._seed = self.out
-
-    def _parts(self) -> list[Path]:
-        """Committed parts in commit order."""
-        parts = [p for p in self.parts_dir.iterdir() if _PART.fullmatch(p.name)]
-        return sorted(parts, key=lambda p: int(_PART.fullmatch(p.name).group(1)))  # type: ignore[union-attr]
+        final = _final_location(self.out, self.format)
+        if storage.is_file(final) and not overwrite:
+            self._check_spec(_parquet_file(storage, final).schema_arrow.metadata, final)
+            self._seed_rows = self._take(_final_row_groups(storage, self.format), self.out, inputs)
+            self._seed = True
 
     def _load_parts(self, inputs: frozenset[str] | None) -> None:
-        # A part that was being written when the run died (this run holds the output's lock).
-        remove_stale_temporaries(self.parts_dir, older_than_s=0)
-        for part in self._parts():
-            metadata = _parquet(part, lambda part=part: pq.read_schema(part)).metadata or {}
+        storage = self.storage
+        storage.drop_temporaries()  # a part that was being written when the run died
+        for name in storage.part_names():
+            part = storage.part(name)
+            metadata = _parquet_file(storage, part).schema_arrow.metadata or {}
             if metadata.get(b"format") != FORMAT_TAG.encode() or ROWS_KEY not in metadata:
                 raise InputError(f"{part} was not written by arcface-trt embed: move it away, or --overwrite")
             self._check_spec(metadata, part)
-            rows = self._take(_row_groups_of(part), part, inputs)
+            rows = self._take(_row_groups_of(storage, part), part, inputs)
             if str(rows).encode() != metadata[ROWS_KEY]:
                 raise InputError(
                     f"{part} holds {rows} rows but was written with {metadata[ROWS_KEY].decode(errors='replace')}: "
                     "it was changed after the run wrote it; move it away, or --overwrite"
                 )
-            self._next = max(self._next, int(_PART.fullmatch(part.name).group(1)) + 1)  # type: ignore[union-attr]
+            self._next = max(self._next, int(name[len("part-") : -len(".parquet")]) + 1)
 
-    def _check_spec(self, metadata: dict[bytes, bytes] | None, where: Path) -> None:
+    def _check_spec(self, metadata: dict[bytes, bytes] | None, where: str) -> None:
         """Refuse rows computed through another input spec than this run's (files that record none pass)."""
         if self.input_spec is None or SPEC_KEY not in (metadata or {}):
             return
@@ -357,7 +309,7 @@ class PartStore:
                 f"{want.describe() if want else 'unknown'}): use another --out, or --overwrite"
             )
 
-    def _take(self, tables: Iterable[Any], where: Path, inputs: frozenset[str] | None) -> int:
+    def _take(self, tables: Iterable[Any], where: str, inputs: frozenset[str] | None) -> int:
         """Check rows a run already embedded (a part, a finished output) and count their keys done; rows read.
 
         Refused, naming ``where``: another model or embedding size, a key seen before (in this
@@ -388,23 +340,22 @@ class PartStore:
         return rows
 
     # -- writing ----------------------------------------------------------------------------
-    def _part_path(self, number: int) -> Path:
-        return self.parts_dir / f"part-{number:06d}.parquet"
-
     def _start_parts(self) -> None:
-        """Create the marked parts folder (built aside, renamed into place); a resumed finished output is part 0."""
-        if self.parts_dir.is_dir():
+        """Create the marked parts folder; a resumed finished output becomes its part 0."""
+        if self._live:
             return
-        building = _new_parts_folder(self.parts_dir.parent, f"{self.parts_dir.name}.new-")
-        if self._seed is not None:
-            with atomic_writer(building / self._part_path(0).name) as handle:
+        seed = None
+        if self._seed:
+
+            def seed(handle: Any) -> None:
                 writer = pq.ParquetWriter(handle, schema(self.dim, rows=self._seed_rows, input_spec=self.input_spec))
-                for table in _final_row_groups(self.out, self.format):
+                for table in _final_row_groups(self.storage, self.format):
                     writer.write_table(table)
                 writer.close()
+
             self._next = 1
-            self._seed = None
-        os.replace(building, self.parts_dir)
+        self.storage.create_parts(seed)
+        self._live, self._seed = True, False
 
     def commit(self, keys: list[str], embeddings: np.ndarray, backend: str, precision: str) -> None:
         """Write one chunk as a new part, atomically; its keys count as done from now on."""
@@ -412,8 +363,7 @@ class PartStore:
             return
         self._start_parts()
         table = make_table(keys, embeddings, backend, precision, self.model_sha256, self.input_spec)
-        with atomic_writer(self._part_path(self._next)) as handle:
-            pq.write_table(table, handle)
+        self.storage.write_part(part_name(self._next), lambda handle: pq.write_table(table, handle))
         self._next += 1
         self.done.update(keys)
         self.rows_committed += len(keys)
@@ -423,22 +373,23 @@ class PartStore:
 
         With nothing new committed, a finished output is left untouched.
         """
-        if not self.parts_dir.is_dir():
-            if self._seed is not None:  # resumed a finished output and found nothing to add
+        if not self._live:
+            if self._seed:  # resumed a finished output and found nothing to add
                 return len(self.done)
             self._start_parts()  # nothing embedded at all: still write a valid (empty) output
-        parts = self._parts()
+        parts = [self.storage.part(name) for name in self.storage.part_names()]
         rows = self._merge_parquet(parts) if self.format == "parquet" else self._merge_npy(parts)
-        _remove_tree(self.parts_dir)
+        self.storage.retire_parts()
+        self._live = False
         return rows
 
-    def _row_groups(self, parts: list[Path]) -> Iterator[Any]:
+    def _row_groups(self, parts: list[str]) -> Iterator[Any]:
         for part in parts:
-            yield from _row_groups_of(part)
+            yield from _row_groups_of(self.storage, part)
 
-    def _merge_parquet(self, parts: list[Path]) -> int:
+    def _merge_parquet(self, parts: list[str]) -> int:
         rows = 0
-        with atomic_writer(self.out) as handle:
+        with self.storage.write_file(self.out) as handle:
             writer = pq.ParquetWriter(handle, schema(self.dim, input_spec=self.input_spec))
             for table in self._row_groups(parts):
                 writer.write_table(table)
@@ -446,19 +397,19 @@ class PartStore:
             writer.close()
         return rows
 
-    def _merge_npy(self, parts: list[Path]) -> int:
-        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+    def _merge_npy(self, parts: list[str]) -> int:
+        rows = sum(_parquet_file(self.storage, p).metadata.num_rows for p in parts)
         header = {
             "descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
             "fortran_order": False,
             "shape": (rows, self.dim),
         }
-        with atomic_writer(self.out) as handle:
+        with self.storage.write_file(self.out) as handle:
             np.lib.format.write_array_header_2_0(handle, header)
             for table in self._row_groups(parts):
                 handle.write(embeddings_of(table).astype("<f4", copy=False).tobytes())
         # The index goes last: an index beside a .npy means the pair is complete.
-        with atomic_writer(index_path(self.out)) as handle:
+        with self.storage.write_file(index_location(self.out)) as handle:
             writer = pq.ParquetWriter(handle, schema(self.dim, with_embedding=False, input_spec=self.input_spec))
             for table in self._row_groups(parts):
                 writer.write_table(table.drop_columns(["embedding"]))
@@ -466,34 +417,54 @@ class PartStore:
         return rows
 
 
-def _parquet(path: Path, read: Any) -> Any:
+def _reading(location: str, read: Any) -> Any:
     """``read()`` of an output file the run did not just write; a foreign or damaged file is an InputError."""
     try:
         return read()
+    except InputError:
+        raise
     except Exception as exc:  # pyarrow raises ArrowInvalid/OSError/... for foreign or damaged files
-        raise InputError(f"cannot read {path} as embed output: {' '.join(str(exc).split())}") from None
+        raise InputError(f"cannot read {location} as embed output: {' '.join(str(exc).split())}") from None
 
 
-def _row_groups_of(part: Path) -> Iterator[Any]:
-    handle = _parquet(part, lambda: pq.ParquetFile(part))
+def _parquet_file(storage: Storage, location: str) -> Any:
+    """The Parquet file at ``location`` (its footer read and checked)."""
+    return _reading(location, lambda: pq.ParquetFile(storage.open_input(location)))
+
+
+def _row_groups_of(storage: Storage, location: str) -> Iterator[Any]:
+    handle = _parquet_file(storage, location)
     for i in range(handle.num_row_groups):
-        yield _parquet(part, lambda i=i: handle.read_row_group(i))
+        yield _reading(location, lambda i=i: handle.read_row_group(i))
 
 
-def _final_row_groups(out: Path, fmt: str) -> Iterator[Any]:
+def _npy_header(storage: Storage) -> tuple[int, tuple[int, ...], Any]:
+    """(data offset, shape, dtype) of a finished ``.npy`` output, checked to be ``(N, D)`` float32."""
+    offset, shape, dtype, fortran = read_npy_header(storage.open_input(storage.out), storage.out)
+    if len(shape) != 2 or fortran or dtype != np.dtype("<f4"):
+        raise InputError(f"{storage.out} is not an (N, D) float32 array of embeddings (shape {shape}, dtype {dtype})")
+    return offset, shape, dtype
+
+
+def _final_row_groups(storage: Storage, fmt: str) -> Iterator[Any]:
     """Row groups of a finished output in the output schema (a ``.npy`` pair is re-joined)."""
     if fmt == "parquet":
-        yield from _row_groups_of(out)
+        yield from _row_groups_of(storage, storage.out)
         return
-    embeddings = _parquet(out, lambda: np.load(out, mmap_mode="r", allow_pickle=False))
-    index = index_path(out)
-    rows = _parquet(index, lambda: pq.ParquetFile(index).metadata.num_rows)
-    if embeddings.ndim != 2 or len(embeddings) != rows:
-        raise InputError(f"{out} has shape {embeddings.shape} but {index.name} lists {rows} rows")
+    offset, (n, dim), _ = _npy_header(storage)
+    index = index_location(storage.out)
+    rows = _parquet_file(storage, index).metadata.num_rows
+    if n != rows:
+        raise InputError(f"{storage.out} has shape {(n, dim)} but {Path(index).name} lists {rows} rows")
+    array = storage.open_input(storage.out)
     start = 0
-    for table in _row_groups_of(index):
+    for table in _row_groups_of(storage, index):
         end = start + table.num_rows
-        emb = np.asarray(embeddings[start:end], dtype=np.float32)
-        column = pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), pa.float32()), emb.shape[1])
-        yield table.add_column(1, "embedding", column).cast(schema(emb.shape[1]))
+        size, at = (end - start) * dim * 4, offset + start * dim * 4
+        data = _reading(storage.out, lambda size=size, at=at: array.read_at(size, at))
+        emb = np.frombuffer(data, dtype="<f4").reshape(-1, dim)
+        if len(emb) != end - start:
+            raise InputError(f"{storage.out} ends early: shorter than its header says")
+        column = pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), pa.float32()), dim)
+        yield table.add_column(1, "embedding", column).cast(schema(dim))
         start = end

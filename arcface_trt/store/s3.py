@@ -114,6 +114,38 @@ def normalize_prefix(prefix: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class S3Endpoint:
+    """Which S3 service to talk to: an endpoint URL (None: AWS) and a region (None: the SDK's default).
+
+    The one resolution of these settings: the engine store and ``embed``'s object-store input and
+    output (``s3://`` URIs) both use it.
+    """
+
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    @classmethod
+    def from_section(cls, section: TensorrtSection) -> S3Endpoint:
+        """From the ``tensorrt:`` config section (command-line overrides already applied).
+
+        The endpoint and region fall back to ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` and
+        ``AWS_REGION``/``AWS_DEFAULT_REGION`` when the config leaves them null.
+        """
+        endpoint = (section.engine_s3_endpoint_url or "").strip() or _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+        if endpoint:
+            check_endpoint(endpoint)
+        region = (section.engine_s3_region or "").strip() or _env("AWS_REGION", "AWS_DEFAULT_REGION")
+        return cls(endpoint_url=endpoint, region=region)
+
+    @property
+    def label(self) -> str:
+        """The endpoint as it may be printed."""
+        if self.endpoint_url:
+            return redact(self.endpoint_url)
+        return f"AWS S3 ({self.region})" if self.region else "AWS S3"
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     """Where the store is: bucket, key prefix, endpoint and region (resolved once)."""
 
@@ -126,8 +158,7 @@ class StoreSettings:
     def from_section(cls, section: TensorrtSection) -> StoreSettings:
         """Settings from the ``tensorrt:`` config section (command-line overrides already applied).
 
-        The endpoint and region fall back to ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` and
-        ``AWS_REGION``/``AWS_DEFAULT_REGION`` when the config leaves them null.
+        Endpoint and region as :meth:`S3Endpoint.from_section` resolves them.
         """
         bucket = (section.engine_s3_bucket or "").strip()
         if bucket.startswith("s3://"):
@@ -141,12 +172,12 @@ class StoreSettings:
                 f"engine bucket must be a bucket name, got {short_repr(bucket)} "
                 "(put folders in tensorrt.engine_s3_prefix)"
             )
-        endpoint = (section.engine_s3_endpoint_url or "").strip() or _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
-        if endpoint:
-            check_endpoint(endpoint)
-        region = (section.engine_s3_region or "").strip() or _env("AWS_REGION", "AWS_DEFAULT_REGION")
+        endpoint = S3Endpoint.from_section(section)
         return cls(
-            bucket=bucket, prefix=normalize_prefix(section.engine_s3_prefix), endpoint_url=endpoint, region=region
+            bucket=bucket,
+            prefix=normalize_prefix(section.engine_s3_prefix),
+            endpoint_url=endpoint.endpoint_url,
+            region=endpoint.region,
         )
 
     def object_key(self, relpath: str) -> str:
@@ -160,9 +191,7 @@ class StoreSettings:
     @property
     def endpoint_label(self) -> str:
         """The endpoint as it may be printed."""
-        if self.endpoint_url:
-            return redact(self.endpoint_url)
-        return f"AWS S3 ({self.region})" if self.region else "AWS S3"
+        return S3Endpoint(self.endpoint_url, self.region).label
 
 
 @dataclass(frozen=True)
@@ -403,6 +432,13 @@ class S3Store:
             )
         except (bx.BotoCoreError, bx.ClientError) as exc:
             raise self._error(exc, "upload to", uri) from None
+
+    def delete(self, relpath: str) -> None:
+        """Delete one object (an absent one is fine: S3's DELETE says the same)."""
+        try:
+            self.client.delete_object(Bucket=self.settings.bucket, Key=self.settings.object_key(relpath))
+        except (bx.BotoCoreError, bx.ClientError) as exc:
+            raise self._error(exc, "delete", self.settings.uri(relpath)) from None
 
     def list(self, relprefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under the prefix (paginated); keys are given relative to the prefix."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.support.cli import run_cli, run_python
 
 
@@ -64,3 +66,19 @@ def test_the_command_line_starts_without_the_library() -> None:
         "arcface_trt.version",
     }
     assert {m for m in loaded if not m.startswith("arcface_trt.cli")} <= light
+
+
+def test_stdout_to_stderr_catches_python_c_and_child_process_output() -> None:
+    """What Ray prints on stdout (from Python, from C, from processes it starts) cannot mix into a JSON document."""
+    code = (
+        "import os, subprocess, sys\n"
+        "from arcface_trt.cli.common import emit_json, stdout_to_stderr\n"
+        "with stdout_to_stderr():\n"
+        "    print('python noise')\n"
+        "    os.write(1, b'fd noise\\n')\n"
+        "    subprocess.run([sys.executable, '-c', 'print(\"child noise\")'], check=True)\n"
+        "emit_json({'ok': True})\n"
+    )
+    result = run_python("-c", code, check=True)
+    assert json.loads(result.stdout) == {"ok": True}
+    assert result.stderr.splitlines() == ["python noise", "fd noise", "child noise"]

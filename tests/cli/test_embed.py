@@ -58,6 +58,10 @@ def test_bad_input_is_one_line_and_exit_2(r18_model: Path, eight_crops: Path, tm
         ([str(eight_crops), "--out", str(existing)], "exists: pass --resume"),
         ([str(eight_crops), "--out", str(existing), "--resume"], "cannot read"),
         ([str(eight_crops), "--out", str(tmp_path / "o.parquet"), "--backend", "caffe"], "unknown backend"),
+        ([str(eight_crops), "--out", str(tmp_path / "o.parquet"), "--ray", "--actors", "4,2"], "--actors must be"),
+        ([str(eight_crops), "--out", str(tmp_path / "o.parquet"), "--ray", "--threads-per-actor", "0"], "at least 1"),
+        ([str(eight_crops), "--out", "s3:///o.parquet"], "not an s3://bucket/key URI"),
+        ([str(eight_crops), "--out", str(existing / "o.parquet")], "is not a writable folder"),
     ]
     for args, message in cases:
         result = invoke("embed", *(model if "--backend" not in args else []), *args)
@@ -143,3 +147,20 @@ def test_npy_input_through_cli(r18_model: Path, tmp_path: Path) -> None:
     assert [k.rsplit("#", 1)[1] for k in keys] == ["0", "1", "2", "3", "4"]
     cosine = np.sum(reference(r18_model).encode(crops) * embeddings, axis=1)
     assert cosine.min() >= 0.99999
+
+
+def test_the_table_says_whether_ray_was_started_or_joined() -> None:
+    from types import SimpleNamespace
+
+    from arcface_trt.cli.embed import _where
+
+    def where(**fields) -> str:
+        return _where(SimpleNamespace(**{"ray": True, "ray_address": None, "ray_actors": None, **fields}))
+
+    assert where(ray_cluster="started", ray_actors="2 CPU actors x 1 thread") == (
+        " on Ray (started a local instance; 2 CPU actors x 1 thread)"
+    )
+    assert where(ray_cluster="joined", ray_address="auto") == " on Ray (joined the cluster at auto)"
+    assert where(ray_cluster="joined") == " on Ray (joined the running Ray)"
+    assert where(ray_cluster=None) == " on Ray (nothing left to embed)"
+    assert _where(SimpleNamespace(ray=False)) == ""

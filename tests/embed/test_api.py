@@ -17,19 +17,6 @@ from arcface_trt.inputs import read_image
 from tests.support.embeddings import assert_matches_encode, reference, write_crops
 
 
-@pytest.fixture(scope="module")
-def embedder(r18_model: Path):
-    """One loaded r18 ONNX Runtime embedder (batch 4) shared by this module's tests."""
-    return reference(r18_model, batch_size=4)
-
-
-@pytest.fixture()
-def crop_folder(tmp_path: Path, faces: np.ndarray) -> Path:
-    """Six PNG crops in two sub-folders."""
-    write_crops(tmp_path / "crops", faces[:6])
-    return tmp_path / "crops"
-
-
 def test_parquet_output_equals_encode_and_has_the_schema(embedder, crop_folder: Path, tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -38,6 +25,7 @@ def test_parquet_output_equals_encode_and_has_the_schema(embedder, crop_folder: 
     summary = embed_to_file(crop_folder, out, embedder=embedder, chunk_size=2)
     assert (summary.total, summary.embedded, summary.rows_in_output, summary.unreadable_count) == (6, 6, 6, 0)
     assert summary.images_per_s > 0 and summary.backend == "onnxruntime" and summary.precision == "fp32"
+    assert 0 < summary.first_batch_s <= summary.embed_elapsed_s
     table = pq.read_table(out)
     assert table.column_names == ["path", "embedding", "backend", "precision", "model_sha256"]
     assert table.schema.field("embedding").type == pa.list_(pa.float32(), 512)

@@ -68,12 +68,18 @@ def run_cli(
     return run_python("-m", "arcface_trt", *args, cwd=cwd, env=env, timeout=timeout)
 
 
-def start_cli(*args: object, cwd: Path = REPO, env: EnvChanges | None = None) -> subprocess.Popen:
-    """``python -m arcface_trt ARGS`` started in the background (text pipes for stdout and stderr)."""
+def start_cli(
+    *args: object, cwd: Path = REPO, env: EnvChanges | None = None, stderr_file: Path | None = None
+) -> subprocess.Popen:
+    """``python -m arcface_trt ARGS`` started in the background (text pipes for stdout and stderr).
+
+    ``stderr_file``: stderr goes to this file instead (a chatty process polled for a long time
+    would otherwise block on a full pipe).
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "arcface_trt", *(str(a) for a in args)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.PIPE if stderr_file is None else stderr_file.open("w"),
         stdin=subprocess.DEVNULL,
         text=True,
         cwd=cwd,

@@ -160,3 +160,22 @@ def tree(root: Path) -> dict[str, bytes | None]:
     if not root.exists():
         return {}
     return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes()) for p in sorted(root.rglob("*"))}
+
+
+def upload(s3, bucket: str, prefix: str, root: Path) -> list[str]:
+    """Copy every file under ``root`` to ``s3://bucket/prefix/<relative path>``; the URIs, sorted."""
+    uris = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        key = f"{prefix.rstrip('/')}/{path.relative_to(root).as_posix()}"
+        s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        uris.append(f"s3://{bucket}/{key}")
+    return sorted(uris)
+
+
+def objects(s3, bucket: str, prefix: str = "") -> dict[str, bytes]:
+    """Every object under ``prefix`` with its bytes (to prove what a run left, or that it changed nothing)."""
+    found = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            found[item["Key"]] = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+    return found
