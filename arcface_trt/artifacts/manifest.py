@@ -155,6 +155,7 @@ class Manifest(ManifestRecord):
         "precision_summary",
         "precision_check",
         "input_spec",
+        "drift_budget",
     )
     SHA_FIELD: ClassVar[str] = "plan_sha256"
 
@@ -185,6 +186,8 @@ class Manifest(ManifestRecord):
     precision_check: dict[str, Any] | None = None
     #: The input spec the plan was built for and where it came from (recorded: preprocessing runs on the host).
     input_spec: dict[str, Any] | None = None
+    #: A drift-budget search's record: the budget, the crop sets, the nodes kept, the curve and the final check.
+    drift_budget: dict[str, Any] | None = None
 
     @property
     def key(self) -> EngineKey:
@@ -207,6 +210,7 @@ class CpuManifest(ManifestRecord):
         "source_path",
         "build_seconds",
         "input_spec",
+        "drift_budget",
     )
     SHA_FIELD: ClassVar[str] = "engine_sha256"
 
@@ -228,6 +232,8 @@ class CpuManifest(ManifestRecord):
     precision_plan: dict[str, Any] = field(default_factory=dict)
     #: The input spec and where it came from; an int8 engine calibrated through it is reused only for the same one.
     input_spec: dict[str, Any] | None = None
+    #: A drift-budget search's record: the budget, the crop sets, the nodes kept, the curve and the final check.
+    drift_budget: dict[str, Any] | None = None
 
     @property
     def key(self) -> EngineKey:

@@ -11,10 +11,16 @@ from arcface_trt.lazy import lazy_import
 ort = lazy_import("onnxruntime")
 
 
-def make_session(model_path: str, providers: list[str], threads: int | None = None) -> Any:
-    """An ``InferenceSession`` with full graph optimisation and one intra-op thread per core."""
+def make_session(model_path: str, providers: list[str], threads: int | None = None, optimized: bool = True) -> Any:
+    """An ``InferenceSession`` with full graph optimisation and one intra-op thread per core.
+
+    ``optimized=False`` turns ONNX Runtime's graph optimisations off: the graph runs node by node as
+    written (a QDQ model then computes its quantize/dequantize steps in float, as a proxy of TensorRT).
+    """
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimized else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.log_severity_level = 3
     try:

@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,18 @@ Fetcher = Callable[[EngineKey, ArtifactCache], str]
 
 
 @dataclass(frozen=True)
+class SearchedSource:
+    """What a drift-budget search (:mod:`arcface_trt.budget`, which runs it) chose for a TensorRT build."""
+
+    #: int8: the QDQ model to build; None: the model itself (fp16 converts it, keeping ``keep_fp32_nodes``).
+    onnx_path: Path | None
+    #: fp16: every node kept in fp32 (the embedding head and the search's nodes); None for int8.
+    keep_fp32_nodes: tuple[str, ...] | None
+    #: The manifest's ``drift_budget`` record: what was searched for and what was found.
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class BuildRequest:
     """One engine to build or reuse: the model, the TensorRT settings and the CLI's extras."""
 
@@ -64,6 +76,13 @@ class BuildRequest:
     #: Explicit input settings; the input spec is recorded in the manifest (the host preprocesses, the plan
     #: does not depend on it).
     inputs: InputSettings = field(default_factory=InputSettings)
+    #: The plan of a drift budget (its name carries the budget): served from the cache or the store, or
+    #: built from ``searched``. None: no budget.
+    drift_budget: float | None = None
+    #: What a cached budgeted plan's ``drift_budget`` record must hold (the crop sets searched on).
+    budget_match: dict[str, Any] = field(default_factory=dict)
+    #: The search's answer, when the plan is to be built.
+    searched: SearchedSource | None = None
 
 
 @dataclass
@@ -145,7 +164,10 @@ def resolve(
     """The key and the expected manifest of ``request`` for a GPU arch and a full TensorRT version."""
     settings = request.settings
     key = EngineKey(model.name, settings.precision, sm_arch, trt_version, Variant.of(plan.recipe))
-    return ResolvedBuild(request, model, plan, key, expected_fields(model, settings, sm_arch, trt_version))
+    expected = expected_fields(model, settings, sm_arch, trt_version)
+    if request.drift_budget is not None:
+        expected["drift_budget"] = {"budget": request.drift_budget, **request.budget_match}
+    return ResolvedBuild(request, model, plan, key, expected)
 
 
 def _input_chw(model: ModelInfo) -> tuple[int, int, int]:
@@ -203,11 +225,11 @@ def dry_run(request: BuildRequest) -> dict[str, Any]:
     if caps is not None:
         plans = {
             caps.version: PrecisionPlan.for_target(
-                settings.precision, "gpu", caps, request.keep_fp32_nodes, quantized_source=quantized
+                settings.precision, "gpu", caps, request.keep_fp32_nodes, quantized, request.drift_budget
             )
         }
     else:
-        plans = plans_for_known_tensorrt(settings.precision, request.keep_fp32_nodes, quantized)
+        plans = plans_for_known_tensorrt(settings.precision, request.keep_fp32_nodes, quantized, request.drift_budget)
     model.report_input_spec()
     info, gpu_reason = gpu.try_gpu_info()
     sm_arch = normalize_arch(request.arch) if request.arch else (info.sm_arch if info else None)
@@ -355,6 +377,7 @@ def record(
         },
         precision_summary=checked.summary.to_dict(),
         precision_check=checked.verdict.to_dict(),
+        drift_budget=resolved.request.searched.record if resolved.request.searched else None,
     )
 
 
@@ -365,6 +388,11 @@ def _build(
     settings, model, key = resolved.request.settings, resolved.model, resolved.key
     work_dir = cache.root / "onnx"
     source = ensure_dynamic_batch(model, work_dir)
+    searched = resolved.request.searched
+    if searched is not None:  # a drift budget's answer: its QDQ model (int8), or its nodes kept in fp32 (fp16)
+        source = searched.onnx_path or source
+        if searched.keep_fp32_nodes is not None:
+            resolved = replace(resolved, plan=resolved.plan.with_kept_nodes(searched.keep_fp32_nodes))
     prepared = builder.prepare_onnx(resolved.plan, source, work_dir, model.sha256)
     build_settings = builder.BuildSettings(
         min_batch=settings.min_batch_size,
@@ -391,18 +419,16 @@ def _build(
     return path, manifest, seconds
 
 
-def build_engine(
-    request: BuildRequest,
-    on_status: Status | None = None,
-    fetcher: Fetcher | None = None,
-    on_progress: OnProgress | None = None,
-) -> BuildResult:
-    """Reuse the cached plan when its manifest matches, else fetch it (with a ``fetcher``) or build it.
+@dataclass(frozen=True)
+class _Here:
+    """A request resolved on this machine: its GPU, its build, and the cache it goes to."""
 
-    ``on_status`` gets one-line notes; ``on_progress`` TensorRT's build phases and steps. A built
-    plan whose layers do not carry the requested precision is a :class:`CheckFailedError` and is not stored.
-    """
-    status = on_status or (lambda message: log.info("%s", message))
+    info: gpu.GpuInfo
+    resolved: ResolvedBuild
+    cache: ArtifactCache
+
+
+def _resolve_here(request: BuildRequest) -> _Here:
     model = inspect_model(request.onnx_path, request.inputs)
     info = _require_trt_and_gpu()
     if request.arch and normalize_arch(request.arch) != info.sm_arch:
@@ -416,12 +442,16 @@ def build_engine(
         trt_api.capabilities(),
         request.keep_fp32_nodes,
         quantized_source=_quantized_source(model),
+        drift_budget=request.drift_budget,
     )
     model.report_input_spec()
     resolved = resolve(request, model, plan, info.sm_arch, trt_api.version())
-    key, expected = resolved.key, resolved.expected
-    cache = engine_cache(request.settings, request.cache_dir)
+    return _Here(info, resolved, engine_cache(request.settings, request.cache_dir))
 
+
+def _find(here: _Here, status: Status, fetcher: Fetcher | None) -> BuildResult | None:
+    """The cached plan, or the store's (with a ``fetcher``), when it serves the request (and no rebuild is forced)."""
+    request, key, expected, cache = here.resolved.request, here.resolved.key, here.resolved.expected, here.cache
     lookup = cache.lookup(key, expected)
     if lookup.hit and not request.force:
         return BuildResult(key, lookup.path, lookup.manifest, "cache")
@@ -430,15 +460,50 @@ def build_engine(
         if lookup.hit:
             return BuildResult(key, lookup.path, lookup.manifest, "store")
         log.warning("the fetched %s does not match this request: %s", key.name, "; ".join(lookup.reasons))
+    return None
 
+
+def find_engine(
+    request: BuildRequest, on_status: Status | None = None, fetcher: Fetcher | None = None
+) -> BuildResult | None:
+    """The plan :func:`build_engine` would reuse or fetch, or None when it would have to build one."""
+    status = on_status or (lambda message: log.info("%s", message))
+    return _find(_resolve_here(request), status, fetcher)
+
+
+def build_engine(
+    request: BuildRequest,
+    on_status: Status | None = None,
+    fetcher: Fetcher | None = None,
+    on_progress: OnProgress | None = None,
+) -> BuildResult:
+    """Reuse the cached plan when its manifest matches, else fetch it (with a ``fetcher``) or build it.
+
+    ``on_status`` gets one-line notes; ``on_progress`` TensorRT's build phases and steps. A built
+    plan whose layers do not carry the requested precision is a :class:`CheckFailedError` and is not stored.
+    A drift budget's plan is built only from its search's answer (``request.searched``); without one it is
+    served from the cache or the store, else an InputError names the command that builds it.
+    """
+    status = on_status or (lambda message: log.info("%s", message))
+    here = _resolve_here(request)
+    found = _find(here, status, fetcher)
+    if found is not None:
+        return found
+    resolved, cache, key = here.resolved, here.cache, here.resolved.key
+    if request.drift_budget is not None and request.searched is None:
+        raise InputError(
+            f"no {request.settings.precision} plan for drift budget {request.drift_budget:g} in the cache or the "
+            f"store ({key.name}); build it with: arcface-trt build --precision {request.settings.precision} "
+            f"--drift-budget {request.drift_budget:g}"
+        )
     with cache.lock(key):
         # Another process may have built it while this one waited for the lock.
-        lookup = cache.lookup(key, expected)
+        lookup = cache.lookup(key, resolved.expected)
         if lookup.hit and not request.force:
             return BuildResult(key, lookup.path, lookup.manifest, "cache")
         reasons = ["--force"] if request.force else list(lookup.reasons)
         status(f"building {key.relpath}: {'; '.join(reasons)}")
-        path, manifest, seconds = _build(resolved, cache, info, status, on_progress)
+        path, manifest, seconds = _build(resolved, cache, here.info, status, on_progress)
     return BuildResult(key, path, manifest, "built", reasons, seconds)
 
 
@@ -449,9 +514,17 @@ def ensure_engine(
     on_status: Status | None = None,
     fetcher: Fetcher | None = None,
     inputs: InputSettings | None = None,
+    drift_budget: float | None = None,
 ) -> BuildResult:
-    """The tensorrt backend's entry: the cached plan, else fetched (with a ``fetcher``), else built."""
+    """The tensorrt backend's entry: the cached plan, else fetched (with a ``fetcher``), else built.
+
+    ``drift_budget``: the plan a drift-budget build made (served from the cache or the store only).
+    """
     request = BuildRequest(
-        onnx_path=Path(model_path), settings=settings, keep_fp32_nodes=keep_fp32_nodes, inputs=inputs or InputSettings()
+        onnx_path=Path(model_path),
+        settings=settings,
+        keep_fp32_nodes=keep_fp32_nodes,
+        inputs=inputs or InputSettings(),
+        drift_budget=drift_budget,
     )
     return build_engine(request, on_status, fetcher)
