@@ -38,6 +38,9 @@ class BackendSpec:
     precision: str | None = None
     #: Explicit input settings (config, then command line); what they leave open is resolved from the model.
     inputs: InputSettings = field(default_factory=InputSettings)
+    #: Run the engine made for this drift budget (onnxruntime: the CPU engine of ``precision``; tensorrt: the plan
+    #: of ``tensorrt.precision``), served from the cache; None: the engine without a budget.
+    drift_budget: float | None = None
 
     @classmethod
     def resolve(
@@ -52,11 +55,13 @@ class BackendSpec:
         batch_size: int | None = None,
         precision: str | None = None,
         inputs: InputSettings | None = None,
+        drift_budget: float | None = None,
     ) -> BackendSpec:
         """Fill every argument left as None from the embedding config (``config``: a path, a loaded one, or None).
 
         ``tensorrt_config`` replaces the TensorRT config that embedding.yaml names; ``inputs`` (the
-        command line's input settings) win over the config's ``embedding.input_*``.
+        command line's input settings) win over the config's ``embedding.input_*``. ``drift_budget``: run the
+        engine a drift-budget build made (it must be in the cache: ``arcface-trt build --drift-budget``).
         Unknown backend or precision names are a :class:`~arcface_trt.errors.ConfigError`.
         """
         cfg = config if isinstance(config, EmbeddingConfig) else load_config(config)
@@ -86,6 +91,7 @@ class BackendSpec:
             keep_fp32_nodes=cfg.precision.keep_fp32_nodes,
             precision=precision,
             inputs=(inputs or InputSettings()).over(emb.input_settings()),
+            drift_budget=drift_budget,
         )
 
     def model_file(self) -> Path:

@@ -3,34 +3,31 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from arcface_trt.budget.crops import EvaluationSettings
 from arcface_trt.errors import InputError
 from arcface_trt.precision.int8 import CalibrationSettings
+from arcface_trt.precision.plan import check_drift_budget
 
 #: Precisions a budget applies to (fp32 has no drift to budget).
 BUDGET_PRECISIONS = ("fp16", "int8")
 
 
-def check_budget(budget: float) -> float:
-    """``budget`` when it is a drift a search can aim at: a number in (0, 2) (1 - cosine lies in [0, 2])."""
-    if not isinstance(budget, int | float) or not math.isfinite(budget) or not 0.0 < budget < 2.0:
-        raise InputError(f"--drift-budget must be a number in (0, 2) (1 - cosine of the worst sample), got {budget}")
-    return float(budget)
+def budgets_for(precisions: Sequence[str | None], drift_budget: float | None) -> dict[str | None, float | None]:
+    """The budget each precision's engine is selected by: ``drift_budget`` for fp16 and int8, None for fp32.
 
-
-def budget_for(precision: str | None, drift_budget: float | None) -> float | None:
-    """The budget an engine of ``precision`` is selected by: ``drift_budget`` for fp16 and int8, None for fp32.
-
-    Commands that take several precisions ask this per precision; with one precision, a budget for
-    fp32 (or no precision) is an InputError.
+    Commands that time or compare one precision or several ask this once; a budget that applies to none of
+    ``precisions`` is an InputError.
     """
     if drift_budget is None:
-        return None
-    if precision not in BUDGET_PRECISIONS:
-        raise InputError(f"--drift-budget applies to --precision fp16 or int8, got {precision or 'none'}")
-    return check_budget(drift_budget)
+        return dict.fromkeys(precisions)
+    budgets = {p: check_drift_budget(drift_budget) if p in BUDGET_PRECISIONS else None for p in precisions}
+    if not any(budgets.values()):
+        named = ", ".join(str(p) for p in precisions) if any(precisions) else "none"
+        raise InputError(f"--drift-budget applies to --precision fp16 or int8, got {named}")
+    return budgets
 
 
 @dataclass(frozen=True)
@@ -49,6 +46,6 @@ class DriftBudgetRequest:
     timeout_s: float | None = None
 
     def __post_init__(self) -> None:
-        budget_for(self.precision, self.budget)
+        budgets_for([self.precision], self.budget)
         if self.timeout_s is not None and not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
             raise InputError(f"--search-timeout must be a number of seconds above 0, got {self.timeout_s}")

@@ -141,7 +141,6 @@ def manifest_record(
         "groups": len(result.groups),
         "sensitivities": [s.to_dict() for s in result.sensitivities],
         "sensitivities_from_cache": result.sensitivities_from_cache,
-        "reference_throughput": result.reference_throughput,
         "curve": curve(result),
         "final_check": (
             None if final is None else {**final.to_dict(), "within_budget": final.max_drift <= result.budget}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,9 +56,15 @@ class Step(Record):
     nodes_by_precision: dict[str, int]
     max_drift: float
     mean_drift: float
-    #: Images/s during the evaluation (CPU engines only).
+    #: Images/s of this candidate and of fp32, timed round-robin together (CPU engines only).
     throughput: float | None
+    fp32_throughput: float | None
     within_budget: bool
+
+    @property
+    def speedup(self) -> float | None:
+        """Throughput over fp32's, timed together (None when not timed)."""
+        return self.throughput / self.fp32_throughput if self.throughput and self.fp32_throughput else None
 
 
 @dataclass
@@ -72,7 +78,6 @@ class SearchResult(Record):
     status: str
     message: str
     evaluation_crops: int
-    reference_throughput: float | None
     always_kept: list[str]
     groups: list[NodeGroup]
     #: Most sensitive first (empty when step 0 was within the budget).
@@ -190,12 +195,13 @@ class DriftSearch:
             max_drift=measured.max_drift,
             mean_drift=measured.mean_drift,
             throughput=measured.throughput,
+            fp32_throughput=measured.fp32_throughput,
             within_budget=measured.max_drift <= self.budget,
         )
         self.steps.append(step)
         self.files[kept] = path
         best = min(s.max_drift for s in self.steps)
-        speed = "" if step.throughput is None else f", {step.throughput:.1f} img/s"
+        speed = "" if step.speedup is None else f", {step.throughput:.1f} img/s ({step.speedup:.2f}x fp32)"
         self.status(
             f"step {len(self.steps) - 1}: {len(kept)} of {self.total} groups kept in full precision "
             f"({step.nodes_kept} nodes): worst drift {step.max_drift:.2e}{speed} "
@@ -247,7 +253,6 @@ class DriftSearch:
             status=status,
             message="",
             evaluation_crops=len(self.evaluator.reference),
-            reference_throughput=self.evaluator.reference_throughput if self.evaluator.timed else None,
             always_kept=list(self.candidates.always_kept),
             groups=list(self.candidates.groups),
             sensitivities=ranking,
@@ -273,8 +278,7 @@ def describe(result: SearchResult, timeout_s: float | None = None) -> str:
         )
     if result.status == IMPOSSIBLE:
         return (
-            f"drift budget {budget:g} cannot be met: the closest result, {kept}, has worst drift "
-            f"{best.max_drift:.2e}"
+            f"drift budget {budget:g} cannot be met: the closest result, {kept}, has worst drift {best.max_drift:.2e}"
         )
     limit = f"--search-timeout {timeout_s:g} s" if timeout_s is not None else "the search timeout"
     return (
@@ -294,18 +298,10 @@ def curve(result: SearchResult) -> list[dict[str, Any]]:
             "max_drift": step.max_drift,
             "mean_drift": step.mean_drift,
             "throughput": step.throughput,
-            "speedup": (
-                step.throughput / result.reference_throughput
-                if step.throughput is not None and result.reference_throughput
-                else None
-            ),
+            "fp32_throughput": step.fp32_throughput,
+            "speedup": step.speedup,
             "within_budget": step.within_budget,
             "chosen": index == result.chosen,
         }
         for index, step in enumerate(result.steps)
     ]
-
-
-def ranked_groups(result: SearchResult) -> Sequence[int]:
-    """Group indices, most sensitive first."""
-    return [s.group for s in result.sensitivities]

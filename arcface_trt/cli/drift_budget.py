@@ -18,6 +18,13 @@ DriftBudgetOption = Annotated[
         "(1 - cosine to fp32) on held-out crops is at most this, e.g. 0.002; the engine's name carries it.",
     ),
 ]
+BudgetedEngineOption = Annotated[
+    float | None,
+    option(
+        "--drift-budget",
+        help="Use the engine made for this drift budget (fp16/int8; searched for and built when not cached).",
+    ),
+]
 SearchTimeoutOption = Annotated[
     float | None,
     option(
@@ -102,7 +109,11 @@ def search_lines(record: dict[str, Any], searched: bool) -> list[str]:
         lines.append(f"measured by:  {record['proxy']}")
     final = record.get("final_check")
     if final:
-        speed = f"; {final['throughput']:.1f} img/s" if final.get("throughput") else ""
+        speed = (
+            f"; {final['throughput']:.1f} img/s against fp32's {final['fp32_throughput']:.1f}, timed together"
+            if final.get("throughput") and final.get("fp32_throughput")
+            else ""
+        )
         lines.append(
             f"final check:  worst drift {final['max_drift']:.2e}, mean {final['mean_drift']:.2e} on "
             f"{final['crops']} held-out crops{speed}"
@@ -125,11 +136,7 @@ def search_lines(record: dict[str, Any], searched: bool) -> list[str]:
             f"search:       {seconds.get('total', 0):.0f} s ({parts or 'one step'}); "
             f"sensitivities of {record['groups']} groups {reuse}"
         )
-    reference = record.get("reference_throughput")
-    lines.append(
-        "curve:        step  groups  nodes  worst drift  mean drift  img/s  x fp32"
-        + (f"   (fp32 {reference:.1f} img/s)" if reference else "")
-    )
+    lines.append("curve:        step  groups  nodes  worst drift  mean drift  img/s  x fp32 (timed together)")
     for row in record["curve"]:
         mark = " <- chosen" if row["chosen"] else ""
         speedup = "-" if row["speedup"] is None else f"{row['speedup']:.2f}"
@@ -156,3 +163,32 @@ def finish_search(record: dict[str, Any], plot: Path | None) -> None:
 def echo_search(record: dict[str, Any], searched: bool) -> None:
     """Print :func:`search_lines`."""
     typer.echo("\n".join(search_lines(record, searched)))
+
+
+def select_budgeted_engine(spec: Any, json_output: bool) -> None:
+    """Make sure the budget's engine of ``spec`` is cached (a search builds a missing one); exit 1 when none is."""
+    from arcface_trt.budget.select import ensure_budgeted_engine
+    from arcface_trt.cli.common import status
+    from arcface_trt.errors import CheckFailedError
+
+    selection = ensure_budgeted_engine(spec, lambda message: status(message, enabled=not json_output))
+    if not selection.found:
+        raise CheckFailedError(selection.record["message"])
+
+
+def budget_line(backend: dict[str, Any], tolerance: float) -> list[str]:
+    """The line a comparison shows for an engine made for a drift budget (none for another engine)."""
+    summary = backend.get("drift_budget")
+    if not summary:
+        return []
+    measured = summary.get("measured_max_drift")
+    at_build = (
+        f"measured {measured:.2e} on {summary.get('evaluation_crops')} held-out crops at build, "
+        f"{summary.get('evaluation_mode')}"
+        if measured is not None
+        else "no final check recorded"
+    )
+    return [
+        f"drift budget {summary['budget']:g}: B's engine was built within it ({at_build}); "
+        f"pass/fail here is the tolerance {tolerance:.2e}"
+    ]

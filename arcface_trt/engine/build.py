@@ -353,9 +353,12 @@ def record(
     """The manifest of a plan just built for ``resolved`` on the GPU ``info``."""
     settings, model, plan = resolved.request.settings, resolved.model, resolved.plan
     plan_bytes = built.data
+    searched = resolved.request.searched
+    # A drift budget's plan records its search (which holds the fields the request matches on).
+    expected = {**resolved.expected, **({"drift_budget": searched.record} if searched else {})}
     return Manifest(
         model=model.name,
-        **resolved.expected,
+        **expected,
         plan_sha256=hashlib.sha256(plan_bytes).hexdigest(),
         workspace_mb=settings.workspace_size_mb,
         gpu_name=info.name,
@@ -377,7 +380,6 @@ def record(
         },
         precision_summary=checked.summary.to_dict(),
         precision_check=checked.verdict.to_dict(),
-        drift_budget=resolved.request.searched.record if resolved.request.searched else None,
     )
 
 

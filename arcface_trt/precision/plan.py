@@ -32,6 +32,7 @@ The policy today:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -98,6 +99,7 @@ class PrecisionPlan:
         keep = None if keep_fp32_nodes is None else tuple(keep_fp32_nodes)
         gpu = target == "gpu"
         if drift_budget is not None:
+            drift_budget = check_drift_budget(drift_budget)
             _check_budget(precision, keep, quantized_source)
         if quantized_source is not None:
             return cls._of_quantized(precision, target, quantized_source)
@@ -190,6 +192,13 @@ class PrecisionPlan:
         if self.keep_fp32_nodes is None:
             return "embedding head" + ("" if self.drift_budget is None else " + what the drift-budget search keeps")
         return list(self.keep_fp32_nodes)
+
+
+def check_drift_budget(budget: float) -> float:
+    """``budget`` when it is a drift a search can aim at: a number in (0, 2) (1 - cosine lies in [0, 2])."""
+    if not isinstance(budget, int | float) or not math.isfinite(budget) or not 0.0 < budget < 2.0:
+        raise InputError(f"--drift-budget must be a number in (0, 2) (1 - cosine of the worst sample), got {budget}")
+    return float(budget)
 
 
 def _check_budget(precision: str, keep: tuple[str, ...] | None, quantized_source: str | None) -> None:
