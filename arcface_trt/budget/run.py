@@ -31,6 +31,13 @@ from arcface_trt.precision.int8 import CalibrationSettings, PreparedQuantization
 
 ort = lazy_import("onnxruntime")
 
+#: What a drift measured in the ``onnxruntime-proxy`` mode stands for, per precision.
+PROXY_LABELS = {
+    "int8": "ONNX Runtime with graph optimisations off (Q/DQ computed in float): a proxy of the TensorRT engine",
+    "fp16": "ONNX Runtime with graph optimisations off (many fp16 nodes run through fp32 casts): a proxy of the "
+    "TensorRT engine",
+}
+
 
 @dataclass(frozen=True)
 class CropSets:
@@ -128,11 +135,7 @@ def manifest_record(
     result = outcome.result
     return {
         **match,
-        "proxy": (
-            "ONNX Runtime with graph optimisations off, a proxy of the TensorRT engine"
-            if result.evaluation_mode == MODE_PROXY
-            else None
-        ),
+        "proxy": PROXY_LABELS[result.precision] if result.evaluation_mode == MODE_PROXY else None,
         "status": result.status,
         "message": result.message,
         "kept_fp32_nodes": kept_fp32_nodes,

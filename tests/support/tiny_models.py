@@ -137,11 +137,15 @@ def make_tiny_model(
 
 def write_tiny_model(path: Path, **options) -> Path:
     """Write :func:`make_tiny_model` (with ``options``) to ``path``, checked by the ONNX checker; returns ``path``."""
+    return _write_checked(path, make_tiny_model(**options))
+
+
+def _write_checked(path: Path, model) -> Path:
+    """Write ``model`` to ``path`` (folders made) after the ONNX checker passed it; returns ``path``."""
     import onnx
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = make_tiny_model(**options)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return path
@@ -249,11 +253,4 @@ def make_residual_model(blocks: int = 3, channels: int = 4, dim: int = 32, seed:
 
 def write_residual_model(path: Path, **options) -> Path:
     """Write :func:`make_residual_model` (with ``options``) to ``path``, checked by the ONNX checker."""
-    import onnx
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = make_residual_model(**options)
-    onnx.checker.check_model(model)
-    path.write_bytes(model.SerializeToString())
-    return path
+    return _write_checked(path, make_residual_model(**options))
