@@ -11,8 +11,9 @@
   :func:`record` writes the manifest of a built plan.
 
 :func:`dry_run` reports the same decisions without needing a GPU or TensorRT.
-:func:`ensure_engine` is the tensorrt backend's entry. This module never imports the
-store: the store is handed in as a fetcher.
+:func:`ensure_engine` is the tensorrt backend's entry; :func:`find_engine` only looks up and
+fetches. This module never imports the store (it is handed in as a fetcher), nor the drift-budget
+search: a budget's plan is built from the search's answer, handed in as :class:`SearchedSource`.
 """
 
 from __future__ import annotations

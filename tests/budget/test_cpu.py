@@ -135,3 +135,15 @@ def test_the_fp16_search_returns_the_nodes_it_keeps(residual_onnx: Path, tmp_pat
     assert len(kept) > 2  # the head and at least one group, all its nodes (BN, Conv, PRelu, Add)
     assert result.engine.manifest.precision_plan["keep_fp32_nodes"] == kept
     assert result.engine.manifest.recipe == {"budget": budget}
+
+
+def test_sensitivities_are_measured_again_for_other_evaluation_crops(residual_onnx: Path, tmp_path: Path) -> None:
+    from arcface_trt.faces import sample_faces
+
+    first = _build(residual_onnx, tmp_path, 1e-9)
+    assert len(first.search["sensitivities"]) == 4 and not first.search["sensitivities_from_cache"]
+    eval_npy = tmp_path / "eval.npy"
+    np.save(eval_npy, sample_faces(50, seed=9, identities=(5, 6)))
+    other = _build(residual_onnx, tmp_path, 1e-9, evaluation=EvaluationSettings(images=str(eval_npy)))
+    assert not other.search["sensitivities_from_cache"]
+    assert _build(residual_onnx, tmp_path, 1e-9).search["sensitivities_from_cache"]

@@ -102,6 +102,17 @@ def test_too_few_evaluation_crops_name_the_option_and_the_minimum(residual_onnx:
     )
 
 
+def test_calibration_crops_may_not_be_evaluation_crops(residual_onnx: Path, tmp_path: Path) -> None:
+    from arcface_trt.budget.crops import EVALUATION_IDENTITIES
+    from arcface_trt.faces import sample_faces
+
+    leaked = tmp_path / "leaked.npy"
+    np.save(leaked, sample_faces(60, seed=1, identities=EVALUATION_IDENTITIES))  # the default evaluation crops
+    result = _build(residual_onnx, tmp_path, "0.01", "--calib-images", leaked)
+    assert result.exit_code == 2
+    assert "16 crop(s) are both in the calibration and in the evaluation images" in result.stderr
+
+
 def test_quantize_writes_the_chosen_qdq_model(residual_onnx: Path, tmp_path: Path) -> None:
     out = tmp_path / "q.onnx"
     record = _json(
