@@ -16,6 +16,7 @@ from arcface_trt.budget.request import DriftBudgetRequest
 from arcface_trt.budget.search import IMPOSSIBLE, WITHIN_BUDGET
 from arcface_trt.errors import InputError
 from arcface_trt.fileio import sha256_file
+from arcface_trt.model.input_spec import InputSettings
 from arcface_trt.precision.cpu_engine import ensure_cpu_engine
 from arcface_trt.precision.int8 import CalibrationSettings
 
@@ -147,3 +148,12 @@ def test_sensitivities_are_measured_again_for_other_evaluation_crops(residual_on
     other = _build(residual_onnx, tmp_path, 1e-9, evaluation=EvaluationSettings(images=str(eval_npy)))
     assert not other.search["sensitivities_from_cache"]
     assert _build(residual_onnx, tmp_path, 1e-9).search["sensitivities_from_cache"]
+
+
+def test_sensitivities_are_measured_again_for_another_input_spec(residual_onnx: Path, tmp_path: Path) -> None:
+    assert not _build(residual_onnx, tmp_path, 1e-9).search["sensitivities_from_cache"]
+    # The same crops through another input spec are other model inputs: the model's resolved spec keys the cache.
+    bgr = build_budgeted_cpu_engine(
+        residual_onnx, _request(1e-9), cache_dir=tmp_path, inputs=InputSettings(color="bgr")
+    )
+    assert not bgr.search["sensitivities_from_cache"]
