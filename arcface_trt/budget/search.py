@@ -95,10 +95,17 @@ class SearchResult(Record):
 
     @property
     def best(self) -> Step:
-        """The chosen step, else the one with the lowest worst drift (the closest result)."""
+        """The chosen step, else the one with the lowest worst drift (the closest result).
+
+        After a timeout, every group in full precision is no result (it was measured to know the
+        budget can be met): the closest is among the steps that still run something in low precision.
+        """
         if self.chosen is not None:
             return self.steps[self.chosen]
-        return min(self.steps, key=lambda step: step.max_drift)
+        steps = self.steps
+        if self.status == TIMEOUT:
+            steps = [step for step in self.steps if len(step.kept_groups) < len(self.groups)] or self.steps
+        return min(steps, key=lambda step: step.max_drift)
 
     def kept_nodes(self, step: Step | None = None) -> list[str]:
         """Candidate nodes ``step`` (default: :attr:`best`) keeps in full precision, in the graph's order."""
@@ -281,9 +288,11 @@ def describe(result: SearchResult, timeout_s: float | None = None) -> str:
             f"drift budget {budget:g} cannot be met: the closest result, {kept}, has worst drift {best.max_drift:.2e}"
         )
     limit = f"--search-timeout {timeout_s:g} s" if timeout_s is not None else "the search timeout"
+    only_full = any(step.within_budget for step in result.steps)
     return (
         f"{limit} reached after {len(result.steps)} step(s): best so far {kept}, worst drift "
         f"{best.max_drift:.2e}, over the budget {budget:g}"
+        + ("; only every group in full precision was within it (no speedup)" if only_full else "")
     )
 
 

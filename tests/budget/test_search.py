@@ -159,3 +159,19 @@ def test_the_search_timeout_stops_with_the_best_result_so_far(tmp_path: Path, mo
     assert candidates.only_calls == [0]
     assert result.best.kept_groups == () and len(result.steps) == 1
     assert result.message.startswith("--search-timeout 5 s reached after 1 step(s): best so far 0 of 4 groups")
+
+
+def test_a_timeout_after_every_group_in_full_precision_names_the_closest_speedup(tmp_path: Path, monkeypatch) -> None:
+    # Cached sensitivities; time runs out after every group in full precision was measured (within the budget).
+    _search(tmp_path, budget=0.002)
+    ticks = iter([0.0])  # the deadline is set; the next look at the clock finds it passed
+    monkeypatch.setattr(search_module.time, "monotonic", lambda: next(ticks, 100.0))
+    _, result, _, _, _ = _search(tmp_path, budget=0.002, timeout_s=5)
+    assert result.status == TIMEOUT and not result.passed
+    assert [step.kept_groups for step in result.steps] == [(), (0, 1, 2, 3)]
+    # The closest result is step 0, not the fp32 model the search measured to know the budget can be met.
+    assert result.best.kept_groups == () and result.kept_nodes() == []
+    assert result.message == (
+        "--search-timeout 5 s reached after 2 step(s): best so far 0 of 4 groups (0 nodes) kept in full precision, "
+        "worst drift 1.05e-02, over the budget 0.002; only every group in full precision was within it (no speedup)"
+    )
