@@ -169,6 +169,8 @@ class DriftSearch:
         ranking = sorted(sensitivities, key=lambda s: (-s.mean_drift, s.group))
         selection = time.perf_counter()
         everything = tuple(range(self.total))
+        if self.deadline.passed:  # cached sensitivities take no time: the deadline may have passed at step 0
+            return self._finish(TIMEOUT, ranking, cached, started, selection)
         if self.total and not self._step_within(everything):
             return self._finish(IMPOSSIBLE, ranking, cached, started, selection)
         for count in range(1, self.total):

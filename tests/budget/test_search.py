@@ -164,7 +164,7 @@ def test_the_search_timeout_stops_with_the_best_result_so_far(tmp_path: Path, mo
 def test_a_timeout_after_every_group_in_full_precision_names_the_closest_speedup(tmp_path: Path, monkeypatch) -> None:
     # Cached sensitivities; time runs out after every group in full precision was measured (within the budget).
     _search(tmp_path, budget=0.002)
-    ticks = iter([0.0])  # the deadline is set; the next look at the clock finds it passed
+    ticks = iter([0.0, 0.0])  # the deadline is set, not yet passed before every group in full precision
     monkeypatch.setattr(search_module.time, "monotonic", lambda: next(ticks, 100.0))
     _, result, _, _, _ = _search(tmp_path, budget=0.002, timeout_s=5)
     assert result.status == TIMEOUT and not result.passed
@@ -175,3 +175,12 @@ def test_a_timeout_after_every_group_in_full_precision_names_the_closest_speedup
         "--search-timeout 5 s reached after 2 step(s): best so far 0 of 4 groups (0 nodes) kept in full precision, "
         "worst drift 1.05e-02, over the budget 0.002; only every group in full precision was within it (no speedup)"
     )
+
+
+def test_with_cached_sensitivities_a_deadline_passed_at_step_0_stops_there(tmp_path: Path, monkeypatch) -> None:
+    _search(tmp_path, budget=0.002)
+    ticks = iter([0.0])  # the deadline is set; the next look at the clock, after step 0, finds it passed
+    monkeypatch.setattr(search_module.time, "monotonic", lambda: next(ticks, 100.0))
+    _, result, _, _, _ = _search(tmp_path, budget=0.002, timeout_s=5)
+    assert result.status == TIMEOUT and [step.kept_groups for step in result.steps] == [()]
+    assert result.message.startswith("--search-timeout 5 s reached after 1 step(s): best so far 0 of 4 groups")
