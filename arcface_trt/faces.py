@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -82,18 +83,23 @@ def _augment(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(work), 0, 255).astype(np.uint8)
 
 
-def sample_faces(n: int, seed: int = 0) -> np.ndarray:
+def sample_faces(n: int, seed: int = 0, identities: Sequence[int] | None = None) -> np.ndarray:
     """``n`` seeded face crops, shape ``(n, 112, 112, 3)`` uint8 BGR.
 
-    Sample ``i`` shows identity ``i % 7``; the first seven are the faces as they are,
-    later ones are augmented. The same ``(n, seed)`` always gives the same array.
+    ``identities``: which of the seven faces to draw from (indices into :func:`base_faces`; None: all
+    seven), so that two sets can be disjoint by identity. Sample ``i`` shows ``identities[i % len]``;
+    the first ``len(identities)`` are the faces as they are, later ones are augmented. The same
+    ``(n, seed, identities)`` always gives the same array.
     """
     if n < 1:
         raise ValueError("n must be >= 1")
     faces = base_faces()
+    chosen = [faces[i] for i in identities] if identities is not None else list(faces)
+    if not chosen:
+        raise ValueError("identities must name at least one face")
     rng = np.random.default_rng(seed)
     out = np.empty((n, 112, 112, 3), dtype=np.uint8)
     for i in range(n):
-        face = faces[i % len(faces)]
-        out[i] = face if i < len(faces) else _augment(face, rng)
+        face = chosen[i % len(chosen)]
+        out[i] = face if i < len(chosen) else _augment(face, rng)
     return out

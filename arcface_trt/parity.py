@@ -219,13 +219,33 @@ class CompareRequest:
     max_accuracy_drop: float | None = None
     #: Explicit input settings of the command line (over the config's ``embedding.input_*``), for both backends.
     inputs: InputSettings | None = None
+    #: Backend B runs the engine made for this drift budget (its build target; the pass/fail stays
+    #: ``max_drift_cosine``). None: the engine without a budget.
+    drift_budget: float | None = None
+
+    def loaded_config(self) -> EmbeddingConfig:
+        """The config this comparison runs under (naming a backend runs it: no switch to flip here)."""
+        return load_config(self.config)
+
+    def spec_b(self, precision: str | None, cfg: EmbeddingConfig) -> BackendSpec:
+        """The backend spec of B at ``precision`` under the loaded config ``cfg``."""
+        return BackendSpec.resolve(
+            self.backend_b,
+            onnx_path=self.onnx_path_b or self.onnx_path,
+            precision=precision,
+            drift_budget=self.drift_budget,
+            device=self.device,
+            allow_cpu_fallback=self.allow_cpu_fallback,
+            config=cfg,
+            inputs=self.inputs,
+        )
 
 
 def _prepare(
     request: CompareRequest, crops: Sequence[np.ndarray] | None = None
 ) -> tuple[EmbeddingConfig, ValidationSection, Sequence[np.ndarray] | np.ndarray]:
     """The loaded config, its validation section with the request's overrides, and the crops (unless given)."""
-    cfg = load_config(request.config)
+    cfg = request.loaded_config()
     # --max-drift-cosine is checked here (range) and applied to every precision by drift_tolerance.
     validation = with_overrides(
         cfg.validation,
@@ -293,14 +313,7 @@ def score_backends(
         "inputs": request.inputs,
     }
     a = create_embedder(BackendSpec.resolve(request.backend_a, onnx_path=request.onnx_path, **common))
-    embedders = [
-        create_embedder(
-            BackendSpec.resolve(
-                request.backend_b, onnx_path=request.onnx_path_b or request.onnx_path, precision=precision, **common
-            )
-        )
-        for precision in precisions
-    ]
+    embedders = [create_embedder(request.spec_b(precision, cfg)) for precision in precisions]
     chunk = max(a.batch_size, *(b.batch_size for b in embedders))
     emb_a, fps_a = measure(a, crops, chunk, advance, request.flip)
     rows = []

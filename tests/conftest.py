@@ -1,4 +1,5 @@
-"""Session-wide fixtures: an isolated cache folder, generated models (r18, its int8 forms, tiny), real face crops."""
+"""Session-wide fixtures: an isolated cache folder, generated models (r18, its int8 forms, tiny, residual), real
+face crops."""
 
 from __future__ import annotations
 
@@ -112,6 +113,14 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.tiny_models import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def residual_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny residual model ``residual.onnx`` (stem + 3 blocks + head): drift-budget searches on it take seconds."""
+    from tests.support.tiny_models import write_residual_model
+
+    return write_residual_model(tmp_path_factory.mktemp("residual") / "residual.onnx")
 
 
 @pytest.fixture(scope="session")

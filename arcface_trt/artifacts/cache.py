@@ -4,6 +4,7 @@ Layout under one root (:func:`arcface_trt.paths.engine_cache_root`)::
 
     {root}/trt{major}.{minor}/{name}.plan + {name}.json     TensorRT plans
     {root}/cpu/{name}.onnx + {name}.json                     ONNX Runtime CPU engines
+    {root}/search/{name}.json                                drift-budget search records (sensitivities)
 
 A cached engine is used only when its manifest agrees with the request and the file's
 sha256 equals the manifest's; otherwise :meth:`ArtifactCache.lookup` says why. Writes are
@@ -22,7 +23,13 @@ from typing import Any
 from arcface_trt.artifacts.key import EngineKey
 from arcface_trt.artifacts.manifest import MANIFEST_TYPES, ManifestRecord
 from arcface_trt.errors import InputError
-from arcface_trt.fileio import remove_stale_temporaries, sha256_file, write_bytes_atomic, write_text_atomic
+from arcface_trt.fileio import (
+    read_regular_file,
+    remove_stale_temporaries,
+    sha256_file,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from arcface_trt.filelock import file_lock
 
 #: How messages name each kind of engine.
@@ -81,6 +88,18 @@ class ArtifactCache:
         write_bytes_atomic(path, data)
         write_text_atomic(self.manifest_path(key), manifest.to_json())
         return path
+
+    def record_path(self, folder: str, name: str) -> Path:
+        """Where a record that is not an engine (a search's sensitivities) lives: ``{root}/{folder}/{name}``."""
+        return self.root / folder / name
+
+    def read_record(self, path: Path, max_bytes: int) -> bytes:
+        """A record's bytes (a regular file of at most ``max_bytes``); InputError otherwise."""
+        return read_regular_file(path, max_bytes, "cached record")
+
+    def store_record(self, path: Path, text: str) -> None:
+        """Write a record atomically."""
+        write_text_atomic(path, text)
 
     @contextmanager
     def lock(self, key: EngineKey) -> Iterator[None]:

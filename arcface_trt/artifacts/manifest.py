@@ -160,6 +160,7 @@ class Manifest(ManifestRecord):
         "version_compatible",
         "lean_runtime",
         "parsed_onnx_sha256",
+        "drift_budget",
     )
     SHA_FIELD: ClassVar[str] = "plan_sha256"
 
@@ -197,6 +198,8 @@ class Manifest(ManifestRecord):
     lean_runtime: str | None = None
     #: sha256 of the ONNX the parser was given (after the dynamic-batch rewrite and the precision transform).
     parsed_onnx_sha256: str | None = None
+    #: A drift-budget search's record: the budget, the crop sets, the nodes kept, the curve and the final check.
+    drift_budget: dict[str, Any] | None = None
 
     @property
     def key(self) -> EngineKey:
@@ -238,6 +241,7 @@ class CpuManifest(ManifestRecord):
         "source_path",
         "build_seconds",
         "input_spec",
+        "drift_budget",
     )
     SHA_FIELD: ClassVar[str] = "engine_sha256"
 
@@ -259,6 +263,8 @@ class CpuManifest(ManifestRecord):
     precision_plan: dict[str, Any] = field(default_factory=dict)
     #: The input spec and where it came from; an int8 engine calibrated through it is reused only for the same one.
     input_spec: dict[str, Any] | None = None
+    #: A drift-budget search's record: the budget, the crop sets, the nodes kept, the curve and the final check.
+    drift_budget: dict[str, Any] | None = None
 
     @property
     def key(self) -> EngineKey:

@@ -31,6 +31,10 @@ def _make(spec: BackendSpec, model: ModelInfo) -> Embedder:
             f"precision '{spec.precision}' selects a CPU engine of the onnxruntime backend; "
             f"the {spec.backend} backend takes none (TensorRT's comes from tensorrt.precision)"
         )
+    if spec.drift_budget is not None and spec.backend == "insightface":
+        raise ConfigError(
+            "a drift budget selects an onnxruntime CPU engine or a TensorRT plan; the reference backend takes none"
+        )
     if spec.backend == "insightface":
         return InsightFaceEmbedder(model, spec.device, spec.allow_cpu_fallback, spec.batch_size, threads=spec.threads)
     if spec.backend == "onnxruntime":
@@ -44,6 +48,7 @@ def _make(spec: BackendSpec, model: ModelInfo) -> Embedder:
             engine_cache_dir=spec.tensorrt.tensorrt.cache_dir,
             keep_fp32_nodes=spec.keep_fp32_nodes,
             inputs=spec.inputs,
+            drift_budget=spec.drift_budget,
         )
     return TensorrtEmbedder(model, spec)
 

@@ -61,6 +61,21 @@ class BackendInfo(Record):
     input_spec: dict[str, Any] | None = None
     #: The reference backend only: how it computes (InsightFace's ``get_feat``, or ONNX Runtime on the CPU).
     reference: str | None = None
+    #: An engine made for a drift budget: the budget and what its build measured (see :func:`budget_summary`).
+    drift_budget: dict[str, Any] | None = None
+
+
+def budget_summary(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The part of an engine manifest's ``drift_budget`` record a backend reports: budget, final check, mode."""
+    if not isinstance(record, dict):
+        return None
+    final = record.get("final_check")
+    return {
+        "budget": record.get("budget"),
+        "measured_max_drift": final.get("max_drift") if isinstance(final, dict) else None,
+        "evaluation_mode": record.get("evaluation_mode"),
+        "evaluation_crops": final.get("crops") if isinstance(final, dict) else None,
+    }
 
 
 class Embedder(abc.ABC):

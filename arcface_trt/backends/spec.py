@@ -40,6 +40,9 @@ class BackendSpec:
     inputs: InputSettings = field(default_factory=InputSettings)
     #: Intra-op threads of an ONNX Runtime session (onnxruntime, insightface); None: one per core.
     threads: int | None = None
+    #: Run the engine made for this drift budget (onnxruntime: the CPU engine of ``precision``; tensorrt: the plan
+    #: of ``tensorrt.precision``), served from the cache; None: the engine without a budget.
+    drift_budget: float | None = None
 
     @classmethod
     def resolve(
@@ -54,6 +57,7 @@ class BackendSpec:
         batch_size: int | None = None,
         precision: str | None = None,
         inputs: InputSettings | None = None,
+        drift_budget: float | None = None,
     ) -> BackendSpec:
         """Fill every argument left as None from the embedding config (``config``: a path, a loaded one, or None).
 
@@ -61,7 +65,8 @@ class BackendSpec:
         looked up in the current folder, then in the embedding config's folder. ``inputs`` (the command
         line's input settings) win over the config's ``embedding.input_*``. Naming ``tensorrt``
         (here or in ``embedding.backend``) runs TensorRT; ``auto`` is the pipeline's automatic choice,
-        tensorrt when ``arcface_tensorrt.enabled`` is true, else the reference.
+        tensorrt when ``arcface_tensorrt.enabled`` is true, else the reference. ``drift_budget``: run the
+        engine a drift-budget build made (it must be in the cache: ``arcface-trt build --drift-budget``).
         Unknown backend or precision names are a :class:`~arcface_trt.errors.ConfigError`.
         """
         cfg = config if isinstance(config, EmbeddingConfig) else load_config(config)
@@ -94,6 +99,7 @@ class BackendSpec:
             keep_fp32_nodes=cfg.precision.keep_fp32_nodes,
             precision=precision,
             inputs=(inputs or InputSettings()).over(emb.input_settings()),
+            drift_budget=drift_budget,
         )
 
     def model_file(self) -> Path:

@@ -18,7 +18,7 @@ import logging
 
 import numpy as np
 
-from arcface_trt.backends.base import BackendInfo, DeviceTimer, Embedder
+from arcface_trt.backends.base import BackendInfo, DeviceTimer, Embedder, budget_summary
 from arcface_trt.backends.spec import BackendSpec
 from arcface_trt.engine.build import ensure_engine
 from arcface_trt.engine.runtime import TrtRunner
@@ -41,6 +41,7 @@ class TensorrtEmbedder(Embedder):
         self.engine_path: str | None = None
         self.engine_source: str | None = None
         self.gpu_name: str | None = None
+        self.budget_record: dict | None = None
 
     def _load(self) -> None:
         if self.device not in ("auto", "cuda"):
@@ -53,7 +54,9 @@ class TensorrtEmbedder(Embedder):
             on_status=lambda m: log.info("%s", m),
             fetcher=store_fetcher(settings) if settings.engine_s3_bucket else None,
             inputs=self.spec.inputs,
+            drift_budget=self.spec.drift_budget,
         )
+        self.budget_record = result.manifest.drift_budget
         self.runner = TrtRunner(result.plan_path, load=result.load)
         self.engine_path = str(result.plan_path)
         self.engine_source = result.source
@@ -80,4 +83,5 @@ class TensorrtEmbedder(Embedder):
         record = super().info()
         record.device = f"cuda ({self.gpu_name})" if self.gpu_name else "cuda"
         record.engine_path = self.engine_path
+        record.drift_budget = budget_summary(self.budget_record)
         return record

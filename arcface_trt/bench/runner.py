@@ -33,6 +33,7 @@ from arcface_trt.bench.memory import GpuMemoryTracker, memory_record
 from arcface_trt.bench.stats import latency_stats, speedup, throughput
 from arcface_trt.bench.timing import Samples, Timed, TimingPlan, ignore_result, run_interleaved
 from arcface_trt.bench.trt_timing import trt_functions, trt_mode_names
+from arcface_trt.budget.request import budgets_for
 from arcface_trt.config import load_config, with_overrides
 from arcface_trt.errors import InputError
 from arcface_trt.faces import sample_faces
@@ -69,6 +70,8 @@ class BenchmarkRequest:
     cuda_graph: bool = False
     #: Explicit input settings of the command line (over the config's ``embedding.input_*``).
     inputs: InputSettings | None = None
+    #: Time the engines made for this drift budget (onnxruntime CPU engines and TensorRT plans of fp16/int8).
+    drift_budget: float | None = None
 
     def __post_init__(self) -> None:
         if not self.backends:
@@ -141,6 +144,7 @@ def _row(
         "providers": info.providers,
         "precision": info.precision,
         "engine_path": info.engine_path,
+        "drift_budget": info.drift_budget,
         "batch_size": batch_size,
         "throughput_fps": modes["end_to_end"]["throughput_fps"],
         "inference_throughput_fps": modes["inference"]["throughput_fps"],
@@ -221,27 +225,37 @@ def steps(request: BenchmarkRequest, embedders: Sequence[Embedder]) -> int:
     return sum(len(mode_names(e, b, request.cuda_graph)) for e in embedders for b in request.batch_sizes)
 
 
-def load_backends(request: BenchmarkRequest) -> list[Embedder]:
-    """Load every requested backend before anything is timed (fails fast, never falls back silently)."""
+def backend_specs(request: BenchmarkRequest) -> list[BackendSpec]:
+    """The spec of every requested backend: precision, drift budget and config resolved once."""
     cfg = load_config(request.config)
     if request.precision is not None:
         cfg = cfg.with_tensorrt_section(with_overrides(cfg.tensorrt.tensorrt, "tensorrt", precision=request.precision))
+    # The precision of each backend's engine: onnxruntime's CPU engine, TensorRT's plan; the reference has none.
+    precisions = {"onnxruntime": request.precision, "tensorrt": cfg.tensorrt.tensorrt.precision}
+    engines = [precisions[name] for name in request.backends if name in precisions]
+    budgets = budgets_for(engines, request.drift_budget) if request.drift_budget is not None else {}
+    if request.drift_budget is not None and not engines:
+        raise InputError("--drift-budget selects onnxruntime CPU engines and TensorRT plans: add such a --backend")
     # A benchmark of a fallback would put reference figures under another backend's name.
     return [
-        create_embedder(
-            BackendSpec.resolve(
-                name,
-                device=request.device,
-                allow_cpu_fallback=False,
-                onnx_path=request.onnx_path,
-                config=cfg,
-                batch_size=max(request.batch_sizes),
-                precision=request.precision if name == "onnxruntime" else None,
-                inputs=request.inputs,
-            )
+        BackendSpec.resolve(
+            name,
+            device=request.device,
+            allow_cpu_fallback=False,
+            onnx_path=request.onnx_path,
+            config=cfg,
+            batch_size=max(request.batch_sizes),
+            precision=request.precision if name == "onnxruntime" else None,
+            inputs=request.inputs,
+            drift_budget=budgets.get(precisions.get(name)) if name in precisions else None,
         )
         for name in request.backends
     ]
+
+
+def load_backends(request: BenchmarkRequest, specs: Sequence[BackendSpec] | None = None) -> list[Embedder]:
+    """Load every requested backend (``specs``: from :func:`backend_specs`) before anything is timed."""
+    return [create_embedder(spec) for spec in (specs if specs is not None else backend_specs(request))]
 
 
 def run_benchmark(

@@ -9,6 +9,7 @@ import typer
 
 from arcface_trt.cli import common
 from arcface_trt.cli.common import emit_json, option, progress, status, stdout_console
+from arcface_trt.cli.drift_budget import BudgetedEngineOption, select_budgeted_engine
 
 
 def _table(report: dict[str, Any]) -> Any:
@@ -42,6 +43,9 @@ def _table(report: dict[str, Any]) -> Any:
     ]
     if report.get("reference"):
         notes.append(f"x: speedup, throughput over {report['reference']} at the same batch size")
+    budgeted = {(r["backend"], r["precision"]): r["drift_budget"] for r in report["results"] if r.get("drift_budget")}
+    for (name, precision), summary in budgeted.items():
+        notes.append(f"{name} {precision}: the engine built for drift budget {summary['budget']:g}")
     notes.append("e2e: preprocessing + inference + normalisation; infer: a preprocessed batch")
     notes.append("ms: latency of one batch, end to end; MiB: process peak RSS, or GPU memory")
     table.caption = escape("\n".join(notes))
@@ -82,6 +86,7 @@ def benchmark(
     cuda_graph: Annotated[
         bool, typer.Option("--cuda-graph", help="TensorRT: also time GPU compute replayed from a CUDA graph.")
     ] = False,
+    drift_budget: BudgetedEngineOption = None,
     config: common.ConfigOption = None,
     input_mean: common.InputMeanOption = None,
     input_std: common.InputStdOption = None,
@@ -97,10 +102,19 @@ def benchmark(
     Warm-up is excluded. CPU backends: end to end (with preprocessing) and on a preprocessed batch.
 
     TensorRT: also H2D, GPU compute and D2H separately (CUDA events), and GPU compute alone.
+
+    With --drift-budget D and --precision fp16|int8: the engines made for that budget (searched for when missing).
     """
     from arcface_trt.bench.plot import plot_report
     from arcface_trt.bench.report import check_output_path, write_report
-    from arcface_trt.bench.runner import BenchmarkRequest, load_backends, parse_batch_sizes, run_benchmark, steps
+    from arcface_trt.bench.runner import (
+        BenchmarkRequest,
+        backend_specs,
+        load_backends,
+        parse_batch_sizes,
+        run_benchmark,
+        steps,
+    )
     from arcface_trt.bench.timing import TimingPlan
     from arcface_trt.charts import check_png_path, require_matplotlib
 
@@ -115,14 +129,19 @@ def benchmark(
         seed=seed,
         cuda_graph=cuda_graph,
         inputs=common.input_settings(input_mean, input_std, input_color),
+        drift_budget=drift_budget,
     )
     if output is not None:
         check_output_path(output)
     if plot is not None:
         check_png_path(plot)
         require_matplotlib()  # before minutes of timing, not after
+    specs = backend_specs(request)
+    for spec in specs:
+        if spec.drift_budget is not None:  # the budget's engine, searched for and built when not cached
+            select_budgeted_engine(spec, json_output)
     status("loading backends ...", enabled=not json_output)
-    embedders = load_backends(request)
+    embedders = load_backends(request, specs)
     with progress("benchmarking", steps(request, embedders), enabled=not json_output) as advance:
         report = run_benchmark(request, embedders, advance)
     if output is not None:

@@ -9,7 +9,6 @@ import typer
 
 from arcface_trt.cli import common
 from arcface_trt.cli.calibration import (
-    ActivationTypeOption,
     CalibImagesOption,
     CalibrationMethodOption,
     CalibSamplesOption,
@@ -24,6 +23,15 @@ from arcface_trt.cli.common import (
     portability_line,
     precision_line,
     status,
+)
+from arcface_trt.cli.drift_budget import (
+    CurvePlotOption,
+    DriftBudgetOption,
+    EvalImagesOption,
+    SearchTimeoutOption,
+    budget_request,
+    echo_search,
+    finish_search,
 )
 from arcface_trt.errors import InputError
 from arcface_trt.names import check_target
@@ -134,7 +142,18 @@ def build(
     calib_images: CalibImagesOption = None,
     calib_samples: CalibSamplesOption = 64,
     calibration_method: CalibrationMethodOption = "minmax",
-    activation_type: ActivationTypeOption = "uint8",
+    activation_type: Annotated[
+        str | None,
+        option(
+            "--activation-type",
+            help="int8: uint8 (U8S8, fast ONNX Runtime CPU kernels; the CPU default) | int8 (S8S8, what TensorRT "
+            "needs; the default of --drift-budget on --target gpu).",
+        ),
+    ] = None,
+    drift_budget: DriftBudgetOption = None,
+    search_timeout: SearchTimeoutOption = None,
+    eval_images: EvalImagesOption = None,
+    plot: CurvePlotOption = None,
     config: common.ConfigOption = None,
     input_mean: common.InputMeanOption = None,
     input_std: common.InputStdOption = None,
@@ -145,6 +164,10 @@ def build(
 
     With --target cpu: a precision-transformed, ONNX Runtime-optimised ONNX for the CPU, cached the same way.
     An already quantized (QDQ) model is its own int8 engine; asking another precision of it is an error.
+
+    With --drift-budget D (fp16, int8): the engine that keeps the fewest nodes in full precision such that the
+    worst-sample drift on held-out crops is at most D, found by a search (docs/precision.md); exit 1 when no
+    engine is within D (the closest result is shown).
     """
     from arcface_trt.engine.build import BuildRequest, build_engine
     from arcface_trt.engine.build import dry_run as plan_dry_run
@@ -152,6 +175,10 @@ def build(
     from arcface_trt.store import engines as engine_store
 
     inputs = common.input_settings(input_mean, input_std, input_color)
+
+    def on_status(message: str) -> None:
+        status(message, enabled=not json_output)
+
     if check_target(target) == "cpu":
         plan_options = (arch, strip_weights, version_compatible, exclude_lean_runtime, lean_runtime_library)
         if upload or dry_run or any(value is not None for value in plan_options):
@@ -159,7 +186,11 @@ def build(
                 "--upload, --dry-run, --arch and the options of plans that travel apply to TensorRT plans "
                 "(--target gpu)"
             )
-        calibration = calibration_settings(calib_images, calib_samples, calibration_method, activation_type)
+        calibration = calibration_settings(calib_images, calib_samples, calibration_method, activation_type or "uint8")
+        budget = budget_request(drift_budget, precision, calibration, eval_images, search_timeout, plot)
+        if budget is not None:
+            _build_cpu_budget(onnx_path, budget, cache_dir, force, config, inputs, json_output, plot, on_status)
+            return
         _build_cpu(onnx_path, precision, calibration, cache_dir, force, config, inputs, json_output)
         return
 
@@ -176,6 +207,10 @@ def build(
         exclude_lean_runtime=exclude_lean_runtime,
         lean_runtime_library=lean_runtime_library,
     )
+    if drift_budget is not None and activation_type not in (None, "int8"):
+        raise InputError("TensorRT builds int8 engines only from int8 activations: drop --activation-type uint8")
+    calibration = calibration_settings(calib_images, calib_samples, calibration_method, "int8")
+    budget = budget_request(drift_budget, settings.precision, calibration, eval_images, search_timeout, plot)
     model_path = resolve_model_path(onnx_path, cfg.embedding)
     request = BuildRequest(
         onnx_path=Path(model_path),
@@ -185,6 +220,7 @@ def build(
         force=force,
         keep_fp32_nodes=cfg.precision.keep_fp32_nodes,
         inputs=inputs.over(cfg.embedding.input_settings()),
+        drift_budget=budget.budget if budget else None,
     )
 
     if dry_run:
@@ -196,17 +232,28 @@ def build(
         return
 
     with build_progress(enabled=not json_output) as on_progress:
-        result = build_engine(
-            request, on_status=lambda message: status(message, enabled=not json_output), on_progress=on_progress
-        )
-    record = result.to_dict()
-    if upload:
+        if budget is not None:
+            from arcface_trt.budget.tensorrt import build_budgeted_plan
+
+            budgeted = build_budgeted_plan(request, budget, on_status, on_progress)
+            result = budgeted.build
+        else:
+            result = build_engine(request, on_status=on_status, on_progress=on_progress)
+    record = result.to_dict() if result else {}
+    if upload and result:
         status("uploading to the engine store ...", enabled=not json_output)
         record["upload"] = engine_store.push_plan(settings, result.plan_path, overwrite=overwrite)
+    if budget is not None:
+        record = {**budgeted.to_dict(), **record}
     if json_output:
         emit_json(record)
     else:
-        _human_result(record)
+        if result:
+            _human_result(record)
+        if budget is not None:
+            echo_search(budgeted.search, budgeted.searched)
+    if budget is not None:
+        finish_search(budgeted.search, plot)
 
 
 def _build_cpu(
@@ -222,7 +269,6 @@ def _build_cpu(
     """``--target cpu``: the cached CPU engine (arcface_trt.precision.cpu_engine), built when needed."""
     from arcface_trt.config import load_config
     from arcface_trt.model.default import resolve_model_path
-    from arcface_trt.model.input_spec import describe_spec
     from arcface_trt.precision.cpu_engine import ensure_cpu_engine
 
     cfg = load_config(config)
@@ -238,6 +284,13 @@ def _build_cpu(
     if json_output:
         emit_json(engine.to_dict())
         return
+    typer.echo("\n".join(_cpu_engine_lines(engine)))
+
+
+def _cpu_engine_lines(engine: Any) -> list[str]:
+    """A CPU engine for a person: where it is, its size, whether it was built now and why."""
+    from arcface_trt.model.input_spec import describe_spec
+
     manifest = engine.manifest
     lines = [
         f"engine:     {engine.path}",
@@ -250,4 +303,38 @@ def _build_cpu(
     if manifest.input_spec:
         lines.append(f"input spec: {describe_spec(manifest.input_spec)}")
     lines += [f"note:       {note}" for note in manifest.precision_plan.get("notes", [])]
-    typer.echo("\n".join(lines))
+    return lines
+
+
+def _build_cpu_budget(
+    onnx_path: Path | None,
+    budget: Any,
+    cache_dir: Path | None,
+    force: bool,
+    config: Path | None,
+    inputs: Any,
+    json_output: bool,
+    plot: Path | None,
+    on_status: Any,
+) -> None:
+    """``--target cpu --drift-budget``: the budget's cached CPU engine, else the search's (arcface_trt.budget.cpu)."""
+    from arcface_trt.budget.cpu import build_budgeted_cpu_engine
+    from arcface_trt.config import load_config
+    from arcface_trt.model.default import resolve_model_path
+
+    cfg = load_config(config)
+    result = build_budgeted_cpu_engine(
+        resolve_model_path(onnx_path, cfg.embedding),
+        budget,
+        keep_fp32_nodes=cfg.precision.keep_fp32_nodes,
+        cache_dir=engine_cache_root(cfg.tensorrt.tensorrt.cache_dir, cache_dir),
+        force=force,
+        inputs=inputs.over(cfg.embedding.input_settings()),
+        on_status=on_status,
+    )
+    if json_output:
+        emit_json(result.to_dict())
+    else:
+        typer.echo("\n".join([*(_cpu_engine_lines(result.engine) if result.engine else []), ""]))
+        echo_search(result.search, result.searched)
+    finish_search(result.search, plot)

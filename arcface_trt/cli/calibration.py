@@ -9,7 +9,13 @@ import typer
 
 from arcface_trt.cli.common import option
 
-CalibImagesOption = Annotated[Path | None, option("--calib-images", help="int8: folder of face crops to calibrate on.")]
+CalibImagesOption = Annotated[
+    Path | None,
+    option(
+        "--calib-images",
+        help="int8: folder of face crops to calibrate on (with --drift-budget also a list file or .npy).",
+    ),
+]
 CalibSamplesOption = Annotated[
     int, typer.Option("--calib-samples", help="int8: crops to calibrate on (seeded faces without --calib-images).")
 ]
@@ -17,7 +23,7 @@ CalibrationMethodOption = Annotated[
     str, typer.Option("--calibration-method", help="int8: minmax | entropy | percentile.")
 ]
 ActivationTypeOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--activation-type", help="int8: uint8 (U8S8, fast ONNX Runtime CPU kernels) | int8 (S8S8, TensorRT needs it)."
     ),

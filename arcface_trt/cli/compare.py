@@ -10,6 +10,7 @@ import typer
 
 from arcface_trt.cli import common
 from arcface_trt.cli.common import emit_json, option, progress, stdout_console
+from arcface_trt.cli.drift_budget import BudgetedEngineOption, budget_line, select_budgeted_engine
 from arcface_trt.errors import InputError
 
 
@@ -28,6 +29,7 @@ def _table(result: Any) -> Any:
         [
             f"nearest-neighbour agreement {_nn(result)} | worst drift (1 - min cosine) {result.max_drift:.2e} "
             f"vs tolerance {_tolerance(result)}",
+            *budget_line(b, result.max_drift_cosine),
             _speeds(result),
             *_input_lines([a, b], result.collapse),
         ]
@@ -134,6 +136,7 @@ def _verification_table(result: Any) -> Any:
         f"{result.max_accuracy_drop * 100:.2f} pp: {_verdict(result.checks['accuracy'])}",
         f"worst drift (1 - min cosine) {result.max_drift:.2e}, tolerance {_tolerance(result)}: "
         f"{_verdict(result.checks['drift'])}",
+        *budget_line(b_info, result.max_drift_cosine),
         f"nearest-neighbour agreement {_nn(result)} (near-ties among non-matches, not identity)",
         f"{pairs['images']} distinct images, {max(pairs['images_resized'].values())} resized to the model input"
         + (", each with its mirror image (--flip)" if result.flip else ""),
@@ -219,6 +222,7 @@ def compare(
     plot: Annotated[
         Path | None, option("--plot", help="With --pairs/--identities: draw both ROC curves into this PNG.")
     ] = None,
+    drift_budget: BudgetedEngineOption = None,
     input_mean: common.InputMeanOption = None,
     input_std: common.InputStdOption = None,
     input_color: common.InputColorOption = None,
@@ -235,6 +239,9 @@ def compare(
     max_accuracy_drop.
 
     Exit 1 also when the embeddings of clearly different faces collapse (the input spec is wrong).
+
+    With --drift-budget D, B runs the engine made for that budget (a search builds it when it is not cached);
+    D is shown beside the tolerance, which still decides pass/fail.
     """
     from arcface_trt.parity import CompareRequest, parse_precisions, run_compare
 
@@ -275,7 +282,10 @@ def compare(
         flip=flip,
         max_accuracy_drop=max_accuracy_drop,
         inputs=inputs,
+        drift_budget=drift_budget,
     )
+    if drift_budget is not None:
+        _select_budget(request, json_output)
     if identity_level:
         _verify(request, plot, output, json_output)
         return
@@ -286,6 +296,20 @@ def compare(
     with progress("comparing", total, enabled=not json_output) as advance:
         result = run_compare(request, advance)
     _finish(result, _table, output, json_output, per_sample=True)
+
+
+def _select_budget(request: Any, json_output: bool) -> None:
+    """``--drift-budget``: B's engine of that budget, from the cache or built by a search (before any embedding)."""
+    from arcface_trt.budget.request import budgets_for
+    from arcface_trt.names import canonical_backend
+
+    if request.precisions is not None:
+        raise InputError("--drift-budget goes with --precision (one precision), not --precisions")
+    cfg = request.loaded_config()
+    tensorrt = canonical_backend(request.backend_b) == "tensorrt"
+    precision = cfg.tensorrt.tensorrt.precision if tensorrt else request.precision_b
+    budgets_for([precision], request.drift_budget)
+    select_budgeted_engine(request.spec_b(request.precision_b, cfg), json_output)
 
 
 def _drift(request: Any, n_samples: int | None, output: Path | None, json_output: bool) -> None:

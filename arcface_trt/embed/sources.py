@@ -200,3 +200,33 @@ def source_from_paths(paths: list[str | Path], store: ObjectStore | None = None)
         raise InputError("no image paths given")
     store = store or ObjectStore.default()
     return Source("paths", "<paths>", keys, image_loader(store), len(paths) - len(keys), store=store)
+
+
+@dataclass
+class ReadCrops:
+    """The crops read from a source, in its order, and how many of its entries were not readable images."""
+
+    source: Source
+    crops: list[np.ndarray]
+    skipped: int
+
+
+def read_crops(input_path: str | Path, limit: int | None = None) -> ReadCrops:
+    """Up to ``limit`` readable crops of a folder, list file or ``.npy`` (None: all), skipping unreadable entries.
+
+    A source without a single readable crop is an :class:`InputError`.
+    """
+    source = open_source(input_path)
+    crops: list[np.ndarray] = []
+    skipped = 0
+    for key in source.keys:
+        crop = source.load(key)
+        if isinstance(crop, Unreadable):
+            skipped += 1
+            continue
+        crops.append(crop)
+        if limit is not None and len(crops) == limit:
+            break
+    if not crops:
+        raise InputError(f"none of the {len(source.keys)} entries of {source.location} is a readable image")
+    return ReadCrops(source, crops, skipped)

@@ -14,8 +14,9 @@
   it was parsed from, re-derived here; host code or the lean runtime of a version-compatible one).
 
 :func:`dry_run` reports the same decisions without needing a GPU or TensorRT.
-:func:`ensure_engine` is the tensorrt backend's entry. This module never imports the
-store: the store is handed in as a plan source.
+:func:`ensure_engine` is the tensorrt backend's entry; :func:`find_engine` only looks up and
+fetches. This module never imports the store (it is handed in as a plan source), nor the drift-budget
+search: a budget's plan is built from the search's answer, handed in as :class:`SearchedSource`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -62,6 +63,18 @@ class PlanSource(Protocol):
 
 
 @dataclass(frozen=True)
+class SearchedSource:
+    """What a drift-budget search (:mod:`arcface_trt.budget`, which runs it) chose for a TensorRT build."""
+
+    #: int8: the QDQ model to build; None: the model itself (fp16 converts it, keeping ``keep_fp32_nodes``).
+    onnx_path: Path | None
+    #: fp16: every node kept in fp32 (the embedding head and the search's nodes); None for int8.
+    keep_fp32_nodes: tuple[str, ...] | None
+    #: The manifest's ``drift_budget`` record: what was searched for and what was found.
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class BuildRequest:
     """One engine to build or reuse: the model, the TensorRT settings and the CLI's extras."""
 
@@ -80,6 +93,13 @@ class BuildRequest:
     #: Take a compatible plan (another weights form, ``sm80+``, version-compatible) when the exact one is
     #: missing (the backend); ``build`` asks for the exact plan.
     accept_compatible: bool = False
+    #: The plan of a drift budget (its name carries the budget): served from the cache or the store, or
+    #: built from ``searched``. None: no budget.
+    drift_budget: float | None = None
+    #: What a cached budgeted plan's ``drift_budget`` record must hold (the crop sets searched on).
+    budget_match: dict[str, Any] = field(default_factory=dict)
+    #: The search's answer, when the plan is to be built.
+    searched: SearchedSource | None = None
 
 
 @dataclass
@@ -197,6 +217,8 @@ def resolve(
     wanted = plan_request(model, request.settings, plan, sm_arch, trt_version)
     key = wanted.key
     expected = expected_fields(model, request.settings, key.sm_arch, trt_version)
+    if request.drift_budget is not None:
+        expected["drift_budget"] = {"budget": request.drift_budget, **request.budget_match}
     return ResolvedBuild(request, model, plan, key, expected, wanted)
 
 
@@ -255,11 +277,11 @@ def dry_run(request: BuildRequest) -> dict[str, Any]:
     if caps is not None:
         plans = {
             caps.version: PrecisionPlan.for_target(
-                settings.precision, "gpu", caps, request.keep_fp32_nodes, quantized_source=quantized
+                settings.precision, "gpu", caps, request.keep_fp32_nodes, quantized, request.drift_budget
             )
         }
     else:
-        plans = plans_for_known_tensorrt(settings.precision, request.keep_fp32_nodes, quantized)
+        plans = plans_for_known_tensorrt(settings.precision, request.keep_fp32_nodes, quantized, request.drift_budget)
     model.report_input_spec()
     info, gpu_reason = gpu.try_gpu_info()
     sm_arch = normalize_arch(request.arch) if request.arch else (info.sm_arch if info else None)
@@ -485,9 +507,12 @@ def record(
     """The manifest of a plan just built for ``resolved`` on the GPU ``info`` from the ``prepared`` ONNX."""
     settings, model, plan = resolved.request.settings, resolved.model, resolved.plan
     plan_bytes = built.data
+    searched = resolved.request.searched
+    # A drift budget's plan records its search (which holds the fields the request matches on).
+    expected = {**resolved.expected, **({"drift_budget": searched.record} if searched else {})}
     return Manifest(
         model=model.name,
-        **resolved.expected,
+        **expected,
         plan_sha256=hashlib.sha256(plan_bytes).hexdigest(),
         workspace_mb=settings.workspace_size_mb,
         gpu_name=info.name,
@@ -519,7 +544,12 @@ def _build(
     """Build the plan of ``resolved`` and store it with its manifest (the caller holds the key's lock)."""
     settings, model, key = resolved.request.settings, resolved.model, resolved.key
     portability = resolved.wanted.portability
-    prepared = builder.parsed_onnx(resolved.plan, model, cache.root / "onnx")
+    searched = resolved.request.searched
+    if searched is not None and searched.keep_fp32_nodes is not None:  # fp16: the budget's nodes kept in fp32
+        resolved = replace(resolved, plan=resolved.plan.with_kept_nodes(searched.keep_fp32_nodes))
+    # int8: the QDQ model the budget's search quantized, instead of the model itself.
+    source = searched.onnx_path if searched is not None else None
+    prepared = builder.parsed_onnx(resolved.plan, model, cache.root / "onnx", source)
     build_settings = builder.BuildSettings(
         min_batch=settings.min_batch_size,
         opt_batch=settings.opt_batch_size,
@@ -597,19 +627,16 @@ def _existing(
     return None
 
 
-def build_engine(
-    request: BuildRequest,
-    on_status: Status | None = None,
-    fetcher: PlanSource | None = None,
-    on_progress: OnProgress | None = None,
-) -> BuildResult:
-    """Reuse the cached plan when its manifest matches, else fetch it (from a ``fetcher``) or build it.
+@dataclass(frozen=True)
+class _Here:
+    """A request resolved on this machine: its GPU, its build, and the cache it goes to."""
 
-    With ``request.accept_compatible`` a compatible plan of the cache or the store serves too (exact
-    first). ``on_status`` gets one-line notes; ``on_progress`` TensorRT's build phases and steps. A built
-    plan whose layers do not carry the requested precision is a :class:`CheckFailedError` and is not stored.
-    """
-    status = on_status or (lambda message: log.info("%s", message))
+    info: gpu.GpuInfo
+    resolved: ResolvedBuild
+    cache: ArtifactCache
+
+
+def _resolve_here(request: BuildRequest) -> _Here:
     model = inspect_model(request.onnx_path, request.inputs)
     info = _require_trt_and_gpu()
     if request.arch and normalize_arch(request.arch) != info.sm_arch:
@@ -623,16 +650,54 @@ def build_engine(
         trt_api.capabilities(),
         request.keep_fp32_nodes,
         quantized_source=_quantized_source(model),
+        drift_budget=request.drift_budget,
     )
     model.report_input_spec()
     resolved = resolve(request, model, plan, info.sm_arch, trt_api.version())
-    key = resolved.key
-    cache = engine_cache(request.settings, request.cache_dir)
+    if request.drift_budget is not None and resolved.wanted.portability.strip_weights:
+        raise InputError(
+            "a drift budget's plan cannot be weight-stripped: it is refit from the ONNX its search made, "
+            "which cannot be derived again from the model alone; drop --strip-weights"
+        )
+    return _Here(info, resolved, engine_cache(request.settings, request.cache_dir))
 
+
+def find_engine(
+    request: BuildRequest, on_status: Status | None = None, fetcher: PlanSource | None = None
+) -> BuildResult | None:
+    """The plan :func:`build_engine` would reuse or fetch, or None when it would have to build one."""
+    status = on_status or (lambda message: log.info("%s", message))
+    here = _resolve_here(request)
+    return None if request.force else _existing(here.resolved, here.cache, fetcher, status)
+
+
+def build_engine(
+    request: BuildRequest,
+    on_status: Status | None = None,
+    fetcher: PlanSource | None = None,
+    on_progress: OnProgress | None = None,
+) -> BuildResult:
+    """Reuse the cached plan when its manifest matches, else fetch it (from a ``fetcher``) or build it.
+
+    With ``request.accept_compatible`` a compatible plan of the cache or the store serves too (exact
+    first). ``on_status`` gets one-line notes; ``on_progress`` TensorRT's build phases and steps. A built
+    plan whose layers do not carry the requested precision is a :class:`CheckFailedError` and is not stored.
+    A drift budget's plan is built only from its search's answer (``request.searched``); without one it is
+    served from the cache or the store, else an InputError names the command that builds it.
+    """
+    status = on_status or (lambda message: log.info("%s", message))
+    here = _resolve_here(request)
+    resolved, cache, key, info = here.resolved, here.cache, here.resolved.key, here.info
     if not request.force:
         found = _existing(resolved, cache, fetcher, status)
         if found is not None:
             return found
+    if request.drift_budget is not None and request.searched is None:
+        raise InputError(
+            f"no {request.settings.precision} plan for drift budget {request.drift_budget:g} in the cache or the "
+            f"store ({key.name}); build it with: arcface-trt build --precision {request.settings.precision} "
+            f"--drift-budget {request.drift_budget:g}"
+        )
     portability = resolved.wanted.portability
     portability.check_gpu(info.sm_arch)
     if portability.exclude_lean_runtime:
@@ -655,13 +720,18 @@ def ensure_engine(
     on_status: Status | None = None,
     fetcher: PlanSource | None = None,
     inputs: InputSettings | None = None,
+    drift_budget: float | None = None,
 ) -> BuildResult:
-    """The tensorrt backend's entry: the cached plan (or a compatible one), else fetched (``fetcher``), else built."""
+    """The tensorrt backend's entry: the cached plan (or a compatible one), else fetched (``fetcher``), else built.
+
+    ``drift_budget``: the plan a drift-budget build made (served from the cache or the store only).
+    """
     request = BuildRequest(
         onnx_path=Path(model_path),
         settings=settings,
         keep_fp32_nodes=keep_fp32_nodes,
         inputs=inputs or InputSettings(),
         accept_compatible=True,
+        drift_budget=drift_budget,
     )
     return build_engine(request, on_status, fetcher)

@@ -85,13 +85,15 @@ def prepare_onnx(plan: PrecisionPlan, onnx_path: Path, work_dir: Path, sha256: s
     raise InputError(f"TensorRT engines cannot be made by the '{plan.transform}' transform")
 
 
-def parsed_onnx(plan: PrecisionPlan, model: ModelInfo, work_dir: Path) -> PreparedOnnx:
+def parsed_onnx(plan: PrecisionPlan, model: ModelInfo, work_dir: Path, source: Path | None = None) -> PreparedOnnx:
     """The ONNX the parser is given for ``model``: batch made dynamic, then ``plan``'s transform (kept in ``work_dir``).
+
+    ``source``: another ONNX of the same model to transform instead (a drift budget's QDQ model).
 
     Deterministic for one model, plan and set of onnx / onnxconverter-common versions: a build and a
     later refit of its stripped plan derive the same file, which the sha256 in the manifest proves.
     """
-    source = ensure_dynamic_batch(model, work_dir)
+    source = source or ensure_dynamic_batch(model, work_dir)
     prepared = prepare_onnx(plan, source, work_dir, model.sha256)
     same = prepared.path == Path(model.path)
     return dataclasses.replace(prepared, sha256=model.sha256 if same else onnx_sha256(prepared.path))

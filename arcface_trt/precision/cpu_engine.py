@@ -10,6 +10,10 @@ already quantized (QDQ) model is its own int8 engine (optimised, not quantized a
 Every manifest records the input spec; fp32 and fp16 engines do not depend on it (preprocessing
 runs on the host), so only an int8 engine calibrated through it is matched on it.
 
+An engine made for a drift budget (``{model}-{precision}-budget-{recipe8}-cpu.onnx``) is built by the
+search in :mod:`arcface_trt.budget` through :func:`resolve_cpu_engine` and
+:meth:`ResolvedCpuEngine.store`; :func:`ensure_cpu_engine` serves it from the cache only.
+
 The saved optimisation level is ``extended`` (operator fusions, QDQ -> integer
 kernels), not ``all``: ORT's ``all`` adds layout transforms tied to the CPU's vector
 width, which a saved file must not carry from one machine to another. Sessions
@@ -22,19 +26,19 @@ import hashlib
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from arcface_trt.artifacts.cache import ArtifactCache
+from arcface_trt.artifacts.cache import ArtifactCache, CacheLookup
 from arcface_trt.artifacts.key import EngineKey, Variant
 from arcface_trt.artifacts.manifest import CpuManifest, utc_now
 from arcface_trt.errors import InputError, first_line
 from arcface_trt.fileio import write_bytes_atomic
 from arcface_trt.lazy import lazy_import
 from arcface_trt.model.input_spec import InputSettings, InputSpec
-from arcface_trt.model.inspect import external_data_files, inspect_model, load_onnx, serialize_model
+from arcface_trt.model.inspect import ModelInfo, external_data_files, inspect_model, load_onnx, serialize_model
 from arcface_trt.paths import engine_cache_root
 from arcface_trt.precision import fp16, int8
 from arcface_trt.precision.int8 import CalibrationSettings
@@ -45,6 +49,8 @@ ort = lazy_import("onnxruntime")
 onnx = lazy_import("onnx")
 
 log = logging.getLogger("arcface_trt")
+
+T = TypeVar("T")
 
 FORMAT = "arcface-trt-cpu-engine/1"
 SAVED_OPTIMIZATION = "extended"
@@ -96,6 +102,110 @@ def spec_fields(plan: PrecisionPlan, spec: InputSpec) -> dict[str, Any]:
     return {"input_spec": spec.key()} if plan.transform == TRANSFORM_QUANTIZE else {}
 
 
+@dataclass(frozen=True)
+class ResolvedCpuEngine:
+    """What a request for a CPU engine means: the model, its plan, key and cache, and the manifest values it needs."""
+
+    info: ModelInfo
+    plan: PrecisionPlan
+    key: EngineKey
+    cache: ArtifactCache
+    #: The manifest values of an engine made for this request.
+    expected: dict[str, Any]
+    #: The manifest values a cached engine must have to serve it.
+    required: dict[str, Any]
+
+    def lookup(self) -> CacheLookup:
+        """The cached engine of this key, checked against ``required``."""
+        return self.cache.lookup(self.key, self.required)
+
+    def served(self, lookup: CacheLookup) -> CpuEngine:
+        """The engine a cache hit serves."""
+        log.debug("CPU engine cache hit: %s", lookup.path)
+        return CpuEngine(lookup.path, lookup.manifest_path, lookup.manifest, built=False)
+
+    def obtain(self, build: Callable[[list[str]], T], force: bool = False) -> CpuEngine | T:
+        """The cached engine when it serves (and not ``force``), else ``build(reasons)`` under the key's lock.
+
+        A valid engine is served without the lock (a read-only cache works); under the lock the cache is
+        looked up again, so a build that finished meanwhile is a hit.
+        """
+        lookup = self.lookup()
+        if lookup.hit and not force:
+            return self.served(lookup)
+        with self.cache.lock(self.key):
+            lookup = self.lookup()
+            if lookup.hit and not force:
+                return self.served(lookup)
+            reasons = ["rebuild forced", *lookup.reasons] if force else list(lookup.reasons)
+            log.info("building CPU engine %s (%s)", self.key.name, "; ".join(reasons))
+            return build(reasons)
+
+    def store(
+        self,
+        data: bytes,
+        build_seconds: float,
+        reasons: Sequence[str],
+        plan: PrecisionPlan | None = None,
+        **fields: Any,
+    ) -> CpuEngine:
+        """Store ``data`` (the engine's bytes) with its manifest.
+
+        ``plan``: the plan the engine was made by, when a search completed the request's (kept nodes);
+        ``fields``: manifest fields beyond the request's (a search's ``drift_budget`` record).
+        """
+        plan = plan or self.plan
+        manifest = CpuManifest(
+            **{**self.expected, **fields},
+            model=self.info.name,
+            source_path=self.info.path,
+            saved_optimization=SAVED_OPTIMIZATION,
+            engine_sha256=hashlib.sha256(data).hexdigest(),
+            engine_bytes=len(data),
+            build_seconds=round(build_seconds, 3),
+            created_at=utc_now(),
+            tool_version=__version__,
+            recipe=plan.recipe,
+            precision_plan=plan.to_dict(),
+            input_spec=self.info.input_spec.to_dict(),
+        )
+        path = self.cache.store(self.key, data, manifest)
+        return CpuEngine(path, self.cache.manifest_path(self.key), manifest, built=True, rebuild_reasons=tuple(reasons))
+
+
+def resolve_cpu_engine(
+    onnx_path: str | Path,
+    precision: str,
+    *,
+    calibration: CalibrationSettings | None = None,
+    keep_fp32_nodes: Sequence[str] | None = None,
+    cache_dir: str | Path | None = None,
+    inputs: InputSettings | None = None,
+    drift_budget: float | None = None,
+) -> ResolvedCpuEngine:
+    """The plan, key and manifest values of a CPU engine request (arguments as :func:`ensure_cpu_engine`'s)."""
+    info = inspect_model(onnx_path, inputs)
+    plan = PrecisionPlan.for_target(
+        precision,
+        "cpu",
+        keep_fp32_nodes=keep_fp32_nodes,
+        quantized_source=str(onnx_path) if info.quantized else None,
+        drift_budget=drift_budget,
+    )
+    info.report_input_spec()
+    expected = expected_fields(info.sha256, plan, calibration)
+    # What must match: everything but the calibration when none was asked for, and the input spec calibrated through.
+    required = {k: v for k, v in expected.items() if calibration is not None or k != "calibration"}
+    required.update(spec_fields(plan, info.input_spec))
+    if drift_budget is not None:
+        # The nodes kept are the search's result, not part of the request.
+        required.pop("keep_fp32_nodes")
+        required["drift_budget"] = {"budget": drift_budget}
+    cache = ArtifactCache(engine_cache_root(cache_dir))
+    key = EngineKey.cpu(info.name, precision, Variant.of(plan.recipe))
+    return ResolvedCpuEngine(info, plan, key, cache, expected, required)
+
+
 def ensure_cpu_engine(
     onnx_path: str | Path,
     precision: str,
@@ -105,6 +215,7 @@ def ensure_cpu_engine(
     cache_dir: str | Path | None = None,
     force: bool = False,
     inputs: InputSettings | None = None,
+    drift_budget: float | None = None,
 ) -> CpuEngine:
     """Return the cached CPU engine of ``onnx_path`` at ``precision``, building it when needed.
 
@@ -113,56 +224,42 @@ def ensure_cpu_engine(
     the default :class:`CalibrationSettings`; given settings must match. ``keep_fp32_nodes``
     applies to fp16 (None: the embedding head). ``cache_dir`` is the engine cache root
     (None: the user's). ``force`` rebuilds even on a cache hit. ``inputs``: explicit input settings
-    (the int8 calibration preprocesses through the model's input spec).
+    (the int8 calibration preprocesses through the model's input spec). ``drift_budget``: the engine a
+    drift-budget search made for this budget (:mod:`arcface_trt.budget`), served from the cache only
+    (an InputError names the command that builds it).
     """
-    info = inspect_model(onnx_path, inputs)
-    plan = PrecisionPlan.for_target(
-        precision, "cpu", keep_fp32_nodes=keep_fp32_nodes, quantized_source=str(onnx_path) if info.quantized else None
+    resolved = resolve_cpu_engine(
+        onnx_path,
+        precision,
+        calibration=calibration,
+        keep_fp32_nodes=keep_fp32_nodes,
+        cache_dir=cache_dir,
+        inputs=inputs,
+        drift_budget=drift_budget,
     )
-    info.report_input_spec()
-    if plan.transform == TRANSFORM_QUANTIZE and calibration is not None:
+    if drift_budget is not None:
+        lookup = resolved.lookup()
+        if not lookup.hit:
+            raise InputError(
+                f"no usable {precision} CPU engine for drift budget {drift_budget:g} in the cache "
+                f"({'; '.join(lookup.reasons)}); build it with: arcface-trt build --target cpu --precision {precision} "
+                f"--drift-budget {drift_budget:g}"
+            )
+        return resolved.served(lookup)
+    if resolved.plan.transform == TRANSFORM_QUANTIZE and calibration is not None:
         int8.check_calibration_source(calibration)
-    expected = expected_fields(info.sha256, plan, calibration)
-    # What must match: everything but the calibration when none was asked for, and the input spec calibrated through.
-    required = {k: v for k, v in expected.items() if calibration is not None or k != "calibration"}
-    required.update(spec_fields(plan, info.input_spec))
-    cache = ArtifactCache(engine_cache_root(cache_dir))
-    key = EngineKey.cpu(info.name, precision, Variant.of(plan.recipe))
-    # A valid engine is served without the lock (a read-only cache works); only a build takes it.
-    lookup = cache.lookup(key, required)
-    if lookup.hit and not force:
-        log.debug("CPU engine cache hit: %s", lookup.path)
-        return CpuEngine(lookup.path, lookup.manifest_path, lookup.manifest, built=False)
-    with cache.lock(key):
-        # Looked up again under the lock: a build that finished meanwhile is a hit.
-        lookup = cache.lookup(key, required)
-        if lookup.hit and not force:
-            log.debug("CPU engine cache hit: %s", lookup.path)
-            return CpuEngine(lookup.path, lookup.manifest_path, lookup.manifest, built=False)
-        reasons = ["rebuild forced", *lookup.reasons] if force else list(lookup.reasons)
-        log.info("building CPU engine %s (%s)", key.name, "; ".join(reasons))
-        for note in plan.notes:
+
+    def build(reasons: list[str]) -> CpuEngine:
+        for note in resolved.plan.notes:
             log.info("%s: %s", onnx_path, note)
         started = time.perf_counter()
+        inline = bool(resolved.info.external_data)
         data = _transform_and_optimize(
-            Path(onnx_path), plan, calibration or CalibrationSettings(), bool(info.external_data), inputs
+            Path(onnx_path), resolved.plan, calibration or CalibrationSettings(), inline, inputs
         )
-        manifest = CpuManifest(
-            **expected,
-            model=info.name,
-            source_path=str(onnx_path),
-            saved_optimization=SAVED_OPTIMIZATION,
-            engine_sha256=hashlib.sha256(data).hexdigest(),
-            engine_bytes=len(data),
-            build_seconds=round(time.perf_counter() - started, 3),
-            created_at=utc_now(),
-            tool_version=__version__,
-            recipe=plan.recipe,
-            precision_plan=plan.to_dict(),
-            input_spec=info.input_spec.to_dict(),
-        )
-        path = cache.store(key, data, manifest)
-        return CpuEngine(path, cache.manifest_path(key), manifest, built=True, rebuild_reasons=tuple(reasons))
+        return resolved.store(data, time.perf_counter() - started, reasons)
+
+    return resolved.obtain(build, force)
 
 
 def _transform_and_optimize(
@@ -184,9 +281,13 @@ def _transform_and_optimize(
             write_bytes_atomic(transformed, serialize_model(load_onnx(src), src, "inline its external data"))
         else:
             transformed = src
-        optimized = Path(tmp) / "optimized.onnx"
-        optimize_for_cpu(transformed, optimized)
-        data = optimized.read_bytes()
+        return engine_bytes(transformed, Path(tmp) / "optimized.onnx", src)
+
+
+def engine_bytes(transformed: Path, optimized: Path, src: Path) -> bytes:
+    """The CPU engine of the ``transformed`` model: optimised (written to ``optimized``), checked self-contained."""
+    optimize_for_cpu(transformed, optimized)
+    data = optimized.read_bytes()
     leftover = external_data_files(onnx.load_model_from_string(data))
     if leftover:  # never cache an engine that reads files beside it
         raise InputError(f"the CPU engine of {src} still refers to external data ({', '.join(leftover)})")

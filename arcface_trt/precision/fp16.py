@@ -121,6 +121,7 @@ def _onnxconverter(model: Any, keep: list[str]) -> Any:
         # keep_io_types: fp32 in, fp32 out; node_block_list: Cast nodes around the kept nodes.
         converted = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=keep or None)
     restore_io_types(converted, io_types)
+    drop_fp16_round_trips(converted, keep)
     return converted
 
 
@@ -152,6 +153,59 @@ def restore_io_types(model: Any, io_types: dict[str, int]) -> None:
             cast_name = f"{value.name}_restore_cast"
             graph.node.append(onnx.helper.make_node("Cast", [renamed], [value.name], name=cast_name, to=original))
         tensor_type.elem_type = original
+
+
+def _cast_to(node: Any) -> int | None:
+    return next((attribute.i for attribute in node.attribute if attribute.name == "to"), None)
+
+
+def drop_fp16_round_trips(model: Any, keep: Sequence[str]) -> int:
+    """Let consumers of a kept node's fp32 output read it directly, not rounded through fp16 and back.
+
+    onnxconverter-common 1.16 sends a tensor with several consumers (a residual block's output feeds
+    the next block and the shortcut) through a Cast to fp16 and then a Cast back to fp32, even when
+    every node around it is kept in fp32: kept nodes still saw fp16-rounded inputs, so keeping every
+    node left a drift. Each ``Cast(fp16) -> Cast(fp32)`` pair whose start is fp32 (a kept node's
+    output, a Cast to fp32, an fp32 graph input) is bypassed; a Cast to fp16 nothing reads any more
+    goes. Returns how many round trips were bypassed.
+    """
+    graph = model.graph
+    kept = set(keep)
+    producers = {out: node for node in graph.node for out in node.output}
+    fp32_inputs = {v.name for v in graph.input if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    graph_outputs = {v.name for v in graph.output}
+
+    def is_fp32(tensor: str) -> bool:
+        producer = producers.get(tensor)
+        if producer is None:
+            return tensor in fp32_inputs
+        return producer.name in kept or (producer.op_type == "Cast" and _cast_to(producer) == onnx.TensorProto.FLOAT)
+
+    bypass: dict[str, str] = {}  # output of the Cast back to fp32 -> the fp32 tensor it came from
+    pairs = []
+    for node in graph.node:
+        if node.op_type != "Cast" or _cast_to(node) != onnx.TensorProto.FLOAT or node.output[0] in graph_outputs:
+            continue
+        first = producers.get(node.input[0])
+        if (
+            first is not None
+            and first.op_type == "Cast"
+            and _cast_to(first) == onnx.TensorProto.FLOAT16
+            and is_fp32(first.input[0])
+        ):
+            bypass[node.output[0]] = first.input[0]
+            pairs.append((first, node))
+    gone = {id(second): second for _, second in pairs}
+    for node in graph.node:
+        node.input[:] = [bypass.get(name, name) for name in node.input]
+    read = {name for node in graph.node if id(node) not in gone for name in node.input} | graph_outputs
+    gone.update({id(first): first for first, _ in pairs if first.output[0] not in read})
+    removed = {node.output[0] for node in gone.values()}
+    for node in gone.values():
+        graph.node.remove(node)
+    for info in [v for v in graph.value_info if v.name in removed]:
+        graph.value_info.remove(info)
+    return len(bypass)
 
 
 def _autocast(model: Any, keep: list[str]) -> Any:

@@ -13,12 +13,13 @@ and what ONNX Runtime runs with integer kernels on the CPU.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import platform
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ CALIBRATION_BATCH = 8
 class CalibrationSettings(Record):
     """How an int8 model is calibrated; part of the CPU engine manifest.
 
-    ``images``: folder of face crops (None: the seeded sample faces). ``samples``:
+    ``images``: folder of face crops (None: the seeded sample faces of ``identities``, all seven
+    when None; a drift-budget search also reads a list file or a ``.npy``). ``samples``:
     how many crops (the first ``samples`` readable images of the folder, sorted).
     ``method``: minmax | entropy | percentile. ``activation_type``: uint8 (U8S8,
     the fast kernels on x86) | int8 (S8S8). ``keep_fp32_head``: leave the final
@@ -75,6 +77,9 @@ class CalibrationSettings(Record):
     percentile: float = 99.999
     #: Quantize biases to int32 (ONNX Runtime's CPU default). TensorRT's parser takes float biases only.
     quantize_bias: bool = True
+    #: Which sample faces the seeded crops show (indices into the seven; None: all): a drift-budget search
+    #: calibrates on some identities and evaluates on the others.
+    identities: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -87,6 +92,12 @@ class CalibrationSettings(Record):
             raise InputError(f"unknown activation type '{self.activation_type}' (choose {choices})")
         if not 50.0 < self.percentile <= 100.0:
             raise InputError(f"calibration percentile must lie in (50, 100], got {self.percentile}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly record (as a manifest reads it back: identities as a list)."""
+        data = asdict(self)
+        data["identities"] = None if self.identities is None else list(self.identities)
+        return data
 
     def resolved(self) -> CalibrationSettings:
         """These settings with every automatic choice made for this machine."""
@@ -131,7 +142,7 @@ def load_calibration_crops(settings: CalibrationSettings) -> np.ndarray | list[n
     unreadable files beside readable ones are skipped with a warning.
     """
     if settings.images is None:
-        return sample_faces(settings.samples, settings.seed)
+        return sample_faces(settings.samples, settings.seed, settings.identities)
     folder = Path(settings.images)
     try:
         paths = list_images(folder)
@@ -219,33 +230,75 @@ def quantize_int8(
     model's input spec (``inputs``: explicit input settings). Returns ``dst``. A model that is
     already quantized is an :class:`InputError`: quantizing twice is never what was meant.
     """
-    settings = (settings or CalibrationSettings()).resolved()
-    src, dst = Path(src), Path(dst)
-    info = inspect_model(src, inputs)
-    if info.quantized:
-        raise InputError(
-            f"{src} is already quantized (it holds DequantizeLinear nodes): it cannot be quantized again; "
-            "use it as the int8 model as it is (build --precision int8), or quantize the fp32 model"
-        )
-    info.report_input_spec()
-    crops = load_calibration_crops(settings)
-    reader = FaceCalibrationReader(calibration_batches(info, crops), info.input_name)
     with tempfile.TemporaryDirectory(prefix="arcface-trt-int8-") as tmp:
-        named = Path(tmp) / "named.onnx"
-        prepared = Path(tmp) / "prepared.onnx"
-        model = load_onnx(src)
+        out = PreparedQuantization(Path(src), settings, inputs, Path(tmp)).quantize("int8")
+        write_bytes_atomic(Path(dst), out.read_bytes())
+    return Path(dst)
+
+
+class PreparedQuantization:
+    """A model named, pre-processed and calibrated once, then quantized with any of its nodes left in float.
+
+    A drift-budget search quantizes one model many times, each time with other nodes left out;
+    the calibration (the fp32 model run over every calibration crop) is the slow part and runs
+    once, kept in ONNX Runtime's calibration cache where the installed version has one (older
+    versions calibrate again on each call, with the same result). Files live in ``work_dir``.
+    ``crops``: the calibration crops (None: loaded as ``settings`` say).
+    """
+
+    def __init__(
+        self,
+        src: Path,
+        settings: CalibrationSettings | None,
+        inputs: InputSettings | None,
+        work_dir: Path,
+        crops: Any = None,
+    ) -> None:
+        self.settings = (settings or CalibrationSettings()).resolved()
+        self.source = Path(src)
+        info = inspect_model(self.source, inputs)
+        if info.quantized:
+            raise InputError(
+                f"{src} is already quantized (it holds DequantizeLinear nodes): it cannot be quantized again; "
+                "use it as the int8 model as it is (build --precision int8), or quantize the fp32 model"
+            )
+        info.report_input_spec()
+        crops = load_calibration_crops(self.settings) if crops is None else crops
+        self._reader = FaceCalibrationReader(calibration_batches(info, crops), info.input_name)
+        self.work_dir = Path(work_dir)
+        named = self.work_dir / "named.onnx"
+        #: ORT's pre-processed model: the node names quantization (and ``exclude``) refers to.
+        self.prepared = self.work_dir / "prepared.onnx"
+        model = load_onnx(self.source)
         name_unnamed_nodes(model)
         onnx.save(model, str(named))
         # ORT's recommended pre-processing: shape inference plus the basic graph
         # optimisations (Conv+BN folding), so quantization sees the graph that runs.
-        shape_inference.quant_pre_process(str(named), str(prepared), skip_symbolic_shape=True)
-        exclude = default_fp32_nodes(load_onnx(prepared)) if settings.keep_fp32_head else []
-        out = Path(tmp) / "int8.onnx"
+        shape_inference.quant_pre_process(str(named), str(self.prepared), skip_symbolic_shape=True)
+        #: Nodes every quantization leaves in float (the embedding head, unless ``keep_fp32_head`` is off).
+        self.head = default_fp32_nodes(load_onnx(self.prepared)) if self.settings.keep_fp32_head else []
+        self._cache = self.work_dir / "calibration.json" if _has_calibration_cache() else None
+
+    def quantize(self, name: str, exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> Path:
+        """Quantize into ``{work_dir}/{name}.onnx``, leaving the head and ``exclude`` in float; returns the path.
+
+        ``only``: quantize just these nodes (a non-empty list; None: every node of the quantized op types).
+        """
+        out = self.work_dir / f"{name}.onnx"
+        options: dict[str, Any] = {}
+        reader: FaceCalibrationReader | None = self._reader
+        if self._cache is not None:
+            options["calibration_cache_path"] = str(self._cache)
+            if self._cache.exists():
+                reader = None
+        if reader is not None:
+            reader.rewind()
+        settings = self.settings
         chatter = io.StringIO()
         # ORT's calibrators print progress on stdout; keep stdout for results (--json).
-        with contextlib.redirect_stdout(chatter), _one_line_errors(src):
+        with contextlib.redirect_stdout(chatter), _one_line_errors(self.source):
             quantization.quantize_static(
-                str(prepared),
+                str(self.prepared),
                 str(out),
                 reader,
                 quant_format=quantization.QuantFormat.QDQ,
@@ -254,14 +307,20 @@ def quantize_int8(
                 reduce_range=settings.reduce_range,
                 activation_type=_quant_type(settings.activation_type),
                 weight_type=quantization.QuantType.QInt8,
-                nodes_to_exclude=exclude or None,
+                nodes_to_quantize=list(only) if only else None,
+                nodes_to_exclude=[*self.head, *exclude] or None,
                 calibrate_method=_method(settings.method),
                 extra_options=_extra_options(settings),
+                **options,
             )
         if chatter.getvalue().strip():
             log.debug("onnxruntime quantization: %s", " ".join(chatter.getvalue().split()))
-        write_bytes_atomic(dst, out.read_bytes())
-    return dst
+        return out
+
+
+def _has_calibration_cache() -> bool:
+    """Whether the installed ONNX Runtime's ``quantize_static`` can keep its calibration in a file."""
+    return "calibration_cache_path" in inspect.signature(quantization.quantize_static).parameters
 
 
 @contextlib.contextmanager

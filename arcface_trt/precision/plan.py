@@ -23,12 +23,18 @@ The policy today:
 - int8 CPU engines: the ONNX is quantized (QDQ) by static calibration on face crops.
 - an already quantized (QDQ) model is its own int8 engine, on both targets; fp32 and fp16 of it
   are refused (its Q/DQ nodes compute in int8 whatever the label says).
+- a drift budget (fp16 and int8): a search (:mod:`arcface_trt.budget`) chooses which nodes stay in
+  full precision. fp16 then always comes from the mixed-precision ONNX, built strongly typed on
+  TensorRT 10 and 11 alike (one path); int8 on TensorRT builds the QDQ model the search quantized.
+  The budget names the engine (``budget`` variant); the nodes it found are a result, recorded in the
+  manifest, not part of the name.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from arcface_trt.engine.trt_api import KNOWN_SHAPES, Capabilities
@@ -70,6 +76,8 @@ class PrecisionPlan:
     keep_fp32_nodes: tuple[str, ...] | None = None
     #: Things the user asked for that this plan does not use, and why.
     notes: tuple[str, ...] = ()
+    #: Largest worst-sample drift (1 - cosine to fp32) a search keeps the engine within; None: no search.
+    drift_budget: float | None = None
 
     @classmethod
     def for_target(
@@ -79,15 +87,20 @@ class PrecisionPlan:
         capabilities: Capabilities | None = None,
         keep_fp32_nodes: Sequence[str] | None = None,
         quantized_source: str | None = None,
+        drift_budget: float | None = None,
     ) -> PrecisionPlan:
         """The plan for ``precision`` on ``target``; a TensorRT fp16 plan needs the module's ``capabilities``.
 
         ``quantized_source``: the model's path when it is already quantized (QDQ), else None.
+        ``drift_budget``: the nodes kept in full precision are searched for (fp16 and int8 only).
         """
         check_precision(precision)
         check_target(target)
         keep = None if keep_fp32_nodes is None else tuple(keep_fp32_nodes)
         gpu = target == "gpu"
+        if drift_budget is not None:
+            drift_budget = check_drift_budget(drift_budget)
+            _check_budget(precision, keep, quantized_source)
         if quantized_source is not None:
             return cls._of_quantized(precision, target, quantized_source)
         if precision == "fp32":
@@ -95,21 +108,43 @@ class PrecisionPlan:
             return cls("fp32", target, PATH_FP32, TRANSFORM_NONE, clear_flags=("TF32",) if gpu else ())
         if precision == "int8":
             if gpu:
-                return cls("int8", target, PATH_INT8_QDQ, TRANSFORM_REQUIRE_QDQ, strongly_typed=True)
-            return cls("int8", target, PATH_INT8_QDQ, TRANSFORM_QUANTIZE)
+                notes = ("drift budget: TensorRT builds the QDQ model the search quantized",) if drift_budget else ()
+                return cls(
+                    "int8",
+                    target,
+                    PATH_INT8_QDQ,
+                    TRANSFORM_REQUIRE_QDQ,
+                    strongly_typed=True,
+                    notes=notes,
+                    drift_budget=drift_budget,
+                )
+            return cls("int8", target, PATH_INT8_QDQ, TRANSFORM_QUANTIZE, drift_budget=drift_budget)
         if gpu and capabilities is None:
             raise InputError("the fp16 plan of a TensorRT engine depends on the installed TensorRT's capabilities")
         notes: tuple[str, ...] = ()
         if gpu and capabilities is not None and capabilities.fp16_flag:
-            if keep is None:
+            if keep is None and drift_budget is None:
                 return cls("fp16", target, PATH_FP16_FLAG, TRANSFORM_NONE, set_flags=("FP16",))
+            why = "precision.keep_fp32_nodes is set" if drift_budget is None else "a drift budget searches the nodes"
             notes = (
-                "precision.keep_fp32_nodes is set: fp16 comes from a mixed-precision ONNX built strongly typed, "
-                "not from the FP16 builder flag",
+                f"{why}: fp16 comes from a mixed-precision ONNX built strongly typed, not from the FP16 builder flag",
             )
         return cls(
-            "fp16", target, PATH_FP16_ONNX, TRANSFORM_FP16, strongly_typed=gpu, keep_fp32_nodes=keep, notes=notes
+            "fp16",
+            target,
+            PATH_FP16_ONNX,
+            TRANSFORM_FP16,
+            strongly_typed=gpu,
+            keep_fp32_nodes=keep,
+            notes=notes,
+            drift_budget=drift_budget,
         )
+
+    def with_kept_nodes(self, nodes: Sequence[str]) -> PrecisionPlan:
+        """This fp16 plan keeping ``nodes`` in fp32: what a drift-budget search found (its name stays the budget's)."""
+        if self.transform != TRANSFORM_FP16:
+            raise InputError(f"only the fp16 transform keeps nodes in fp32, not '{self.transform}'")
+        return replace(self, keep_fp32_nodes=tuple(nodes))
 
     @classmethod
     def _of_quantized(cls, precision: str, target: str, source: str) -> PrecisionPlan:
@@ -128,7 +163,10 @@ class PrecisionPlan:
         """The plan's part of an engine's build recipe: what makes its engine differ from the default one.
 
         Its option names become the engine name's variant tags (see :class:`~arcface_trt.artifacts.key.Variant`).
+        A drift budget names the engine by the budget: the nodes it keeps are the search's result.
         """
+        if self.drift_budget is not None:
+            return {"budget": self.drift_budget}
         if self.transform == TRANSFORM_FP16 and self.keep_fp32_nodes is not None:
             return {"keep": list(self.keep_fp32_nodes)}
         return {}
@@ -145,20 +183,48 @@ class PrecisionPlan:
             "strongly_typed": self.strongly_typed,
             "keep_fp32_nodes": self._kept_description(),
             "notes": list(self.notes),
+            "drift_budget": self.drift_budget,
         }
 
     def _kept_description(self) -> list[str] | str | None:
         if self.transform != TRANSFORM_FP16:
             return None
-        return "embedding head" if self.keep_fp32_nodes is None else list(self.keep_fp32_nodes)
+        if self.keep_fp32_nodes is None:
+            return "embedding head" + ("" if self.drift_budget is None else " + what the drift-budget search keeps")
+        return list(self.keep_fp32_nodes)
+
+
+def check_drift_budget(budget: float) -> float:
+    """``budget`` when it is a drift a search can aim at: a number in (0, 2) (1 - cosine lies in [0, 2])."""
+    if not isinstance(budget, int | float) or not math.isfinite(budget) or not 0.0 < budget < 2.0:
+        raise InputError(f"--drift-budget must be a number in (0, 2) (1 - cosine of the worst sample), got {budget}")
+    return float(budget)
+
+
+def _check_budget(precision: str, keep: tuple[str, ...] | None, quantized_source: str | None) -> None:
+    """A drift budget searches the nodes kept in full precision of an fp16 or int8 engine made here."""
+    if precision == "fp32":
+        raise InputError("--drift-budget applies to fp16 and int8 (fp32 has no drift to budget)")
+    if quantized_source is not None:
+        raise InputError(
+            f"{quantized_source} is already quantized (QDQ): a drift budget searches how to quantize an fp32 model; "
+            "give the fp32 model"
+        )
+    if precision == "fp16" and keep is not None:
+        raise InputError(
+            "precision.keep_fp32_nodes and --drift-budget both choose the nodes kept in fp32: remove one of them"
+        )
 
 
 def plans_for_known_tensorrt(
-    precision: str, keep_fp32_nodes: Sequence[str] | None = None, quantized_source: str | None = None
+    precision: str,
+    keep_fp32_nodes: Sequence[str] | None = None,
+    quantized_source: str | None = None,
+    drift_budget: float | None = None,
 ) -> dict[str, PrecisionPlan]:
     """The TensorRT plan of ``precision`` for each known API shape (``10.x``, ``11.x``), for dry runs without one."""
     return {
-        shape: PrecisionPlan.for_target(precision, "gpu", caps, keep_fp32_nodes, quantized_source)
+        shape: PrecisionPlan.for_target(precision, "gpu", caps, keep_fp32_nodes, quantized_source, drift_budget)
         for shape, caps in KNOWN_SHAPES.items()
     }
 

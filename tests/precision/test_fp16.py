@@ -102,3 +102,32 @@ def test_unnamed_nodes_get_names_and_head_is_found() -> None:
     assert all(names) and len(set(names)) == len(names)
     assert default_fp32_nodes(model) == ["MatMul_2", "Add_3"]
     assert default_fp32_nodes(_tiny_unnamed_model(with_head=False)) == []
+
+
+def _casts_to_fp16(model: onnx.ModelProto) -> int:
+    return sum(1 for n in model.graph.node if n.op_type == "Cast" and n.attribute[0].i == TensorProto.FLOAT16)
+
+
+def test_nodes_kept_in_fp32_read_fp32_inputs_not_fp16_round_trips(
+    residual_onnx: Path, tmp_path: Path, faces: np.ndarray
+) -> None:
+    # A residual block's output has two readers; the converter alone rounds it through fp16 between kept nodes.
+    model = onnx.load(str(residual_onnx))
+    name_unnamed_nodes(model)  # as the conversion names them
+    every = [n.name for n in model.graph.node]
+    dst = convert_to_fp16(residual_onnx, tmp_path / "all-kept.onnx", keep_fp32_nodes=every)
+    kept = onnx.load(str(dst))
+    assert _casts_to_fp16(kept) == 0
+    onnx.checker.check_model(kept)
+    reference, converted = embed_with_ort(residual_onnx, faces[:8]), embed_with_ort(dst, faces[:8])
+    assert np.abs(reference - converted).max() < 1e-6  # every node kept: the fp32 model
+
+    # Some blocks kept: fp16 nodes still get their Cast to fp16, kept ones read fp32.
+    second_block = every[len(every) // 2 :]
+    mixed = onnx.load(str(convert_to_fp16(residual_onnx, tmp_path / "mixed.onnx", keep_fp32_nodes=second_block)))
+    assert _casts_to_fp16(mixed) >= 1
+    onnx.checker.check_model(mixed)
+    assert (
+        np.abs(embed_with_ort(residual_onnx, faces[:8]) - embed_with_ort(tmp_path / "mixed.onnx", faces[:8])).max()
+        < 1e-2
+    )

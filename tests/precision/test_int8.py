@@ -87,3 +87,25 @@ def test_reduce_range_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(int8.platform, "machine", lambda: "aarch64")
     assert int8.default_reduce_range() is False
     assert CalibrationSettings(reduce_range=None).resolved().reduce_range is False
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["calibration-cache", "no-calibration-cache"])
+def test_a_prepared_quantization_calibrates_once_and_quantizes_many_ways(
+    residual_onnx: Path, tmp_path: Path, faces: np.ndarray, monkeypatch: pytest.MonkeyPatch, cache: bool
+) -> None:
+    from arcface_trt.precision.qdq import summarize_qdq
+
+    if cache and not int8._has_calibration_cache():
+        pytest.skip("this ONNX Runtime's quantize_static keeps no calibration cache")
+    monkeypatch.setattr(int8, "_has_calibration_cache", lambda: cache)
+    prepared = int8.PreparedQuantization(residual_onnx, CalibrationSettings(samples=8), None, tmp_path, faces[:8])
+    passes = []
+    rewind = prepared._reader.rewind
+    monkeypatch.setattr(prepared._reader, "rewind", lambda: (passes.append(1), rewind()))
+    full = summarize_qdq(prepared.quantize("full"))
+    fewer = summarize_qdq(prepared.quantize("fewer", exclude=["Conv_3", "Conv_5"]))
+    only = summarize_qdq(prepared.quantize("only", only=["Conv_8"]))
+    # Seven convolutions (the head's Gemm stays float); excluded ones keep float weights.
+    assert len(full.weight_scales) == 7 and len(fewer.weight_scales) == 5 and len(only.weight_scales) == 1
+    # With ONNX Runtime's calibration cache the crops run through the model once; without it, every time.
+    assert len(passes) == (1 if cache else 3)

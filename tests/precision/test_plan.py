@@ -101,3 +101,46 @@ def test_dry_run_labels_without_tensorrt() -> None:
     assert describe_known_paths(plans_for_known_tensorrt("fp32")) == PATH_FP32
     record = PrecisionPlan.for_target("fp16", "gpu", TRT11).to_dict()
     assert record["precision_path"] == PATH_FP16_ONNX and record["strongly_typed"] is True
+
+
+#: A drift budget: precision, target, capabilities -> (path, transform, strongly typed)
+BUDGET_POLICY = [
+    ("fp16", "gpu", TRT10, (PATH_FP16_ONNX, TRANSFORM_FP16, True)),  # one path: never the builder flag
+    ("fp16", "gpu", TRT11, (PATH_FP16_ONNX, TRANSFORM_FP16, True)),
+    ("int8", "gpu", TRT10, (PATH_INT8_QDQ, TRANSFORM_REQUIRE_QDQ, True)),  # the QDQ model the search made
+    ("int8", "gpu", TRT11, (PATH_INT8_QDQ, TRANSFORM_REQUIRE_QDQ, True)),
+    ("fp16", "cpu", None, (PATH_FP16_ONNX, TRANSFORM_FP16, False)),
+    ("int8", "cpu", None, (PATH_INT8_QDQ, TRANSFORM_QUANTIZE, False)),
+]
+
+
+@pytest.mark.parametrize(
+    ("precision", "target", "caps", "want"),
+    BUDGET_POLICY,
+    ids=[f"{p}-{t}-{c.version if c else 'cpu'}" for p, t, c, _ in BUDGET_POLICY],
+)
+def test_a_drift_budget_names_the_engine_and_keeps_fp16_on_the_mixed_precision_path(
+    precision: str, target: str, caps: Capabilities | None, want: tuple
+) -> None:
+    plan = PrecisionPlan.for_target(precision, target, caps, drift_budget=0.002)
+    assert (plan.path, plan.transform, plan.strongly_typed) == want and plan.set_flags == ()
+    assert plan.recipe == {"budget": 0.002} and plan.to_dict()["drift_budget"] == 0.002
+    # The nodes the search keeps are its result: they do not rename the engine.
+    if plan.transform == TRANSFORM_FP16:
+        kept = plan.with_kept_nodes(["fc", "features", "conv_3"])
+        assert kept.keep_fp32_nodes == ("fc", "features", "conv_3") and kept.recipe == {"budget": 0.002}
+
+
+@pytest.mark.parametrize(
+    ("precision", "kwargs", "message"),
+    [
+        ("fp32", {}, "applies to fp16 and int8"),
+        ("int8", {"quantized_source": "m.onnx"}, "already quantized"),
+        ("fp16", {"keep_fp32_nodes": ["fc"]}, "both choose the nodes kept in fp32"),
+        ("int8", {"drift_budget": 0.0}, r"must be a number in \(0, 2\)"),
+        ("int8", {"drift_budget": float("inf")}, r"must be a number in \(0, 2\)"),
+    ],
+)
+def test_a_drift_budget_is_refused_where_there_is_nothing_to_search(precision: str, kwargs: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        PrecisionPlan.for_target(precision, "cpu", **{"drift_budget": 0.01, **kwargs})

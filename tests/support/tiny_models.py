@@ -137,11 +137,15 @@ def make_tiny_model(
 
 def write_tiny_model(path: Path, **options) -> Path:
     """Write :func:`make_tiny_model` (with ``options``) to ``path``, checked by the ONNX checker; returns ``path``."""
+    return _write_checked(path, make_tiny_model(**options))
+
+
+def _write_checked(path: Path, model) -> Path:
+    """Write ``model`` to ``path`` (folders made) after the ONNX checker passed it; returns ``path``."""
     import onnx
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = make_tiny_model(**options)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return path
@@ -165,3 +169,88 @@ def write_external_data_model(path: Path, location: str = "legit.bin", **options
         size_threshold=0,
     )
     return path
+
+
+def make_residual_model(blocks: int = 3, channels: int = 4, dim: int = 32, seed: int = 0):
+    """A tiny residual recognition model (``[N, 3, 112, 112]`` in, ``[N, dim]`` out), like IResNet in miniature.
+
+    Stem Conv(8x8, stride 8) -> PRelu, then ``blocks`` residual blocks (BN -> Conv -> PRelu -> Conv, plus the
+    shortcut, joined by an Add), then Flatten -> Gemm "fc" -> BatchNormalization "features" (the embedding
+    head). Nodes are unnamed, as some exporters leave them. Big enough to have groups and int8 drift, small
+    enough that a drift-budget search on it takes seconds.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits = []
+
+    def weight(name: str, shape: tuple[int, ...], scale: float) -> str:
+        inits.append(numpy_helper.from_array(rng.normal(0, scale, shape).astype(np.float32), name))
+        return name
+
+    def constant(name: str, values: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(values.astype(np.float32), name))
+        return name
+
+    nodes = [
+        helper.make_node(
+            "Conv",
+            ["input.1", weight("stem.w", (channels, 3, 8, 8), 0.05), weight("stem.b", (channels,), 0.01)],
+            ["s"],
+            kernel_shape=[8, 8],
+            strides=[8, 8],
+        ),
+        helper.make_node("PRelu", ["s", constant("stem.slope", np.full((channels, 1, 1), 0.25))], ["x0"]),
+    ]
+    x = "x0"
+    for b in range(blocks):
+        ones, zeros = np.ones(channels), np.zeros(channels)
+        bn = [constant(f"b{b}.{n}", v) for n, v in (("g", ones), ("beta", zeros), ("m", zeros), ("v", ones))]
+        conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+        nodes += [
+            helper.make_node("BatchNormalization", [x, *bn], [f"b{b}.n"]),
+            helper.make_node(
+                "Conv", [f"b{b}.n", weight(f"b{b}.w1", (channels, channels, 3, 3), 0.2)], [f"b{b}.c1"], **conv
+            ),
+            helper.make_node(
+                "PRelu", [f"b{b}.c1", constant(f"b{b}.slope", np.full((channels, 1, 1), 0.25))], [f"b{b}.p"]
+            ),
+            helper.make_node(
+                "Conv", [f"b{b}.p", weight(f"b{b}.w2", (channels, channels, 3, 3), 0.2)], [f"b{b}.c2"], **conv
+            ),
+            helper.make_node("Add", [f"b{b}.c2", x], [f"b{b}.out"]),
+        ]
+        x = f"b{b}.out"
+    features = channels * 14 * 14
+    nodes += [
+        helper.make_node("Flatten", [x], ["f"], axis=1),
+        helper.make_node(
+            "Gemm", ["f", weight("fc.w", (dim, features), 0.03), weight("fc.b", (dim,), 0.01)], ["fc"], transB=1
+        ),
+        helper.make_node(
+            "BatchNormalization",
+            [
+                "fc",
+                constant("bn.g", np.ones(dim)),
+                constant("bn.b", np.zeros(dim)),
+                constant("bn.m", np.zeros(dim)),
+                constant("bn.v", np.ones(dim)),
+            ],
+            ["embedding"],
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "residual",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["N", 3, 112, 112])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def write_residual_model(path: Path, **options) -> Path:
+    """Write :func:`make_residual_model` (with ``options``) to ``path``, checked by the ONNX checker."""
+    return _write_checked(path, make_residual_model(**options))
