@@ -21,6 +21,8 @@ REFERENCE_BACKEND = "insightface"
 AUTO_BACKEND = "auto"
 
 PRECISIONS = ("fp32", "fp16", "int8")
+#: The backends a precision applies to: onnxruntime runs the CPU engine of it, tensorrt a plan of it.
+PRECISION_BACKENDS = ("onnxruntime", "tensorrt")
 DEVICES = ("auto", "cpu", "cuda", "coreml")
 #: What an engine is built for: a TensorRT plan on an NVIDIA GPU, or an ONNX Runtime CPU engine.
 TARGETS = ("gpu", "cpu")

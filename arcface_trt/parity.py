@@ -336,17 +336,33 @@ def parity_result(scoring: Scoring) -> ParityResult:
     )
 
 
-def parse_precisions(text: str) -> tuple[str, ...]:
-    """``"fp32,fp16,int8"`` -> ``("fp32", "fp16", "int8")``; unknown or repeated names are an InputError."""
+def parse_precisions(text: str, option: str = "--precisions") -> tuple[str, ...]:
+    """``"fp32,fp16,int8"`` -> ``("fp32", "fp16", "int8")``; unknown or repeated names are an InputError naming
+    ``option``, the option the user gave them with."""
     names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
     if not names:
-        raise InputError(f"--precisions needs at least one of {', '.join(PRECISIONS)}")
+        raise InputError(f"{option} needs at least one of {', '.join(PRECISIONS)}")
     unknown = [n for n in names if n not in PRECISIONS]
     if unknown:
-        raise InputError(f"unknown precision(s) {', '.join(unknown)} in --precisions (choose {', '.join(PRECISIONS)})")
+        raise InputError(f"unknown precision {', '.join(unknown)} in {option} (choose {', '.join(PRECISIONS)})")
     if len(set(names)) != len(names):
-        raise InputError(f"--precisions names a precision twice: {text}")
+        raise InputError(f"{option} names a precision twice: {text}")
     return names
+
+
+def precision_choice(precision: str | None, precisions: str | None) -> tuple[str, ...] | None:
+    """The precisions of ``--precision P`` (one) or ``--precisions P,Q`` (a list); None when neither was given.
+
+    compare and benchmark share this convention; each message names the option the user gave.
+    """
+    if precision is not None and precisions is not None:
+        raise InputError("give either --precision or --precisions, not both")
+    if precision is not None:
+        names = parse_precisions(precision, "--precision")
+        if len(names) != 1:
+            raise InputError(f"--precision takes one precision, got '{precision}' (use --precisions for several)")
+        return names
+    return None if precisions is None else parse_precisions(precisions)
 
 
 @dataclass(kw_only=True)

@@ -236,7 +236,7 @@ def compare(
 
     Exit 1 also when the embeddings of clearly different faces collapse (the input spec is wrong).
     """
-    from arcface_trt.parity import CompareRequest, parse_precisions, run_compare
+    from arcface_trt.parity import CompareRequest, precision_choice, run_compare
 
     inputs = common.input_settings(input_mean, input_std, input_color)
 
@@ -246,13 +246,7 @@ def compare(
         for name, value in {**given, "--plot": plot}.items():
             if value is not None:
                 raise InputError(f"{name} goes with --pairs or --identities")
-    if precision is not None and precisions is not None:
-        raise InputError("give either --precision or --precisions, not both")
-    if precision is not None:
-        names = parse_precisions(precision)
-        if len(names) != 1:
-            raise InputError(f"--precision takes one precision, got '{precision}' (use --precisions for several)")
-        precision = names[0]
+    chosen = precision_choice(precision, precisions)
 
     request = CompareRequest(
         backend_a=backend_a,
@@ -267,8 +261,8 @@ def compare(
         max_drift_cosine=max_drift_cosine,
         allow_cpu_fallback=allow_cpu_fallback,
         config=str(config) if config else None,
-        precision_b=precision,
-        precisions=parse_precisions(precisions) if precisions is not None else None,
+        precision_b=chosen[0] if precision is not None and chosen else None,
+        precisions=chosen if precisions is not None else None,
         pairs=str(pairs) if pairs else None,
         images_root=str(images_root) if images_root else None,
         identities=str(identities) if identities else None,

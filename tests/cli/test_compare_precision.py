@@ -72,7 +72,7 @@ def test_precision_options_are_checked(r18_model: Path) -> None:
     bad = invoke(*BASE, "--onnx-path", str(r18_model), "--precisions", "fp32,int4")
     assert bad.exit_code == 2
     assert bad.stderr.strip().splitlines() == [
-        "error: unknown precision(s) int4 in --precisions (choose fp32, fp16, int8)"
+        "error: unknown precision int4 in --precisions (choose fp32, fp16, int8)"
     ]
 
 
