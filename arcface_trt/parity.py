@@ -11,7 +11,6 @@ collapse guard (:mod:`arcface_trt.collapse`) on each backend, and collapsed embe
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,6 +20,8 @@ import numpy as np
 from arcface_trt.backends import create_embedder
 from arcface_trt.backends.base import BackendInfo, Embedder
 from arcface_trt.backends.spec import BackendSpec
+from arcface_trt.bench.stats import throughput
+from arcface_trt.bench.timing import TimingPlan, ignore_result, run_interleaved
 from arcface_trt.collapse import CollapseCheck, check_collapse
 from arcface_trt.config import EmbeddingConfig, Tolerance, ValidationSection, load_config, with_overrides
 from arcface_trt.errors import InputError
@@ -117,6 +118,8 @@ class ParityResult(DriftStats):
     n_samples: int
     throughput_a: float
     throughput_b: float
+    #: How the throughputs were measured (:func:`speeds`).
+    speed_measured: str
     per_sample_cosine: list[float] = field(default_factory=list, repr=False)
     #: The collapse guard of A and B (a collapsed one fails the comparison).
     collapse: list[CollapseCheck] = field(default_factory=list)
@@ -141,15 +144,15 @@ def measure(
     chunk: int,
     advance: Callable[[int], None] | None = None,
     flip: bool = False,
-) -> tuple[np.ndarray, float]:
-    """Encode ``crops`` in chunks (so progress can move); return embeddings and images/s.
+) -> np.ndarray:
+    """Encode ``crops`` in chunks (so progress can move); return the embeddings.
 
     With ``flip``, each embedding is the normalised sum of the crop's and its mirror image's
-    (InsightFace's evaluation does the same); images/s then counts both.
+    (InsightFace's evaluation does the same). The pass is not timed: its first calls pay for
+    warm-up (:func:`speeds` times the backends).
     """
     embedder.ensure_ready()
     parts = []
-    start = time.perf_counter()
     for i in range(0, len(crops), chunk):
         part = crops[i : i + chunk]
         embeddings = embedder.encode(part)
@@ -158,9 +161,26 @@ def measure(
         parts.append(embeddings)
         if advance:
             advance(len(part))
-    elapsed = time.perf_counter() - start
-    images = len(crops) * (2 if flip else 1)
-    return np.concatenate(parts, axis=0), images / elapsed if elapsed > 0 else float("inf")
+    return np.concatenate(parts, axis=0)
+
+
+#: How a comparison times its backends: each warmed up, then all timed round-robin for about a second each.
+SPEED_PLAN = TimingPlan(duration_s=1.0, warmup_s=0.2)
+
+
+def speeds(
+    embedders: Sequence[Embedder], crops: Sequence[np.ndarray] | np.ndarray, chunk: int, plan: TimingPlan = SPEED_PLAN
+) -> tuple[list[float], str]:
+    """Images/s of each embedder's ``encode`` on one batch of ``crops``, and how that was measured.
+
+    Warm-up is excluded and the backends are timed interleaved (round-robin), so a first call or
+    load that comes and goes on a shared machine does not favour one of them.
+    """
+    batch = crops[: min(chunk, len(crops))]
+    functions = {str(i): ignore_result(lambda e=e: e.encode(batch)) for i, e in enumerate(embedders)}
+    samples = run_interleaved(functions, plan)
+    how = f"encode() of one batch of {len(batch)} crops per backend, {plan.sentence()} each, round-robin (interleaved)"
+    return [throughput(len(batch), samples[str(i)].host_ms) for i in range(len(embedders))], how
 
 
 def compare_embedders(
@@ -174,9 +194,10 @@ def compare_embedders(
     if len(crops) == 0:
         raise InputError("no face crops to compare")
     chunk = max(a.batch_size, b.batch_size)
-    emb_a, fps_a = measure(a, crops, chunk, advance)
-    emb_b, fps_b = measure(b, crops, chunk, advance)
+    emb_a = measure(a, crops, chunk, advance)
+    emb_b = measure(b, crops, chunk, advance)
     stats, cosine = score(emb_a, emb_b, drift_tolerance(validation, [a.info(), b.info()]))
+    (fps_a, fps_b), how = speeds([a, b], crops, chunk)
     return ParityResult(
         **vars(stats),
         backend_a=a.info().to_dict(),
@@ -184,6 +205,7 @@ def compare_embedders(
         n_samples=len(crops),
         throughput_a=fps_a,
         throughput_b=fps_b,
+        speed_measured=how,
         per_sample_cosine=[float(c) for c in cosine],
     )
 
@@ -263,6 +285,8 @@ class Scoring:
     reference: Embedder
     embeddings: np.ndarray
     throughput: float
+    #: How the throughputs were measured (:func:`speeds`).
+    speed_measured: str
     n_samples: int
     rows: list[Scored]
     #: The collapse guard of A, then of each B.
@@ -302,18 +326,19 @@ def score_backends(
         for precision in precisions
     ]
     chunk = max(a.batch_size, *(b.batch_size for b in embedders))
-    emb_a, fps_a = measure(a, crops, chunk, advance, request.flip)
-    rows = []
+    emb_a = measure(a, crops, chunk, advance, request.flip)
+    scored = []
     for b in embedders:
-        emb_b, fps_b = measure(b, crops, chunk, advance, request.flip)
+        emb_b = measure(b, crops, chunk, advance, request.flip)
         tolerance = drift_tolerance(validation, [a.info(), b.info()], request.max_drift_cosine)
-        stats, cosine = score(emb_a, emb_b, tolerance)
-        rows.append(Scored(b, emb_b, stats, cosine, fps_b))
+        scored.append((b, emb_b, *score(emb_a, emb_b, tolerance)))
+    (fps_a, *fps_b), how = speeds([a, *embedders], crops, chunk)
+    rows = [Scored(b, emb_b, stats, cosine, fps) for (b, emb_b, stats, cosine), fps in zip(scored, fps_b, strict=True)]
     collapse = [check_collapse(embedder, validation.collapse_cosine) for embedder in (a, *embedders)]
     for check in collapse:
         if check.collapsed:
             log.warning("%s", check.message())
-    return Scoring(validation, a, emb_a, fps_a, len(crops), rows, collapse)
+    return Scoring(validation, a, emb_a, fps_a, how, len(crops), rows, collapse)
 
 
 def run_compare(request: CompareRequest, advance: Callable[[int], None] | None = None) -> ParityResult:
@@ -331,6 +356,7 @@ def parity_result(scoring: Scoring) -> ParityResult:
         n_samples=scoring.n_samples,
         throughput_a=scoring.throughput,
         throughput_b=b.throughput,
+        speed_measured=scoring.speed_measured,
         per_sample_cosine=[float(c) for c in b.cosine],
         collapse=scoring.collapse,
     )
@@ -384,6 +410,8 @@ class DriftReport:
     reference: dict[str, Any]
     n_samples: int
     throughput_reference: float
+    #: How the throughputs were measured (:func:`speeds`).
+    speed_measured: str
     rows: list[DriftRow]
     passed: bool
     #: The collapse guard of the reference, then of B at each precision (a collapsed one fails the report).
@@ -426,6 +454,7 @@ def run_drift(request: CompareRequest, advance: Callable[[int], None] | None = N
         reference=scoring.reference.info().to_dict(),
         n_samples=scoring.n_samples,
         throughput_reference=fps_a,
+        speed_measured=scoring.speed_measured,
         rows=rows,
         passed=all(row.passed for row in rows) and not scoring.collapsed,
         collapse=scoring.collapse,

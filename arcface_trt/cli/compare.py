@@ -18,7 +18,7 @@ def _table(result: Any) -> Any:
 
     a, b = result.backend_a, result.backend_b
     verdict = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
-    table = Table(title=f"Parity: {b['backend']} vs {a['backend']} on {result.n_samples} crops  {verdict}")
+    table = Table(title=f"Parity: {_backend(b)} vs {_backend(a)} on {result.n_samples} crops  {verdict}")
     table.add_column("statistic")
     for column in ("mean", "min", "p01", "p50", "max"):
         table.add_column(column, justify="right")
@@ -61,12 +61,18 @@ def _nn(result: Any) -> str:
 
 
 def _speeds(result: Any) -> str:
-    """Which backend ran where, and how fast."""
+    """Which backend ran where at which precision, how fast, and how that was measured."""
     a, b = result.backend_a, result.backend_b
     return (
-        f"A {a['backend']} [{', '.join(a['providers'])}] {result.throughput_a:.1f} img/s | "
-        f"B {b['backend']} [{', '.join(b['providers'])}] {result.throughput_b:.1f} img/s"
+        f"A {_backend(a)} [{', '.join(a['providers'])}] {result.throughput_a:.1f} img/s | "
+        f"B {_backend(b)} [{', '.join(b['providers'])}] {result.throughput_b:.1f} img/s\n"
+        f"img/s: {result.speed_measured}"
     )
+
+
+def _backend(info: dict[str, Any]) -> str:
+    """A backend with the precision it ran at: ``onnxruntime int8``."""
+    return f"{info['backend']} {info['precision']}"
 
 
 def _points(difference: float | None) -> str:
@@ -96,8 +102,8 @@ def _verification_table(result: Any) -> Any:
         title=f"{'Identity' if ident else 'Verification'} parity on {where}: B vs A  {verdict}", box=box.SIMPLE_HEAD
     )
     table.add_column("metric")
-    table.add_column(f"A {a_info['backend']} {a_info['precision']}", justify="right")
-    table.add_column(f"B {b_info['backend']} {b_info['precision']}", justify="right")
+    table.add_column(f"A {_backend(a_info)}", justify="right")
+    table.add_column(f"B {_backend(b_info)}", justify="right")
     table.add_column("B - A", justify="right")
     if ident:
         table.add_row("rank-1", f"{ident.rank1_a:.2%}", f"{ident.rank1_b:.2%}", _points(ident.difference))
@@ -356,8 +362,9 @@ def _drift_table(report: Any) -> Any:
         )
     table.caption = "\n".join(
         [
-            f"B: {report.rows[0].backend['backend']} CPU engines | reference {ref['backend']} "
+            f"B: {report.rows[0].backend['backend']} CPU engines | reference {_backend(ref)} "
             f"[{', '.join(ref['providers'])}] {report.throughput_reference:.1f} img/s",
+            f"img/s: {report.speed_measured}; speed: img/s over the reference's",
             f"check: 1 - min cosine ≤ {_tolerance_keys(report.rows)}",
             *_input_lines([ref, *(row.backend for row in report.rows)], report.collapse),
         ]
