@@ -15,6 +15,11 @@ def _fmt(value: Any, spec: str = "") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _measured(bench: dict[str, Any] | None) -> str:
+    """How the short benchmark measured, after its figure."""
+    return f" ({bench['measured']})" if bench else ""
+
+
 def _render(record: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -45,12 +50,13 @@ def _render(record: dict[str, Any]) -> None:
             if record["collapse"]
             else "-",
         ),
-        ("throughput", f"{_fmt(record['throughput_fps'], '.1f')} img/s"),
+        ("throughput", f"{_fmt(record['throughput_fps'], '.1f')} img/s" + _measured(record["benchmark"])),
         ("latency per batch", f"{_fmt(record['latency_ms'], '.2f')} ms"),
         ("GPU memory", f"{_fmt(record['vram_mb'], '.0f')} MiB"),
         (
-            "drift vs reference",
-            f"worst cosine {_fmt(validation['drift_vs_pytorch'], '.6f')}: {validation['regression_test']}",
+            "similarity to reference",
+            f"worst cosine {_fmt(validation['worst_cosine'], '.6f')}: {validation['regression_test']}"
+            + (f" ({validation['note']})" if validation.get("note") else ""),
         ),
         (
             "onnxruntime",
