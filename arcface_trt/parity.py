@@ -86,16 +86,35 @@ def drift_tolerance(
     return validation.drift_tolerance(max((info.precision for info in backends), key=PRECISIONS.index))
 
 
+#: Embeddings are float32: a cosine within this of 1 is equal to 1 at the precision they carry.
+FLOAT32_RESOLUTION = float(np.finfo(np.float32).eps)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-row cosine similarity of ``a`` and ``b`` in float64, in [-1, 1].
+
+    Rows are renormalised here: float32 L2 normalisation leaves norms off 1 by about 1e-7, which
+    would make identical embeddings score 1.00000007 and a drift of 1e-7. Rows that cannot be
+    normalised (zero, NaN) give NaN, which fails every check.
+    """
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.sum(a64 * b64, axis=1) / (np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1))
+    return np.clip(raw, -1.0, 1.0)
+
+
 def score(a: np.ndarray, b: np.ndarray, tolerance: Tolerance) -> tuple[DriftStats, np.ndarray]:
     """Statistics of embeddings ``b`` against reference ``a`` (both L2-normalised, same shape); per-sample cosines."""
     if a.shape != b.shape:
         raise InputError(f"the backends give embeddings of different shapes: {a.shape} vs {b.shape}")
-    cosine = np.sum(a.astype(np.float64) * b.astype(np.float64), axis=1)
+    cosine = cosines(a, b)
     l2 = np.linalg.norm(a.astype(np.float64) - b.astype(np.float64), axis=1)
     nn = None
     if len(a) >= 3:
         nn = float(np.mean(nearest_neighbours(a) == nearest_neighbours(b)))
     max_drift = float(1.0 - cosine.min())
+    if max_drift < FLOAT32_RESOLUTION:
+        max_drift = 0.0
     finite = bool(np.isfinite(cosine).all())
     stats = DriftStats(
         cosine=summarize(cosine),

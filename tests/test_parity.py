@@ -141,3 +141,20 @@ def test_speeds_exclude_the_first_call_and_time_the_backends_interleaved(faces: 
     # the 0.3 s first call is not in the figure (with it, fast would be below 4 / (0.3 / 5) = 67 img/s)
     assert fps_fast > 400 and fps_fast > 3 * fps_slow
     assert "warm-up excluded" in how and "interleaved" in how and "batch of 4 crops" in how
+
+
+def test_identical_embeddings_score_exactly_one_and_zero_drift() -> None:
+    rng = np.random.default_rng(0)
+    a = l2_normalize(rng.normal(size=(64, 512)).astype(np.float32))
+    # float32 normalisation leaves norms off 1 by ~1e-7: the raw dot product of a row with itself exceeds 1
+    assert np.sum(a.astype(np.float64) ** 2, axis=1).max() > 1.0
+    stats, cosine = score(a, a.copy(), ANY)
+    assert cosine.max() <= 1.0 and stats.cosine["max"] <= 1.0 and stats.cosine["min"] >= 1.0 - 1e-15
+    assert stats.max_drift == 0.0  # not 1e-7: below what float32 embeddings can tell
+    opposite, _ = score(a, -a, ANY)
+    assert opposite.cosine["min"] >= -1.0
+    # a drift float32 can carry is kept as measured
+    b = a.copy()
+    b[0] = l2_normalize((a[0] + 0.01 * rng.normal(size=512)).astype(np.float32)[None])[0]
+    drifted, cos = score(a, b, ANY)
+    assert drifted.max_drift == pytest.approx(1.0 - cos[0]) and drifted.max_drift > 1e-5
