@@ -279,7 +279,7 @@ def _prepare(
     if request.n_samples is not None and request.n_samples < 1:
         raise InputError(f"--n-samples must be at least 1, got {request.n_samples}")
     if crops is None:
-        crops = load_crops(validation.n_samples, request.images, request.npy, validation.seed)
+        crops = load_crops(validation.n_samples, request.images, request.npy, validation.seed, request.n_samples)
     if len(crops) == 0:
         raise InputError("no face crops to compare")
     return cfg, validation, crops

@@ -165,7 +165,12 @@ def compare(
         Path | None, option("--onnx-path-b", help="Run backend B on this model instead of --onnx-path.")
     ] = None,
     n_samples: Annotated[
-        int | None, option("--n-samples", help="Seeded face-like crops to use (default: validation.n_samples).")
+        int | None,
+        option(
+            "--n-samples",
+            help="Seeded face-like crops to use (default: validation.n_samples); with --images/--npy, the first N "
+            "(default: all).",
+        ),
     ] = None,
     images: Annotated[Path | None, option("--images", help="Folder of face crops (jpg/png, recursive).")] = None,
     npy: Annotated[Path | None, option("--npy", help=".npy array of crops, shape (N, H, W, 3).")] = None,
