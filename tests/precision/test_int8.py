@@ -87,3 +87,15 @@ def test_reduce_range_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(int8.platform, "machine", lambda: "aarch64")
     assert int8.default_reduce_range() is False
     assert CalibrationSettings(reduce_range=None).resolved().reduce_range is False
+
+
+def test_the_calibration_folder_is_keyed_by_its_resolved_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "faces").mkdir()
+    monkeypatch.chdir(tmp_path)
+    typed = CalibrationSettings(images="faces", reduce_range=True)
+    absolute = CalibrationSettings(images=str(tmp_path / "faces"), reduce_range=True)
+    dotted = CalibrationSettings(images=str(tmp_path / "faces" / ".." / "faces"), reduce_range=True)
+    assert typed.images == absolute.images == dotted.images == str(tmp_path.resolve() / "faces")
+    # one folder, one recipe (the manifest and the engine key's hash read to_dict): the same folder reuses the engine
+    assert typed.to_dict() == absolute.to_dict() == dotted.to_dict()
+    assert CalibrationSettings(images=str(tmp_path), reduce_range=True).to_dict() != typed.to_dict()
