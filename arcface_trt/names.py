@@ -28,6 +28,9 @@ DEVICES = ("auto", "cpu", "cuda", "coreml")
 TARGETS = ("gpu", "cpu")
 HARDWARE_COMPATIBILITY = ("none", "ampere_plus", "same_cc")
 MODEL_ARCHS = ("r18", "r34", "r50", "r100")
+#: Environment variables the engine store reads, first set wins, when the config leaves endpoint or region null.
+ENDPOINT_ENV_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+REGION_ENV_VARS = ("AWS_REGION", "AWS_DEFAULT_REGION")
 
 
 def canonical_backend(name: str) -> str:

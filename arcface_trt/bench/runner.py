@@ -156,7 +156,9 @@ def timed_functions(embedder: Embedder, crops: np.ndarray, cuda_graph: bool = Fa
     return functions
 
 
-def _row(loaded: LoadedBackend, batch_size: int, modes: dict[str, Any], tracker: GpuMemoryTracker | None) -> dict[str, Any]:
+def _row(
+    loaded: LoadedBackend, batch_size: int, modes: dict[str, Any], tracker: GpuMemoryTracker | None
+) -> dict[str, Any]:
     embedder = loaded.embedder
     info = embedder.info()
     timer = embedder.device_timer()

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from arcface_trt.cli import common
+from arcface_trt.cli import store_options as store
 from arcface_trt.cli.calibration import (
     ActivationTypeOption,
     CalibImagesOption,
@@ -92,9 +93,13 @@ def build(
         bool, typer.Option("--dry-run", help="Print the engine name, paths, manifest and settings; build nothing.")
     ] = False,
     upload: Annotated[
-        bool, typer.Option("--upload", help="Upload the plan and manifest to the configured S3 store.")
+        bool, typer.Option("--upload", help="Upload the plan and manifest to the S3 engine store (--bucket ...).")
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="With --upload: replace an existing object.")] = False,
+    bucket: store.BucketOption = None,
+    prefix: store.PrefixOption = None,
+    endpoint_url: store.EndpointOption = None,
+    region: store.RegionOption = None,
     target: common.TargetOption = "gpu",
     calib_images: CalibImagesOption = None,
     calib_samples: CalibSamplesOption = 64,
@@ -117,6 +122,10 @@ def build(
     from arcface_trt.store import engines as engine_store
 
     inputs = common.input_settings(input_mean, input_std, input_color)
+    where = {"--bucket": bucket, "--prefix": prefix, "--endpoint-url": endpoint_url, "--region": region}
+    for name, value in where.items():
+        if value is not None and not upload:
+            raise InputError(f"{name} goes with --upload")
     if check_target(target) == "cpu":
         if upload or dry_run or arch:
             raise InputError("--upload, --dry-run and --arch apply to TensorRT plans (--target gpu)")
@@ -125,7 +134,14 @@ def build(
         return
 
     cfg, settings = engine_settings(
-        config, precision, min_batch, opt_batch, max_batch, workspace_mb, hardware_compatibility
+        config,
+        precision,
+        min_batch,
+        opt_batch,
+        max_batch,
+        workspace_mb,
+        hardware_compatibility,
+        **store.store_overrides(bucket, prefix, endpoint_url, region),
     )
     model_path = resolve_model_path(onnx_path, cfg.embedding)
     request = BuildRequest(

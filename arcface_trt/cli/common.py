@@ -151,8 +151,9 @@ def engine_settings(
     max_batch: int | None,
     workspace_mb: int | None,
     hardware_compatibility: str | None,
+    **more: Any,
 ) -> tuple[Any, Any]:
-    """:func:`tensorrt_settings` with the engine options ``build`` and ``export-triton`` share."""
+    """:func:`tensorrt_settings` with the engine options ``build`` and ``export-triton`` share (and ``more``)."""
     return tensorrt_settings(
         config,
         precision=precision,
@@ -161,6 +162,7 @@ def engine_settings(
         max_batch_size=max_batch,
         workspace_size_mb=workspace_mb,
         hardware_compatibility=hardware_compatibility,
+        **more,
     )
 
 

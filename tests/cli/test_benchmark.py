@@ -182,7 +182,10 @@ def test_precisions_table_has_the_ratio_column_and_says_where_precisions_apply(r
         (["--precision", "fp8"], "error: unknown precision fp8 in --precision (choose fp32, fp16, int8)"),
         (["--precisions", "fp32,fp8"], "error: unknown precision fp8 in --precisions (choose fp32, fp16, int8)"),
         (["--precisions", "fp32,fp32"], "error: --precisions names a precision twice: fp32,fp32"),
-        (["--precision", "fp16", "--precisions", "fp32,fp16"], "error: give either --precision or --precisions, not both"),
+        (
+            ["--precision", "fp16", "--precisions", "fp32,fp16"],
+            "error: give either --precision or --precisions, not both",
+        ),
     ],
 )
 def test_precision_messages_name_the_option_given(r18_model: Path, args: list[str], message: str) -> None:
