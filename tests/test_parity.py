@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from arcface_trt.backends.base import BackendInfo
+from arcface_trt.bench.timing import TimingPlan
 from arcface_trt.config import Tolerance, ValidationSection
 from arcface_trt.errors import InputError
-from arcface_trt.bench.timing import TimingPlan
 from arcface_trt.parity import RUN_OVERRIDE, drift_tolerance, measure, score, speeds
 from arcface_trt.preprocess import l2_normalize
 

@@ -63,7 +63,7 @@ def benchmark(
         list[str] | None,
         option(
             "--backend",
-            help="Backend to time, repeatable: pytorch|insightface|onnxruntime|tensorrt (default onnxruntime).",
+            help=f"Backend to time, repeatable: {common.BACKEND_CHOICES_TEXT} (default onnxruntime).",
         ),
     ] = None,
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated batch sizes.")] = "1,8,32",

@@ -157,7 +157,7 @@ def _verification_table(result: Any) -> Any:
 
 def compare(
     backend_a: Annotated[
-        str, typer.Option("--backend-a", help="Reference backend: pytorch|insightface|onnxruntime|tensorrt.")
+        str, typer.Option("--backend-a", help=f"Reference backend: {common.BACKEND_CHOICES_TEXT}.")
     ] = "insightface",
     backend_b: Annotated[str, typer.Option("--backend-b", help="Backend under test.")] = "onnxruntime",
     onnx_path: common.OnnxPathOption = None,
@@ -193,7 +193,7 @@ def compare(
         str | None,
         option(
             "--precision",
-            help="Run backend B (onnxruntime) on its cached CPU engine of this precision: fp32|fp16|int8.",
+            help="Run backend B (onnxruntime) on its cached CPU engine of this precision: fp32 | fp16 | int8.",
         ),
     ] = None,
     precisions: Annotated[

@@ -101,7 +101,7 @@ def embed(
     ],
     out: Annotated[Path, option("--out", help="Output: FILE.parquet, or FILE.npy (+ FILE.index.parquet).")],
     backend: Annotated[
-        str | None, option("--backend", help="pytorch|insightface|onnxruntime|tensorrt (default: embedding.backend).")
+        str | None, option("--backend", help=f"{common.BACKEND_CHOICES_TEXT} (default: embedding.backend).")
     ] = None,
     onnx_path: common.OnnxPathOption = None,
     device: common.DeviceOption = None,

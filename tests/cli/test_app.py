@@ -64,3 +64,21 @@ def test_the_command_line_starts_without_the_library() -> None:
         "arcface_trt.version",
     }
     assert {m for m in loaded if not m.startswith("arcface_trt.cli")} <= light
+
+
+def test_every_help_reads_whole_at_80_columns() -> None:
+    """Choices wrap instead of being cut (``pytorch|insightface|o…``); flags show no ``<bool>`` to fill in."""
+    import typer.main
+
+    from arcface_trt.cli.app import app
+    from tests.support.cli import invoke
+
+    names = sorted(typer.main.get_command(app).commands)
+    for args in ([], *([name] for name in names)):
+        result = invoke(*args, "--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+        assert result.exit_code == 0, (args, result.output)
+        lines = result.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 80, args
+        assert "…" not in result.stdout, (args, [line for line in lines if "…" in line])
+        assert "<bool>" not in result.stdout, args
+        assert "--help" in result.stdout and ("--json" in result.stdout or args != ["compare"])
