@@ -30,7 +30,27 @@ from arcface_trt.names import check_target
 from arcface_trt.paths import engine_cache_root
 
 
+def _precision_plan_line(version: str, plan: dict[str, Any]) -> str:
+    """One TensorRT version's precision plan in words: ``TensorRT 10.x: fp16-builder-flag (flags set FP16; ...)``."""
+    parts = [f"transform {plan['transform']}"]
+    if plan["set_flags"]:
+        parts.append("flags set " + ", ".join(plan["set_flags"]))
+    if plan["clear_flags"]:
+        parts.append("flags cleared " + ", ".join(plan["clear_flags"]))
+    parts.append("strongly typed" if plan["strongly_typed"] else "weakly typed")
+    kept = plan["keep_fp32_nodes"]
+    if kept:
+        parts.append("kept in fp32: " + (kept if isinstance(kept, str) else ", ".join(kept)))
+    parts += plan["notes"]
+    return f"  TensorRT {version}: {plan['precision_path']} ({'; '.join(parts)})"
+
+
 def _human_dry_run(plan: dict[str, Any]) -> None:
+    from arcface_trt.model.input_spec import describe_spec
+
+    settings = {k: v for k, v in plan["build_settings"].items() if k not in ("precision_plan", "precision_path")}
+    manifest = {k: v for k, v in plan["manifest"].items() if k != "input_spec"}
+    spec = plan["manifest"].get("input_spec")
     lines = [
         f"engine:    {plan['engine_name']}",
         f"plan path: {plan['plan_path']}",
@@ -38,8 +58,11 @@ def _human_dry_run(plan: dict[str, Any]) -> None:
         f"TensorRT:  {plan['trt_version'] or 'not installed'}",
         f"GPU:       {plan['gpu']['name'] + ' (' + plan['gpu']['sm_arch'] + ')' if plan['gpu'] else 'none detected'}",
         f"cache:     {plan['cache']['status']} ({'; '.join(plan['cache']['reasons']) or 'manifest matches'})",
-        "settings:  " + ", ".join(f"{k}={v}" for k, v in plan["build_settings"].items()),
-        "manifest fields: " + ", ".join(f"{k}={v}" for k, v in plan["manifest"].items()),
+        "settings:  " + ", ".join(f"{k}={v}" for k, v in settings.items()),
+        "precision plan:",
+        *(_precision_plan_line(version, p) for version, p in plan["build_settings"]["precision_plan"].items()),
+        "manifest fields: " + ", ".join(f"{k}={v}" for k, v in manifest.items()),
+        f"input spec: {describe_spec(spec) if spec else '-'}",
     ]
     lines += [f"note:      {n}" for n in plan["notes"]]
     typer.echo("\n".join(lines))
