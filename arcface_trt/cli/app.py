@@ -191,19 +191,24 @@ def _root(
     _configure_logging(debug)
 
 
-app.command("build", cls=_Command)(build_cmd.build)
-app.command("compare", cls=_Command)(compare.compare)
-app.command("make-model", cls=_Command)(make_model.make_model)
-app.command("make-pairs", cls=_Command)(make_pairs.make_pairs)
-app.command("quantize", cls=_Command)(quantize.quantize)
-app.command("embed", cls=_Command)(embed_cmd.embed)
-app.command("benchmark", cls=_Command)(benchmark.benchmark)
-app.command("diagnose", cls=_Command)(diagnose.diagnose)
-app.command("fetch-engine", cls=_Command)(fetch_engine.fetch_engine)
-app.command("push-engine", cls=_Command)(push_engine.push_engine)
-app.command("list-engines", cls=_Command)(list_engines.list_engines)
-app.command("export-triton", cls=_Command)(export_triton.export_triton)
-app.command("inspect", cls=_Command)(inspect_cmd.inspect)
+#: Each command and the function that runs it.
+COMMANDS = {
+    "build": build_cmd.build,
+    "compare": compare.compare,
+    "make-model": make_model.make_model,
+    "make-pairs": make_pairs.make_pairs,
+    "quantize": quantize.quantize,
+    "embed": embed_cmd.embed,
+    "benchmark": benchmark.benchmark,
+    "diagnose": diagnose.diagnose,
+    "fetch-engine": fetch_engine.fetch_engine,
+    "push-engine": push_engine.push_engine,
+    "list-engines": list_engines.list_engines,
+    "export-triton": export_triton.export_triton,
+    "inspect": inspect_cmd.inspect,
+}
+for _name, _function in COMMANDS.items():
+    app.command(_name, cls=_Command)(_function)
 
 
 def main() -> None:
