@@ -5,9 +5,11 @@ from __future__ import annotations
 from tests.support.cli import run_cli, run_python
 
 
-def test_debug_shows_the_traceback() -> None:
+def test_debug_shows_the_traceback_and_keeps_the_exit_code() -> None:
     result = run_cli("--debug", "compare", "--onnx-path", "/nonexistent/m.onnx")
-    assert result.returncode != 0 and "Traceback" in result.stderr
+    # bad input is exit 2 with or without --debug; --debug adds the traceback
+    assert result.returncode == 2 and "Traceback" in result.stderr
+    assert run_cli("compare", "--onnx-path", "/nonexistent/m.onnx").returncode == 2
 
 
 BLOCKER = """

@@ -32,22 +32,33 @@ def _params() -> dict[str, dict[str, object]]:
 
 
 def _calls(text: str) -> list[list[str]]:
-    """Each ``arcface-trt COMMAND ...`` line of the code blocks in ``text`` (continuations joined, comments cut)."""
+    """Each ``arcface-trt COMMAND ...`` line of the code blocks in ``text``."""
+    return [call for block in FENCE.findall(text) for call in _block_calls(block)]
+
+
+def _block_calls(block: str) -> list[list[str]]:
+    """Each ``arcface-trt COMMAND ...`` line of one code block (continuations joined, comments cut)."""
     calls = []
-    for block in FENCE.findall(text):
-        for line in block.replace("\\\n", " ").splitlines():
-            match = CALL.match(line.split(" #")[0])
-            if match:
-                calls.append([match.group(1), *shlex.split(match.group(2))])
+    for line in block.replace("\\\n", " ").splitlines():
+        match = CALL.match(line.split(" #")[0])
+        if match:
+            calls.append([match.group(1), *shlex.split(match.group(2))])
     return calls
 
 
 def _section(text: str, heading: str) -> str:
-    """The text under ``heading`` up to the next heading of the same or a higher level."""
-    level = heading.split()[0]
-    start = text.index(heading + "\n")
-    end = re.compile(rf"^#{{1,{len(level)}}} ", re.M).search(text, start + len(heading))
-    return text[start : end.start() if end else len(text)]
+    """The text under ``heading`` up to the next heading of the same or a higher level (``#`` lines inside code
+    blocks are comments, not headings)."""
+    level = len(heading.split()[0])
+    lines = text.splitlines(keepends=True)
+    start = lines.index(heading + "\n")
+    fenced = False
+    for end in range(start + 1, len(lines)):
+        fenced ^= lines[end].startswith("```")
+        marks = len(lines[end]) - len(lines[end].lstrip("#"))
+        if not fenced and 0 < marks <= level and lines[end][marks : marks + 1] == " ":
+            return "".join(lines[start:end])
+    return "".join(lines[start:])
 
 
 def test_every_documented_call_names_a_command_and_its_options() -> None:
@@ -117,7 +128,7 @@ def _tour() -> list[list[str]]:
     for old, new in TOUR_SHRINK.items():
         assert old in block, f"the README tour no longer holds {old!r}"
         block = block.replace(old, new)
-    return _calls(block)
+    return _block_calls(block)
 
 
 @pytest.mark.slow
