@@ -26,7 +26,7 @@ def _table(result: Any) -> Any:
     table.add_row("L2 distance", *(f"{result.l2[k]:.6f}" for k in ("mean", "min", "p01", "p50", "max")))
     table.caption = "\n".join(
         [
-            f"nearest-neighbour agreement {_nn(result)} | worst drift (1 - min cosine) {_drift(result.max_drift)} "
+            f"nearest-neighbour agreement {_nn(result)} | worst drift (1 - min cosine) {_drift_text(result.max_drift)} "
             f"vs tolerance {_tolerance(result)}",
             _speeds(result),
             *_input_lines([a, b], result.collapse),
@@ -56,7 +56,7 @@ def _tolerance(stats: Any) -> str:
     return f"{stats.max_drift_cosine:.2e} ({stats.tolerance_key})"
 
 
-def _drift(value: float) -> str:
+def _drift_text(value: float) -> str:
     """A drift: ``0`` when it is below float32 precision (scored as exactly 0), else two significant digits."""
     return "0" if value == 0 else f"{value:.2e}"
 
@@ -143,7 +143,7 @@ def _verification_table(result: Any) -> Any:
         f"({flips.now_right} now right, {flips.now_wrong} now wrong)",
         f"accuracy drop (A - B) {max(result.accuracy_drop.values()) * 100:.2f} pp, allowed "
         f"{result.max_accuracy_drop * 100:.2f} pp: {_verdict(result.checks['accuracy'])}",
-        f"worst drift (1 - min cosine) {_drift(result.max_drift)}, tolerance {_tolerance(result)}: "
+        f"worst drift (1 - min cosine) {_drift_text(result.max_drift)}, tolerance {_tolerance(result)}: "
         f"{_verdict(result.checks['drift'])}",
         f"nearest-neighbour agreement {_nn(result)} (near-ties among non-matches, not identity)",
         f"{pairs['images']} distinct images, {max(pairs['images_resized'].values())} resized to the model input"

@@ -220,3 +220,14 @@ def test_compare_naming_tensorrt_overrides_a_disabled_config(
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["backend_b"]["backend"] == "tensorrt" and report["backend_b"]["fallback_reason"] is None
+
+
+def test_identical_backends_show_zero_drift_and_cosines_within_one(r18_model: Path) -> None:
+    args = ["--onnx-path", str(r18_model), "--backend-b", "insightface", "--n-samples", "3"]
+    data = json.loads(_compare(*args, "--json").stdout)
+    assert data["max_drift"] == 0.0 and data["cosine"]["max"] <= 1.0 and data["cosine"]["min"] > 1.0 - 1e-12
+    table = _compare(*args)
+    assert table.exit_code == 0, table.output
+    text = " ".join(table.stdout.split())
+    assert "worst drift (1 - min cosine) 0 vs" in text and "1.000000" in text and "1.00000007" not in text
+    assert "Parity: insightface fp32 vs insightface fp32" in text
