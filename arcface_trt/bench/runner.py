@@ -90,6 +90,10 @@ class BenchmarkRequest:
         # Aliases resolve (pytorch -> insightface) and repeats go, so each backend is timed once.
         names = tuple(dict.fromkeys(canonical_backend(b) for b in self.backends))
         object.__setattr__(self, "backends", names)
+        if self.precisions and not set(names) & set(PRECISION_BACKENDS):
+            raise InputError(
+                f"a precision applies to {' and '.join(PRECISION_BACKENDS)}, and no --backend given takes one"
+            )
 
     def variants(self) -> list[tuple[str, str | None]]:
         """(backend, precision) of every engine to time, in table order: a backend of

@@ -186,6 +186,10 @@ def test_precisions_table_has_the_ratio_column_and_says_where_precisions_apply(r
             ["--precision", "fp16", "--precisions", "fp32,fp16"],
             "error: give either --precision or --precisions, not both",
         ),
+        (
+            ["--backend", "pytorch", "--precisions", "fp32,int8"],
+            "error: a precision applies to onnxruntime and tensorrt, and no --backend given takes one",
+        ),
     ],
 )
 def test_precision_messages_name_the_option_given(r18_model: Path, args: list[str], message: str) -> None:
