@@ -70,6 +70,9 @@ def load_npy(path: str | Path) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise InputError(f"not a readable .npy array: {path} ({exc})") from None
+    if array.ndim not in (3, 4) or array.shape[-1] != 3 or array.shape[0] < 1:
+        # The shape as the file holds it, not as it would be read.
+        raise InputError(f"{path}: crops must have shape (N, H, W, 3) or (H, W, 3), got {array.shape}")
     if array.ndim == 3:
         array = array[None]
     check_crops_layout(array.shape, array.dtype, path)
@@ -100,14 +103,23 @@ def load_crops(
     images: str | Path | None = None,
     npy: str | Path | None = None,
     seed: int = 0,
+    limit: int | None = None,
 ) -> np.ndarray | list[np.ndarray]:
-    """Crops from exactly one source: ``images`` folder, ``npy`` file, or ``n_samples`` seeded samples."""
+    """Crops from exactly one source: ``images`` folder, ``npy`` file, or ``n_samples`` seeded samples.
+
+    ``limit`` is an ``--n-samples`` the user gave with ``images`` or ``npy``: the first ``limit``
+    crops are used, and a source with fewer is an InputError that says how many it holds.
+    """
     if images is not None and npy is not None:
         raise InputError("give either --images or --npy, not both")
-    if images is not None:
-        return load_images(images)
-    if npy is not None:
-        return load_npy(npy)
+    if images is not None or npy is not None:
+        crops = load_images(images) if images is not None else load_npy(npy)
+        if limit is not None and limit > len(crops):
+            raise InputError(
+                f"--n-samples {limit} asks for more crops than {images or npy} holds ({len(crops)}); "
+                "leave --n-samples out to use all of them"
+            )
+        return crops if limit is None else crops[:limit]
     if n_samples is None or n_samples < 1:
         raise InputError(f"--n-samples must be at least 1, got {n_samples}")
     return sample_faces(n_samples, seed)

@@ -21,11 +21,16 @@ REFERENCE_BACKEND = "insightface"
 AUTO_BACKEND = "auto"
 
 PRECISIONS = ("fp32", "fp16", "int8")
+#: The backends a precision applies to: onnxruntime runs the CPU engine of it, tensorrt a plan of it.
+PRECISION_BACKENDS = ("onnxruntime", "tensorrt")
 DEVICES = ("auto", "cpu", "cuda", "coreml")
 #: What an engine is built for: a TensorRT plan on an NVIDIA GPU, or an ONNX Runtime CPU engine.
 TARGETS = ("gpu", "cpu")
 HARDWARE_COMPATIBILITY = ("none", "ampere_plus", "same_cc")
 MODEL_ARCHS = ("r18", "r34", "r50", "r100")
+#: Environment variables the engine store reads, first set wins, when the config leaves endpoint or region null.
+ENDPOINT_ENV_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+REGION_ENV_VARS = ("AWS_REGION", "AWS_DEFAULT_REGION")
 
 
 def canonical_backend(name: str) -> str:

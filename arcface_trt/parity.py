@@ -11,7 +11,6 @@ collapse guard (:mod:`arcface_trt.collapse`) on each backend, and collapsed embe
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,6 +20,8 @@ import numpy as np
 from arcface_trt.backends import create_embedder
 from arcface_trt.backends.base import BackendInfo, Embedder
 from arcface_trt.backends.spec import BackendSpec
+from arcface_trt.bench.stats import throughput
+from arcface_trt.bench.timing import TimingPlan, ignore_result, run_interleaved
 from arcface_trt.collapse import CollapseCheck, check_collapse
 from arcface_trt.config import EmbeddingConfig, Tolerance, ValidationSection, load_config, with_overrides
 from arcface_trt.errors import InputError
@@ -85,16 +86,35 @@ def drift_tolerance(
     return validation.drift_tolerance(max((info.precision for info in backends), key=PRECISIONS.index))
 
 
+#: Embeddings are float32: a cosine within this of 1 is equal to 1 at the precision they carry.
+FLOAT32_RESOLUTION = float(np.finfo(np.float32).eps)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-row cosine similarity of ``a`` and ``b`` in float64, in [-1, 1].
+
+    Rows are renormalised here: float32 L2 normalisation leaves norms off 1 by about 1e-7, which
+    would make identical embeddings score 1.00000007 and a drift of 1e-7. Rows that cannot be
+    normalised (zero, NaN) give NaN, which fails every check.
+    """
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.sum(a64 * b64, axis=1) / (np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1))
+    return np.clip(raw, -1.0, 1.0)
+
+
 def score(a: np.ndarray, b: np.ndarray, tolerance: Tolerance) -> tuple[DriftStats, np.ndarray]:
     """Statistics of embeddings ``b`` against reference ``a`` (both L2-normalised, same shape); per-sample cosines."""
     if a.shape != b.shape:
         raise InputError(f"the backends give embeddings of different shapes: {a.shape} vs {b.shape}")
-    cosine = np.sum(a.astype(np.float64) * b.astype(np.float64), axis=1)
+    cosine = cosines(a, b)
     l2 = np.linalg.norm(a.astype(np.float64) - b.astype(np.float64), axis=1)
     nn = None
     if len(a) >= 3:
         nn = float(np.mean(nearest_neighbours(a) == nearest_neighbours(b)))
     max_drift = float(1.0 - cosine.min())
+    if max_drift < FLOAT32_RESOLUTION:
+        max_drift = 0.0
     finite = bool(np.isfinite(cosine).all())
     stats = DriftStats(
         cosine=summarize(cosine),
@@ -117,6 +137,8 @@ class ParityResult(DriftStats):
     n_samples: int
     throughput_a: float
     throughput_b: float
+    #: How the throughputs were measured (:func:`speeds`).
+    speed_measured: str
     per_sample_cosine: list[float] = field(default_factory=list, repr=False)
     #: The collapse guard of A and B (a collapsed one fails the comparison).
     collapse: list[CollapseCheck] = field(default_factory=list)
@@ -141,15 +163,15 @@ def measure(
     chunk: int,
     advance: Callable[[int], None] | None = None,
     flip: bool = False,
-) -> tuple[np.ndarray, float]:
-    """Encode ``crops`` in chunks (so progress can move); return embeddings and images/s.
+) -> np.ndarray:
+    """Encode ``crops`` in chunks (so progress can move); return the embeddings.
 
     With ``flip``, each embedding is the normalised sum of the crop's and its mirror image's
-    (InsightFace's evaluation does the same); images/s then counts both.
+    (InsightFace's evaluation does the same). The pass is not timed: its first calls pay for
+    warm-up (:func:`speeds` times the backends).
     """
     embedder.ensure_ready()
     parts = []
-    start = time.perf_counter()
     for i in range(0, len(crops), chunk):
         part = crops[i : i + chunk]
         embeddings = embedder.encode(part)
@@ -158,9 +180,26 @@ def measure(
         parts.append(embeddings)
         if advance:
             advance(len(part))
-    elapsed = time.perf_counter() - start
-    images = len(crops) * (2 if flip else 1)
-    return np.concatenate(parts, axis=0), images / elapsed if elapsed > 0 else float("inf")
+    return np.concatenate(parts, axis=0)
+
+
+#: How a comparison times its backends: each warmed up, then all timed round-robin for about a second each.
+SPEED_PLAN = TimingPlan(duration_s=1.0, warmup_s=0.2)
+
+
+def speeds(
+    embedders: Sequence[Embedder], crops: Sequence[np.ndarray] | np.ndarray, chunk: int, plan: TimingPlan = SPEED_PLAN
+) -> tuple[list[float], str]:
+    """Images/s of each embedder's ``encode`` on one batch of ``crops``, and how that was measured.
+
+    Warm-up is excluded and the backends are timed interleaved (round-robin), so a first call or
+    load that comes and goes on a shared machine does not favour one of them.
+    """
+    batch = crops[: min(chunk, len(crops))]
+    functions = {str(i): ignore_result(lambda e=e: e.encode(batch)) for i, e in enumerate(embedders)}
+    samples = run_interleaved(functions, plan)
+    how = f"encode() of one batch of {len(batch)} crops per backend, {plan.sentence()} each, round-robin (interleaved)"
+    return [throughput(len(batch), samples[str(i)].host_ms) for i in range(len(embedders))], how
 
 
 def compare_embedders(
@@ -169,23 +208,14 @@ def compare_embedders(
     crops: Sequence[np.ndarray] | np.ndarray,
     validation: ValidationSection,
     advance: Callable[[int], None] | None = None,
-) -> ParityResult:
-    """Run both embedders on ``crops`` and score B against A with the tolerance of their precisions."""
+) -> DriftStats:
+    """Run both embedders on ``crops`` and score B against A with the tolerance of their precisions (no timing)."""
     if len(crops) == 0:
         raise InputError("no face crops to compare")
     chunk = max(a.batch_size, b.batch_size)
-    emb_a, fps_a = measure(a, crops, chunk, advance)
-    emb_b, fps_b = measure(b, crops, chunk, advance)
-    stats, cosine = score(emb_a, emb_b, drift_tolerance(validation, [a.info(), b.info()]))
-    return ParityResult(
-        **vars(stats),
-        backend_a=a.info().to_dict(),
-        backend_b=b.info().to_dict(),
-        n_samples=len(crops),
-        throughput_a=fps_a,
-        throughput_b=fps_b,
-        per_sample_cosine=[float(c) for c in cosine],
-    )
+    emb_a = measure(a, crops, chunk, advance)
+    emb_b = measure(b, crops, chunk, advance)
+    return score(emb_a, emb_b, drift_tolerance(validation, [a.info(), b.info()]))[0]
 
 
 @dataclass(frozen=True)
@@ -258,7 +288,7 @@ def _prepare(
     if request.n_samples is not None and request.n_samples < 1:
         raise InputError(f"--n-samples must be at least 1, got {request.n_samples}")
     if crops is None:
-        crops = load_crops(validation.n_samples, request.images, request.npy, validation.seed)
+        crops = load_crops(validation.n_samples, request.images, request.npy, validation.seed, request.n_samples)
     if len(crops) == 0:
         raise InputError("no face crops to compare")
     return cfg, validation, crops
@@ -283,6 +313,8 @@ class Scoring:
     reference: Embedder
     embeddings: np.ndarray
     throughput: float
+    #: How the throughputs were measured (:func:`speeds`).
+    speed_measured: str
     n_samples: int
     rows: list[Scored]
     #: The collapse guard of A, then of each B.
@@ -315,18 +347,19 @@ def score_backends(
     a = create_embedder(BackendSpec.resolve(request.backend_a, onnx_path=request.onnx_path, **common))
     embedders = [create_embedder(request.spec_b(precision, cfg)) for precision in precisions]
     chunk = max(a.batch_size, *(b.batch_size for b in embedders))
-    emb_a, fps_a = measure(a, crops, chunk, advance, request.flip)
-    rows = []
+    emb_a = measure(a, crops, chunk, advance, request.flip)
+    scored = []
     for b in embedders:
-        emb_b, fps_b = measure(b, crops, chunk, advance, request.flip)
+        emb_b = measure(b, crops, chunk, advance, request.flip)
         tolerance = drift_tolerance(validation, [a.info(), b.info()], request.max_drift_cosine)
-        stats, cosine = score(emb_a, emb_b, tolerance)
-        rows.append(Scored(b, emb_b, stats, cosine, fps_b))
+        scored.append((b, emb_b, *score(emb_a, emb_b, tolerance)))
+    (fps_a, *fps_b), how = speeds([a, *embedders], crops, chunk)
+    rows = [Scored(b, emb_b, stats, cosine, fps) for (b, emb_b, stats, cosine), fps in zip(scored, fps_b, strict=True)]
     collapse = [check_collapse(embedder, validation.collapse_cosine) for embedder in (a, *embedders)]
     for check in collapse:
         if check.collapsed:
             log.warning("%s", check.message())
-    return Scoring(validation, a, emb_a, fps_a, len(crops), rows, collapse)
+    return Scoring(validation, a, emb_a, fps_a, how, len(crops), rows, collapse)
 
 
 def run_compare(request: CompareRequest, advance: Callable[[int], None] | None = None) -> ParityResult:
@@ -344,22 +377,39 @@ def parity_result(scoring: Scoring) -> ParityResult:
         n_samples=scoring.n_samples,
         throughput_a=scoring.throughput,
         throughput_b=b.throughput,
+        speed_measured=scoring.speed_measured,
         per_sample_cosine=[float(c) for c in b.cosine],
         collapse=scoring.collapse,
     )
 
 
-def parse_precisions(text: str) -> tuple[str, ...]:
-    """``"fp32,fp16,int8"`` -> ``("fp32", "fp16", "int8")``; unknown or repeated names are an InputError."""
+def parse_precisions(text: str, option: str = "--precisions") -> tuple[str, ...]:
+    """``"fp32,fp16,int8"`` -> ``("fp32", "fp16", "int8")``; unknown or repeated names are an InputError naming
+    ``option``, the option the user gave them with."""
     names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
     if not names:
-        raise InputError(f"--precisions needs at least one of {', '.join(PRECISIONS)}")
+        raise InputError(f"{option} needs at least one of {', '.join(PRECISIONS)}")
     unknown = [n for n in names if n not in PRECISIONS]
     if unknown:
-        raise InputError(f"unknown precision(s) {', '.join(unknown)} in --precisions (choose {', '.join(PRECISIONS)})")
+        raise InputError(f"unknown precision {', '.join(unknown)} in {option} (choose {', '.join(PRECISIONS)})")
     if len(set(names)) != len(names):
-        raise InputError(f"--precisions names a precision twice: {text}")
+        raise InputError(f"{option} names a precision twice: {text}")
     return names
+
+
+def precision_choice(precision: str | None, precisions: str | None) -> tuple[str, ...] | None:
+    """The precisions of ``--precision P`` (one) or ``--precisions P,Q`` (a list); None when neither was given.
+
+    compare and benchmark share this convention; each message names the option the user gave.
+    """
+    if precision is not None and precisions is not None:
+        raise InputError("give either --precision or --precisions, not both")
+    if precision is not None:
+        names = parse_precisions(precision, "--precision")
+        if len(names) != 1:
+            raise InputError(f"--precision takes one precision, got '{precision}' (use --precisions for several)")
+        return names
+    return None if precisions is None else parse_precisions(precisions)
 
 
 @dataclass(kw_only=True)
@@ -381,6 +431,8 @@ class DriftReport:
     reference: dict[str, Any]
     n_samples: int
     throughput_reference: float
+    #: How the throughputs were measured (:func:`speeds`).
+    speed_measured: str
     rows: list[DriftRow]
     passed: bool
     #: The collapse guard of the reference, then of B at each precision (a collapsed one fails the report).
@@ -423,6 +475,7 @@ def run_drift(request: CompareRequest, advance: Callable[[int], None] | None = N
         reference=scoring.reference.info().to_dict(),
         n_samples=scoring.n_samples,
         throughput_reference=fps_a,
+        speed_measured=scoring.speed_measured,
         rows=rows,
         passed=all(row.passed for row in rows) and not scoring.collapsed,
         collapse=scoring.collapse,

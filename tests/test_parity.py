@@ -3,13 +3,16 @@ and its embedding loop (``parity.measure``: chunks, and mirror images added with
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from arcface_trt.backends.base import BackendInfo
+from arcface_trt.bench.timing import TimingPlan
 from arcface_trt.config import Tolerance, ValidationSection
 from arcface_trt.errors import InputError
-from arcface_trt.parity import RUN_OVERRIDE, drift_tolerance, measure, score
+from arcface_trt.parity import RUN_OVERRIDE, drift_tolerance, measure, score, speeds
 from arcface_trt.preprocess import l2_normalize
 
 #: A tolerance that admits every cosine, for tests of the statistics.
@@ -105,13 +108,53 @@ class HalvesEmbedder:
 
 def test_measure_without_and_with_flip(faces: np.ndarray) -> None:
     embedder = HalvesEmbedder()
-    plain, fps = measure(embedder, faces, chunk=5)
-    assert embedder.calls == [5, 5, 2] and fps > 0
+    plain = measure(embedder, faces, chunk=5)
+    assert embedder.calls == [5, 5, 2]
     assert np.allclose(plain, embedder.encode(faces))
     embedder.calls.clear()
-    flipped, _ = measure(embedder, faces, chunk=5, flip=True)
+    flipped = measure(embedder, faces, chunk=5, flip=True)
     assert embedder.calls == [5, 5, 5, 5, 2, 2]
     mirrored = embedder.encode([np.ascontiguousarray(f[:, ::-1]) for f in faces])
     assert np.allclose(flipped, l2_normalize(plain + mirrored))
     # Left and right swap under the mirror, so the flipped embedding is symmetric: both halves weigh the same.
     assert np.allclose(flipped[:, 0], flipped[:, 1]) and not np.allclose(plain[:, 0], plain[:, 1])
+
+
+class SlowStartEmbedder:
+    """Sleeps ``first_s`` on its first call and ``each_s`` on every later one; logs its name per call."""
+
+    def __init__(self, name: str, each_s: float, first_s: float, log: list[str]) -> None:
+        self.name, self.each_s, self.first_s, self.log = name, each_s, first_s, log
+
+    def encode(self, crops: np.ndarray) -> np.ndarray:
+        time.sleep(self.first_s if self.name not in self.log else self.each_s)
+        self.log.append(self.name)
+        return np.ones((len(crops), 2), dtype=np.float32)
+
+
+def test_speeds_exclude_the_first_call_and_time_the_backends_interleaved(faces: np.ndarray) -> None:
+    log: list[str] = []
+    fast, slow = SlowStartEmbedder("fast", 0.002, 0.3, log), SlowStartEmbedder("slow", 0.02, 0.002, log)
+    (fps_fast, fps_slow), how = speeds([fast, slow], faces, chunk=4, plan=TimingPlan(iterations=5, warmup_s=0.0))
+    # one warm-up call each, then round-robin: fast, slow, fast, slow, ...
+    assert log == ["fast", "slow"] + ["fast", "slow"] * 5
+    # the 0.3 s first call is not in the figure (with it, fast would be below 4 / (0.3 / 5) = 67 img/s)
+    assert fps_fast > 400 and fps_fast > 3 * fps_slow
+    assert "warm-up excluded" in how and "interleaved" in how and "batch of 4 crops" in how
+
+
+def test_identical_embeddings_score_exactly_one_and_zero_drift() -> None:
+    rng = np.random.default_rng(0)
+    a = l2_normalize(rng.normal(size=(64, 512)).astype(np.float32))
+    # float32 normalisation leaves norms off 1 by ~1e-7: the raw dot product of a row with itself exceeds 1
+    assert np.sum(a.astype(np.float64) ** 2, axis=1).max() > 1.0
+    stats, cosine = score(a, a.copy(), ANY)
+    assert cosine.max() <= 1.0 and stats.cosine["max"] <= 1.0 and stats.cosine["min"] >= 1.0 - 1e-15
+    assert stats.max_drift == 0.0  # not 1e-7: below what float32 embeddings can tell
+    opposite, _ = score(a, -a, ANY)
+    assert opposite.cosine["min"] >= -1.0
+    # a drift float32 can carry is kept as measured
+    b = a.copy()
+    b[0] = l2_normalize((a[0] + 0.01 * rng.normal(size=512)).astype(np.float32)[None])[0]
+    drifted, cos = score(a, b, ANY)
+    assert drifted.max_drift == pytest.approx(1.0 - cos[0]) and drifted.max_drift > 1e-5

@@ -1,4 +1,4 @@
-"""Memory figures: the process's RSS for CPU backends, device memory for GPU backends.
+"""Memory figures: the RSS each backend added (and the process's), device memory for GPU backends.
 
 GPU numbers come from NVML (``pynvml``, shipped by ``nvidia-ml-py``) when it is
 importable: the memory this process holds on the GPU. Without NVML, cuda-python's
@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from arcface_trt.engine import gpu
 from arcface_trt.engine.gpu import MIB
+
+T = TypeVar("T")
 
 
 def peak_rss_mb() -> float | None:
@@ -74,11 +77,26 @@ class GpuMemoryTracker:
         return value
 
 
+def rss_added_mb(make: Callable[[], T]) -> tuple[T, float | None]:
+    """``make()`` and the resident memory it added to the process (MiB, /proc; None where unreadable).
+
+    What a backend allocates and keeps when it is loaded and run once is its own memory; the
+    process's peak RSS counts every backend loaded before it.
+    """
+    before = current_rss_mb()
+    made = make()
+    after = current_rss_mb()
+    return made, None if before is None or after is None else max(after - before, 0.0)
+
+
 def memory_record(
-    gpu: bool, engine_device_bytes: int | None = None, tracker: GpuMemoryTracker | None = None
+    gpu: bool,
+    engine_device_bytes: int | None = None,
+    tracker: GpuMemoryTracker | None = None,
+    rss_added: float | None = None,
 ) -> dict[str, Any]:
-    """The memory part of a benchmark row: RSS always, GPU figures for GPU backends."""
-    record: dict[str, Any] = {"peak_rss_mb": peak_rss_mb(), "rss_mb": current_rss_mb()}
+    """The memory part of a benchmark row: the backend's own RSS and the process's, GPU figures for GPU backends."""
+    record: dict[str, Any] = {"rss_added_mb": rss_added, "peak_rss_mb": peak_rss_mb(), "rss_mb": current_rss_mb()}
     if gpu:
         record["engine_device_memory_mb"] = None if engine_device_bytes is None else engine_device_bytes / MIB
         record["gpu_peak_mb"] = tracker.peak_mb if tracker else None

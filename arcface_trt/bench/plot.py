@@ -8,14 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from arcface_trt.bench.report import backend_label
 from arcface_trt.charts import png_figure
 
 
 def _series(report: dict[str, Any]) -> dict[str, list[tuple[int, float, float]]]:
-    """backend label -> [(batch, end-to-end img/s, mean latency ms)] sorted by batch."""
+    """backend (precision) -> [(batch, end-to-end img/s, mean latency ms)] sorted by batch."""
     out: dict[str, list[tuple[int, float, float]]] = {}
     for row in report["results"]:
-        label = row["backend"] if row["backend"] != "tensorrt" else f"tensorrt ({row['precision']})"
+        label = backend_label(row)
         mode = row["modes"]["end_to_end"]
         out.setdefault(label, []).append((row["batch_size"], mode["throughput_fps"], mode["latency_ms"]["mean"]))
     return {label: sorted(points) for label, points in out.items()}

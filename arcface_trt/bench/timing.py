@@ -46,6 +46,15 @@ class TimingPlan:
         if self.iterations is None and self.duration_s is None:
             object.__setattr__(self, "duration_s", DEFAULT_DURATION_S)
 
+    def sentence(self) -> str:
+        """How much is timed, in words: ``0.2 s warm-up excluded, then 3 timed calls``."""
+        amount = (
+            f"{self.iterations} timed calls"
+            if self.iterations is not None
+            else f"{self.duration_s:g} s of timed calls (at least {self.min_iterations})"
+        )
+        return f"{self.warmup_s:g} s warm-up excluded (at least one call), then {amount}"
+
     def describe(self) -> dict[str, float | int | None]:
         """JSON-friendly record of the plan."""
         return {"iterations": self.iterations, "duration_s": self.duration_s, "warmup_s": self.warmup_s}

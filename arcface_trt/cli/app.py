@@ -12,7 +12,7 @@ import traceback
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from arcface_trt import __version__
 from arcface_trt.cli import (
@@ -56,7 +56,53 @@ def _shown_error(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
-class _Group(TyperGroup):
+def _fold_long_words() -> None:
+    """Make option help fold a word wider than its column (a config key such as ``validation.max_drift_cosine``)
+    instead of cutting it to ``validation.max_drift_…`` at 80 columns.
+
+    Typer renders each option's help as rich ``Text`` in a table column whose overflow is "ellipsis",
+    with no setting for it; the help's own ``Text.overflow`` wins over the column's. Where a Typer
+    release lacks the function, help renders as Typer does.
+    """
+    from rich.text import Text
+    from typer import rich_utils
+
+    original = getattr(rich_utils, "_get_parameter_help", None)
+    if original is None or getattr(original, "folds", False):
+        return
+
+    def folded(*args: Any, **kwargs: Any) -> Any:
+        columns = original(*args, **kwargs)
+        for item in getattr(columns, "renderables", ()):
+            if isinstance(item, Text):
+                item.overflow = "fold"
+        return columns
+
+    folded.folds = True  # type: ignore[attr-defined]
+    rich_utils._get_parameter_help = folded
+
+
+class _PlainFlags:
+    """Help readable at 80 columns: no value placeholder after a flag (Typer prints ``--json <bool>``, which reads as
+    ``--json true``), and long words folded, not cut."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _fold_long_words()  # here, not at start-up: only help needs typer's rich renderer
+        super().format_help(ctx, formatter)  # type: ignore[misc]
+
+
+class _Command(_PlainFlags, TyperCommand):
+    """Every command: its flags shown plain."""
+
+
+class _Group(_PlainFlags, TyperGroup):
     """Renders every failure once, through :func:`redact` and :func:`printable`: one line for a user's error, else
     the traceback.
 
@@ -145,19 +191,24 @@ def _root(
     _configure_logging(debug)
 
 
-app.command("build")(build_cmd.build)
-app.command("compare")(compare.compare)
-app.command("make-model")(make_model.make_model)
-app.command("make-pairs")(make_pairs.make_pairs)
-app.command("quantize")(quantize.quantize)
-app.command("embed")(embed_cmd.embed)
-app.command("benchmark")(benchmark.benchmark)
-app.command("diagnose")(diagnose.diagnose)
-app.command("fetch-engine")(fetch_engine.fetch_engine)
-app.command("push-engine")(push_engine.push_engine)
-app.command("list-engines")(list_engines.list_engines)
-app.command("export-triton")(export_triton.export_triton)
-app.command("inspect")(inspect_cmd.inspect)
+#: Each command and the function that runs it.
+COMMANDS = {
+    "build": build_cmd.build,
+    "compare": compare.compare,
+    "make-model": make_model.make_model,
+    "make-pairs": make_pairs.make_pairs,
+    "quantize": quantize.quantize,
+    "embed": embed_cmd.embed,
+    "benchmark": benchmark.benchmark,
+    "diagnose": diagnose.diagnose,
+    "fetch-engine": fetch_engine.fetch_engine,
+    "push-engine": push_engine.push_engine,
+    "list-engines": list_engines.list_engines,
+    "export-triton": export_triton.export_triton,
+    "inspect": inspect_cmd.inspect,
+}
+for _name, _function in COMMANDS.items():
+    app.command(_name, cls=_Command)(_function)
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ def _table(report: dict[str, Any]) -> Any:
         title=f"Benchmark: {report['model']['name']} ({amount} per mode, {plan['warmup_s']:g} s warm-up excluded)",
     )
     for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
+        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i in (0, len(columns) - 1))
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))
     cpu = report["environment"]["cpu"]
@@ -46,8 +46,18 @@ def _table(report: dict[str, Any]) -> Any:
     budgeted = {(r["backend"], r["precision"]): r["drift_budget"] for r in report["results"] if r.get("drift_budget")}
     for (name, precision), summary in budgeted.items():
         notes.append(f"{name} {precision}: the engine built for drift budget {summary['budget']:g}")
+    if len(report["precisions"]) > 1:
+        first = report["precisions"][0]
+        notes.append(
+            f"x{first}: throughput over the same backend at {first}, same batch size; precisions "
+            f"{','.join(report['precisions'])} apply to {', '.join(report['precision_applies_to'])}"
+        )
+    notes.append("all engines timed round-robin (interleaved), warm-up excluded")
     notes.append("e2e: preprocessing + inference + normalisation; infer: a preprocessed batch")
-    notes.append("ms: latency of one batch, end to end; MiB: process peak RSS, or GPU memory")
+    notes.append(
+        "ms: latency of one batch, end to end; MiB: RSS the backend added when loaded and run once "
+        "at the largest batch, or GPU memory"
+    )
     table.caption = escape("\n".join(notes))
     return table
 
@@ -57,7 +67,7 @@ def benchmark(
         list[str] | None,
         option(
             "--backend",
-            help="Backend to time, repeatable: pytorch|insightface|onnxruntime|tensorrt (default onnxruntime).",
+            help=f"Backend to time, repeatable: {common.BACKEND_CHOICES_TEXT} (default onnxruntime).",
         ),
     ] = None,
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated batch sizes.")] = "1,8,32",
@@ -81,6 +91,14 @@ def benchmark(
             "tensorrt builds/uses a plan of it (default: the ONNX as it is; tensorrt.precision).",
         ),
     ] = None,
+    precisions: Annotated[
+        str | None,
+        option(
+            "--precisions",
+            help="Several precisions side by side, e.g. fp32,fp16,int8: one engine each for onnxruntime and "
+            "tensorrt, timed interleaved, with a ratio column against the first.",
+        ),
+    ] = None,
     device: common.DeviceOption = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample face crops.")] = 0,
     cuda_graph: Annotated[
@@ -99,7 +117,9 @@ def benchmark(
 ) -> None:
     """Measure throughput (images/s), latency per batch and memory of each backend at each batch size.
 
-    Warm-up is excluded. CPU backends: end to end (with preprocessing) and on a preprocessed batch.
+    Warm-up is excluded; every engine is timed round-robin (interleaved) with the others. CPU backends:
+    end to end (with preprocessing) and on a preprocessed batch. With --precisions, onnxruntime and
+    tensorrt run one engine per precision (other backends once), with a ratio against the first precision.
 
     TensorRT: also H2D, GPU compute and D2H separately (CUDA events), and GPU compute alone.
 
@@ -117,13 +137,14 @@ def benchmark(
     )
     from arcface_trt.bench.timing import TimingPlan
     from arcface_trt.charts import check_png_path, require_matplotlib
+    from arcface_trt.parity import precision_choice
 
     request = BenchmarkRequest(
         backends=tuple(backend or ("onnxruntime",)),
         batch_sizes=parse_batch_sizes(batch_sizes),
         plan=TimingPlan(iterations=iterations, duration_s=duration, warmup_s=warmup),
         onnx_path=str(onnx_path) if onnx_path else None,
-        precision=precision,
+        precisions=precision_choice(precision, precisions) or (),
         device=device,
         config=str(config) if config else None,
         seed=seed,
@@ -141,9 +162,9 @@ def benchmark(
         if spec.drift_budget is not None:  # the budget's engine, searched for and built when not cached
             select_budgeted_engine(spec, json_output)
     status("loading backends ...", enabled=not json_output)
-    embedders = load_backends(request, specs)
-    with progress("benchmarking", steps(request, embedders), enabled=not json_output) as advance:
-        report = run_benchmark(request, embedders, advance)
+    backends = load_backends(request, specs)
+    with progress("benchmarking", steps(request, backends), enabled=not json_output) as advance:
+        report = run_benchmark(request, backends, advance)
     if output is not None:
         write_report(output, report)
     if plot is not None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from arcface_trt.cli import common
+from arcface_trt.cli import store_options as store
 from arcface_trt.cli.calibration import (
     CalibImagesOption,
     CalibrationMethodOption,
@@ -38,7 +39,27 @@ from arcface_trt.names import check_target
 from arcface_trt.paths import engine_cache_root
 
 
+def _precision_plan_line(version: str, plan: dict[str, Any]) -> str:
+    """One TensorRT version's precision plan in words: ``TensorRT 10.x: fp16-builder-flag (flags set FP16; ...)``."""
+    parts = [f"transform {plan['transform']}"]
+    if plan["set_flags"]:
+        parts.append("flags set " + ", ".join(plan["set_flags"]))
+    if plan["clear_flags"]:
+        parts.append("flags cleared " + ", ".join(plan["clear_flags"]))
+    parts.append("strongly typed" if plan["strongly_typed"] else "weakly typed")
+    kept = plan["keep_fp32_nodes"]
+    if kept:
+        parts.append("kept in fp32: " + (kept if isinstance(kept, str) else ", ".join(kept)))
+    parts += plan["notes"]
+    return f"  TensorRT {version}: {plan['precision_path']} ({'; '.join(parts)})"
+
+
 def _human_dry_run(plan: dict[str, Any]) -> None:
+    from arcface_trt.model.input_spec import describe_spec
+
+    settings = {k: v for k, v in plan["build_settings"].items() if k not in ("precision_plan", "precision_path")}
+    manifest = {k: v for k, v in plan["manifest"].items() if k != "input_spec"}
+    spec = plan["manifest"].get("input_spec")
     lines = [
         f"engine:    {plan['engine_name']}",
         f"plan path: {plan['plan_path']}",
@@ -46,8 +67,11 @@ def _human_dry_run(plan: dict[str, Any]) -> None:
         f"TensorRT:  {plan['trt_version'] or 'not installed'}",
         f"GPU:       {plan['gpu']['name'] + ' (' + plan['gpu']['sm_arch'] + ')' if plan['gpu'] else 'none detected'}",
         f"cache:     {plan['cache']['status']} ({'; '.join(plan['cache']['reasons']) or 'manifest matches'})",
-        "settings:  " + ", ".join(f"{k}={v}" for k, v in plan["build_settings"].items()),
-        "manifest fields: " + ", ".join(f"{k}={v}" for k, v in plan["manifest"].items()),
+        "settings:  " + ", ".join(f"{k}={v}" for k, v in settings.items()),
+        "precision plan:",
+        *(_precision_plan_line(version, p) for version, p in plan["build_settings"]["precision_plan"].items()),
+        "manifest fields: " + ", ".join(f"{k}={v}" for k, v in manifest.items()),
+        f"input spec: {describe_spec(spec) if spec else '-'}",
     ]
     lines += [f"note:      {n}" for n in plan["notes"]]
     typer.echo("\n".join(lines))
@@ -135,9 +159,13 @@ def build(
         bool, typer.Option("--dry-run", help="Print the engine name, paths, manifest and settings; build nothing.")
     ] = False,
     upload: Annotated[
-        bool, typer.Option("--upload", help="Upload the plan and manifest to the configured S3 store.")
+        bool, typer.Option("--upload", help="Upload the plan and manifest to the S3 engine store (--bucket ...).")
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="With --upload: replace an existing object.")] = False,
+    bucket: store.BucketOption = None,
+    prefix: store.PrefixOption = None,
+    endpoint_url: store.EndpointOption = None,
+    region: store.RegionOption = None,
     target: common.TargetOption = "gpu",
     calib_images: CalibImagesOption = None,
     calib_samples: CalibSamplesOption = 64,
@@ -175,6 +203,10 @@ def build(
     from arcface_trt.store import engines as engine_store
 
     inputs = common.input_settings(input_mean, input_std, input_color)
+    where = {"--bucket": bucket, "--prefix": prefix, "--endpoint-url": endpoint_url, "--region": region}
+    for name, value in where.items():
+        if value is not None and not upload:
+            raise InputError(f"{name} goes with --upload")
 
     def on_status(message: str) -> None:
         status(message, enabled=not json_output)
@@ -206,6 +238,7 @@ def build(
         version_compatible=version_compatible,
         exclude_lean_runtime=exclude_lean_runtime,
         lean_runtime_library=lean_runtime_library,
+        **store.store_overrides(bucket, prefix, endpoint_url, region),
     )
     if drift_budget is not None and activation_type not in (None, "int8"):
         raise InputError("TensorRT builds int8 engines only from int8 activations: drop --activation-type uint8")

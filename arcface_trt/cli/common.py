@@ -12,6 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
+from arcface_trt.names import BACKEND_CHOICES
+
+#: The backend names an option takes, spaced so that help text can wrap them at 80 columns.
+BACKEND_CHOICES_TEXT = " | ".join(BACKEND_CHOICES)
+
 
 def option(*names: str, help: str) -> Any:
     """An option whose default is described in its help (so Typer shows none)."""

@@ -19,7 +19,7 @@ def _table(result: Any) -> Any:
 
     a, b = result.backend_a, result.backend_b
     verdict = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
-    table = Table(title=f"Parity: {b['backend']} vs {a['backend']} on {result.n_samples} crops  {verdict}")
+    table = Table(title=f"Parity: {_backend(b)} vs {_backend(a)} on {result.n_samples} crops  {verdict}")
     table.add_column("statistic")
     for column in ("mean", "min", "p01", "p50", "max"):
         table.add_column(column, justify="right")
@@ -27,7 +27,7 @@ def _table(result: Any) -> Any:
     table.add_row("L2 distance", *(f"{result.l2[k]:.6f}" for k in ("mean", "min", "p01", "p50", "max")))
     table.caption = "\n".join(
         [
-            f"nearest-neighbour agreement {_nn(result)} | worst drift (1 - min cosine) {result.max_drift:.2e} "
+            f"nearest-neighbour agreement {_nn(result)} | worst drift (1 - min cosine) {_drift_text(result.max_drift)} "
             f"vs tolerance {_tolerance(result)}",
             *budget_line(b, result.max_drift_cosine),
             _speeds(result),
@@ -58,17 +58,28 @@ def _tolerance(stats: Any) -> str:
     return f"{stats.max_drift_cosine:.2e} ({stats.tolerance_key})"
 
 
+def _drift_text(value: float) -> str:
+    """A drift: ``0`` when it is below float32 precision (scored as exactly 0), else two significant digits."""
+    return "0" if value == 0 else f"{value:.2e}"
+
+
 def _nn(result: Any) -> str:
     return "n/a (fewer than 3 crops)" if result.nn_agreement is None else f"{result.nn_agreement:.1%}"
 
 
 def _speeds(result: Any) -> str:
-    """Which backend ran where, and how fast."""
+    """Which backend ran where at which precision, how fast, and how that was measured."""
     a, b = result.backend_a, result.backend_b
     return (
-        f"A {a['backend']} [{', '.join(a['providers'])}] {result.throughput_a:.1f} img/s | "
-        f"B {b['backend']} [{', '.join(b['providers'])}] {result.throughput_b:.1f} img/s"
+        f"A {_backend(a)} [{', '.join(a['providers'])}] {result.throughput_a:.1f} img/s | "
+        f"B {_backend(b)} [{', '.join(b['providers'])}] {result.throughput_b:.1f} img/s\n"
+        f"img/s: {result.speed_measured}"
     )
+
+
+def _backend(info: dict[str, Any]) -> str:
+    """A backend with the precision it ran at: ``onnxruntime int8``."""
+    return f"{info['backend']} {info['precision']}"
 
 
 def _points(difference: float | None) -> str:
@@ -98,8 +109,8 @@ def _verification_table(result: Any) -> Any:
         title=f"{'Identity' if ident else 'Verification'} parity on {where}: B vs A  {verdict}", box=box.SIMPLE_HEAD
     )
     table.add_column("metric")
-    table.add_column(f"A {a_info['backend']} {a_info['precision']}", justify="right")
-    table.add_column(f"B {b_info['backend']} {b_info['precision']}", justify="right")
+    table.add_column(f"A {_backend(a_info)}", justify="right")
+    table.add_column(f"B {_backend(b_info)}", justify="right")
     table.add_column("B - A", justify="right")
     if ident:
         table.add_row("rank-1", f"{ident.rank1_a:.2%}", f"{ident.rank1_b:.2%}", _points(ident.difference))
@@ -134,7 +145,7 @@ def _verification_table(result: Any) -> Any:
         f"({flips.now_right} now right, {flips.now_wrong} now wrong)",
         f"accuracy drop (A - B) {max(result.accuracy_drop.values()) * 100:.2f} pp, allowed "
         f"{result.max_accuracy_drop * 100:.2f} pp: {_verdict(result.checks['accuracy'])}",
-        f"worst drift (1 - min cosine) {result.max_drift:.2e}, tolerance {_tolerance(result)}: "
+        f"worst drift (1 - min cosine) {_drift_text(result.max_drift)}, tolerance {_tolerance(result)}: "
         f"{_verdict(result.checks['drift'])}",
         *budget_line(b_info, result.max_drift_cosine),
         f"nearest-neighbour agreement {_nn(result)} (near-ties among non-matches, not identity)",
@@ -149,7 +160,7 @@ def _verification_table(result: Any) -> Any:
 
 def compare(
     backend_a: Annotated[
-        str, typer.Option("--backend-a", help="Reference backend: pytorch|insightface|onnxruntime|tensorrt.")
+        str, typer.Option("--backend-a", help=f"Reference backend: {common.BACKEND_CHOICES_TEXT}.")
     ] = "insightface",
     backend_b: Annotated[str, typer.Option("--backend-b", help="Backend under test.")] = "onnxruntime",
     onnx_path: common.OnnxPathOption = None,
@@ -157,7 +168,12 @@ def compare(
         Path | None, option("--onnx-path-b", help="Run backend B on this model instead of --onnx-path.")
     ] = None,
     n_samples: Annotated[
-        int | None, option("--n-samples", help="Seeded face-like crops to use (default: validation.n_samples).")
+        int | None,
+        option(
+            "--n-samples",
+            help="Seeded face-like crops to use (default: validation.n_samples); with --images/--npy, the first N "
+            "(default: all).",
+        ),
     ] = None,
     images: Annotated[Path | None, option("--images", help="Folder of face crops (jpg/png, recursive).")] = None,
     npy: Annotated[Path | None, option("--npy", help=".npy array of crops, shape (N, H, W, 3).")] = None,
@@ -180,7 +196,7 @@ def compare(
         str | None,
         option(
             "--precision",
-            help="Run backend B (onnxruntime) on its cached CPU engine of this precision: fp32|fp16|int8.",
+            help="Run backend B (onnxruntime) on its cached CPU engine of this precision: fp32 | fp16 | int8.",
         ),
     ] = None,
     precisions: Annotated[
@@ -243,7 +259,7 @@ def compare(
     With --drift-budget D, B runs the engine made for that budget (a search builds it when it is not cached);
     D is shown beside the tolerance, which still decides pass/fail.
     """
-    from arcface_trt.parity import CompareRequest, parse_precisions, run_compare
+    from arcface_trt.parity import CompareRequest, precision_choice, run_compare
 
     inputs = common.input_settings(input_mean, input_std, input_color)
 
@@ -253,13 +269,7 @@ def compare(
         for name, value in {**given, "--plot": plot}.items():
             if value is not None:
                 raise InputError(f"{name} goes with --pairs or --identities")
-    if precision is not None and precisions is not None:
-        raise InputError("give either --precision or --precisions, not both")
-    if precision is not None:
-        names = parse_precisions(precision)
-        if len(names) != 1:
-            raise InputError(f"--precision takes one precision, got '{precision}' (use --precisions for several)")
-        precision = names[0]
+    chosen = precision_choice(precision, precisions)
 
     request = CompareRequest(
         backend_a=backend_a,
@@ -274,8 +284,8 @@ def compare(
         max_drift_cosine=max_drift_cosine,
         allow_cpu_fallback=allow_cpu_fallback,
         config=str(config) if config else None,
-        precision_b=precision,
-        precisions=parse_precisions(precisions) if precisions is not None else None,
+        precision_b=chosen[0] if precision is not None and chosen else None,
+        precisions=chosen if precisions is not None else None,
         pairs=str(pairs) if pairs else None,
         images_root=str(images_root) if images_root else None,
         identities=str(identities) if identities else None,
@@ -386,8 +396,9 @@ def _drift_table(report: Any) -> Any:
         )
     table.caption = "\n".join(
         [
-            f"B: {report.rows[0].backend['backend']} CPU engines | reference {ref['backend']} "
+            f"B: {report.rows[0].backend['backend']} CPU engines | reference {_backend(ref)} "
             f"[{', '.join(ref['providers'])}] {report.throughput_reference:.1f} img/s",
+            f"img/s: {report.speed_measured}; speed: img/s over the reference's",
             f"check: 1 - min cosine ≤ {_tolerance_keys(report.rows)}",
             *_input_lines([ref, *(row.backend for row in report.rows)], report.collapse),
         ]

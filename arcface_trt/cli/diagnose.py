@@ -25,6 +25,11 @@ def _travels(engine: Any) -> str:
     return f"{portability_line(engine)}; built by TensorRT {engine.get('built_by')}{match}"
 
 
+def _measured(bench: dict[str, Any] | None) -> str:
+    """How the short benchmark measured, after its figure."""
+    return f" ({bench['measured']})" if bench else ""
+
+
 def _render(record: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -56,12 +61,13 @@ def _render(record: dict[str, Any]) -> None:
             if record["collapse"]
             else "-",
         ),
-        ("throughput", f"{_fmt(record['throughput_fps'], '.1f')} img/s"),
+        ("throughput", f"{_fmt(record['throughput_fps'], '.1f')} img/s" + _measured(record["benchmark"])),
         ("latency per batch", f"{_fmt(record['latency_ms'], '.2f')} ms"),
         ("GPU memory", f"{_fmt(record['vram_mb'], '.0f')} MiB"),
         (
-            "drift vs reference",
-            f"worst cosine {_fmt(validation['drift_vs_pytorch'], '.6f')}: {validation['regression_test']}",
+            "similarity to reference",
+            f"worst cosine {_fmt(validation['worst_cosine'], '.6f')}: {validation['regression_test']}"
+            + (f" ({validation['note']})" if validation.get("note") else ""),
         ),
         (
             "onnxruntime",

@@ -115,7 +115,7 @@ def embed(
         option("--out", help="Output: FILE.parquet, or FILE.npy (+ FILE.index.parquet); local or s3://bucket/key."),
     ],
     backend: Annotated[
-        str | None, option("--backend", help="pytorch|insightface|onnxruntime|tensorrt (default: embedding.backend).")
+        str | None, option("--backend", help=f"{common.BACKEND_CHOICES_TEXT} (default: embedding.backend).")
     ] = None,
     onnx_path: Annotated[
         str | None,

@@ -51,7 +51,8 @@ def check_fallback(requested: str, backend: str | None, reason: str | None) -> P
         return None
     return Problem(
         "backend_fallback",
-        f"embedding.backend asks for {requested} but {backend} on the CPU is running: {reason}",
+        # The reason is the record's fallback_reason (shown once, in the table): not repeated here.
+        f"embedding.backend asks for {requested} but {backend} on the CPU is running (why: fallback reason)",
         f"fix the cause (see the other problems), or set embedding.backend: {backend} to run it knowingly",
     )
 
@@ -240,13 +241,13 @@ def check_writable(folder: str | Path, what: str) -> Problem | None:
     )
 
 
-def check_parity(regression_test: str, drift: float | None, tolerance: float, key: str) -> Problem | None:
+def check_parity(regression_test: str, worst_cosine: float | None, tolerance: float, key: str) -> Problem | None:
     """The running backend's embeddings drift from the reference beyond the tolerance (``key`` names it)."""
     if regression_test != "failed":
         return None
     return Problem(
         "parity_failed",
-        f"worst-sample cosine vs the reference is {drift}, below 1 - {tolerance} ({key})",
+        f"worst-sample cosine vs the reference is {worst_cosine}, below 1 - {tolerance} ({key})",
         "use precision fp32 (or fp16 with the final layers in fp32) and check with arcface-trt compare",
     )
 

@@ -82,6 +82,9 @@ class CalibrationSettings(Record):
     identities: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.images is not None:
+            # The folder is part of the engine recipe: ./faces and /abs/faces are one folder, one engine.
+            object.__setattr__(self, "images", str(Path(self.images).expanduser().resolve()))
         if self.samples < 1:
             raise InputError(f"--calib-samples must be at least 1, got {self.samples}")
         if self.method not in CALIBRATION_METHODS:

@@ -29,7 +29,7 @@ from typing import Any
 from arcface_trt.artifacts.cache import ArtifactCache
 from arcface_trt.artifacts.compat import EXACT, Match, PlanRequest
 from arcface_trt.artifacts.key import EngineKey, check_model_name
-from arcface_trt.artifacts.manifest import MAX_MANIFEST_BYTES, Manifest
+from arcface_trt.artifacts.manifest import MAX_MANIFEST_BYTES, CpuManifest, Manifest
 from arcface_trt.config import TensorrtSection
 from arcface_trt.errors import InputError, StoreError
 from arcface_trt.fileio import atomic_writer, read_regular_file, write_text_atomic
@@ -360,6 +360,19 @@ def _same_object(head: ObjectInfo | None, sha: str, md5: str, size: int) -> bool
     return head.etag == md5 or head.metadata.get(SHA_METADATA) == sha
 
 
+def _refuse_cpu_engine(path: Path, manifest_raw: bytes) -> None:
+    """InputError when ``path`` is a CPU engine: the store shares TensorRT plans, which are costly to build and
+    tied to a GPU; a CPU engine is quick to build where it runs."""
+    try:
+        CpuManifest.from_json(manifest_raw)
+    except InputError:
+        return  # not a CPU engine's manifest: the plan's own checks follow
+    raise InputError(
+        f"{path} is a CPU engine (ONNX Runtime): CPU engines are not shared through the engine store; "
+        "build it where it runs with arcface-trt build --target cpu"
+    )
+
+
 def push_plan(settings: TensorrtSection, plan_path: Path, overwrite: bool = False) -> dict:
     """Upload a plan and the manifest beside it; returns what was done.
 
@@ -377,6 +390,7 @@ def push_plan(settings: TensorrtSection, plan_path: Path, overwrite: bool = Fals
             f"{plan_path} has no manifest beside it ({manifest_path.name}); a plan is pushed with its manifest"
         )
     manifest_raw = read_regular_file(manifest_path, MAX_MANIFEST_BYTES, "manifest")
+    _refuse_cpu_engine(plan_path, manifest_raw)
     manifest = Manifest.from_json(manifest_raw, str(manifest_path))
     key = manifest.key
     sha, md5, size = _digests(plan_path)

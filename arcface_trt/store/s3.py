@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from arcface_trt.config import TensorrtSection
 from arcface_trt.errors import StoreError, short_repr
 from arcface_trt.lazy import lazy_import
+from arcface_trt.names import ENDPOINT_ENV_VARS, REGION_ENV_VARS
 from arcface_trt.redact import redact
 from arcface_trt.version import __version__
 
@@ -128,13 +129,13 @@ class S3Endpoint:
     def from_section(cls, section: TensorrtSection) -> S3Endpoint:
         """From the ``tensorrt:`` config section (command-line overrides already applied).
 
-        The endpoint and region fall back to ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` and
-        ``AWS_REGION``/``AWS_DEFAULT_REGION`` when the config leaves them null.
+        The endpoint and region fall back to :data:`~arcface_trt.names.ENDPOINT_ENV_VARS` and
+        :data:`~arcface_trt.names.REGION_ENV_VARS` (first set wins) when the config leaves them null.
         """
-        endpoint = (section.engine_s3_endpoint_url or "").strip() or _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+        endpoint = (section.engine_s3_endpoint_url or "").strip() or _env(*ENDPOINT_ENV_VARS)
         if endpoint:
             check_endpoint(endpoint)
-        region = (section.engine_s3_region or "").strip() or _env("AWS_REGION", "AWS_DEFAULT_REGION")
+        region = (section.engine_s3_region or "").strip() or _env(*REGION_ENV_VARS)
         return cls(endpoint_url=endpoint, region=region)
 
     @property

@@ -51,3 +51,14 @@ def test_inputs_are_real_face_crops_not_zeros(r18_model: Path) -> None:
         np.testing.assert_array_equal(crops, sample_faces(4, 3))
         assert crops.std() > 10  # face images, not a constant
     assert row["modes"]["inference"]["iterations"] == 2
+
+
+def test_chart_legend_names_the_precision_of_every_backend() -> None:
+    from arcface_trt.bench.plot import _series
+
+    def row(backend: str, precision: str, batch: int) -> dict:
+        mode = {"throughput_fps": 1.0, "latency_ms": {"mean": 1.0}}
+        return {"backend": backend, "precision": precision, "batch_size": batch, "modes": {"end_to_end": mode}}
+
+    report = {"results": [row("onnxruntime", "fp32", 1), row("onnxruntime", "int8", 1), row("insightface", "fp32", 1)]}
+    assert list(_series(report)) == ["onnxruntime (fp32)", "onnxruntime (int8)", "insightface (fp32)"]

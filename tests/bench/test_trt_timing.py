@@ -166,3 +166,19 @@ def test_naming_tensorrt_and_a_precision_overrides_the_config(fake_stack: FakeSt
     row = json.loads(result.stdout)["results"][0]
     assert row["backend"] == "tensorrt" and row["precision"] == "fp16"
     assert row["engine_path"].endswith("tiny-fp16-sm90.plan")
+
+
+def test_precisions_build_one_plan_each_timed_side_by_side(fake_stack: FakeStack, trt_config: Path) -> None:
+    request = BenchmarkRequest(
+        backends=("tensorrt",),
+        batch_sizes=(2,),
+        plan=TimingPlan(iterations=2, warmup_s=0.0),
+        config=str(trt_config),
+        precisions=("fp32", "fp16"),
+    )
+    report = run_benchmark(request)
+    fp32, fp16 = report["results"]
+    assert (fp32["precision"], fp16["precision"]) == ("fp32", "fp16")
+    assert fp32["engine_path"].endswith("tiny-fp32-sm90.plan") and fp16["engine_path"].endswith("tiny-fp16-sm90.plan")
+    assert report["precision_applies_to"] == ["tensorrt"]
+    assert fp16["vs_first_precision"]["end_to_end"] == pytest.approx(fp16["throughput_fps"] / fp32["throughput_fps"])

@@ -7,9 +7,11 @@ import json
 from tests.support.cli import run_cli, run_python
 
 
-def test_debug_shows_the_traceback() -> None:
+def test_debug_shows_the_traceback_and_keeps_the_exit_code() -> None:
     result = run_cli("--debug", "compare", "--onnx-path", "/nonexistent/m.onnx")
-    assert result.returncode != 0 and "Traceback" in result.stderr
+    # bad input is exit 2 with or without --debug; --debug adds the traceback
+    assert result.returncode == 2 and "Traceback" in result.stderr
+    assert run_cli("compare", "--onnx-path", "/nonexistent/m.onnx").returncode == 2
 
 
 BLOCKER = """
@@ -82,3 +84,21 @@ def test_stdout_to_stderr_catches_python_c_and_child_process_output() -> None:
     result = run_python("-c", code, check=True)
     assert json.loads(result.stdout) == {"ok": True}
     assert result.stderr.splitlines() == ["python noise", "fd noise", "child noise"]
+
+
+def test_every_help_reads_whole_at_80_columns() -> None:
+    """Choices wrap instead of being cut (``pytorch|insightface|o…``); flags show no ``<bool>`` to fill in."""
+    import typer.main
+
+    from arcface_trt.cli.app import app
+    from tests.support.cli import invoke
+
+    names = sorted(typer.main.get_command(app).commands)
+    for args in ([], *([name] for name in names)):
+        result = invoke(*args, "--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+        assert result.exit_code == 0, (args, result.output)
+        lines = result.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 80, args
+        assert "…" not in result.stdout, (args, [line for line in lines if "…" in line])
+        assert "<bool>" not in result.stdout, args
+        assert "--help" in result.stdout and ("--json" in result.stdout or args != ["compare"])

@@ -60,8 +60,9 @@ def test_two_backends_side_by_side_with_speedup_column(r18_model: Path, tmp_path
     table = result.stdout
     assert "insightface" in table and "onnxruntime" in table
     assert "x e2e" in table and "x infer" in table and "speedup" in table
-    ref_line = next(line for line in table.splitlines() if line.strip().startswith("insightface"))
-    assert ref_line.split()[7:9] == ["1.00", "1.00"]  # the reference against itself
+    # the precision that ran stands beside every backend
+    ref_line = next(line for line in table.splitlines() if line.strip().startswith("insightface (fp32)"))
+    assert ref_line.split()[8:10] == ["1.00", "1.00"]  # the reference against itself
     report = json.loads(out.read_text())
     assert report["reference"] == "insightface" and report["backends"] == ["insightface", "onnxruntime"]
     ref, ort = report["results"]
@@ -69,8 +70,12 @@ def test_two_backends_side_by_side_with_speedup_column(r18_model: Path, tmp_path
     assert ort["speedup_vs_reference"]["inference"] == pytest.approx(
         ort["inference_throughput_fps"] / ref["inference_throughput_fps"]
     )
-    ort_line = next(line for line in table.splitlines() if line.strip().startswith("onnxruntime"))
-    assert ort_line.split()[7] == f"{ort['speedup_vs_reference']['end_to_end']:.2f}"
+    ort_line = next(line for line in table.splitlines() if line.strip().startswith("onnxruntime (fp32)"))
+    assert ort_line.split()[8] == f"{ort['speedup_vs_reference']['end_to_end']:.2f}"
+    # each backend's own memory: what loading it and one batch added, not the process's peak
+    assert ref["memory"]["rss_added_mb"] != ort["memory"]["rss_added_mb"]
+    assert all(0 < r["memory"]["rss_added_mb"] < r["memory"]["peak_rss_mb"] for r in (ref, ort))
+    assert ort_line.split()[-2:] == [f"+{ort['memory']['rss_added_mb']:.0f}", "RSS"]
 
 
 def test_subprocess_json(r18_model: Path) -> None:
@@ -136,3 +141,61 @@ def test_precision_runs_the_cpu_engine(r18_model: Path) -> None:
     assert row["precision"] == "fp16" and row["engine_path"].endswith("-fp16-cpu.onnx")
     bad = _bench(*args[:-4], "--precision", "fp8", *TINY)
     assert bad.exit_code == 2 and "precision" in bad.stderr
+
+
+def test_precisions_time_one_engine_each_side_by_side_with_a_ratio(r18_model: Path) -> None:
+    args = ["--onnx-path", str(r18_model), "--backend", "pytorch", "--backend", "onnxruntime"]
+    result = _bench(*args, "--precisions", "fp32,int8", "--batch-sizes", "2", *TINY, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["precisions"] == ["fp32", "int8"] and report["precision_applies_to"] == ["onnxruntime"]
+    ref, fp32, int8 = report["results"]
+    # the reference takes no precision: it runs once, without a ratio
+    assert (ref["backend"], ref["vs_first_precision"]) == ("insightface", {"end_to_end": None, "inference": None})
+    assert [(r["backend"], r["precision"]) for r in (fp32, int8)] == [("onnxruntime", "fp32"), ("onnxruntime", "int8")]
+    assert fp32["engine_path"].endswith("-fp32-cpu.onnx") and int8["engine_path"].endswith("-int8-cpu.onnx")
+    assert fp32["vs_first_precision"] == {"end_to_end": 1.0, "inference": 1.0}
+    ratio = int8["vs_first_precision"]
+    assert ratio["end_to_end"] == pytest.approx(int8["throughput_fps"] / fp32["throughput_fps"])
+    assert ratio["inference"] == pytest.approx(int8["inference_throughput_fps"] / fp32["inference_throughput_fps"])
+    # the int8 engine's weights are a quarter of fp32's: its own memory differs
+    assert int8["memory"]["rss_added_mb"] != fp32["memory"]["rss_added_mb"]
+
+
+def test_precisions_table_has_the_ratio_column_and_says_where_precisions_apply(r18_model: Path) -> None:
+    args = ["--onnx-path", str(r18_model), "--backend", "insightface", "--backend", "onnxruntime"]
+    result = _bench(*args, "--precisions", "fp32,fp16", "--batch-sizes", "1", *TINY)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    words = " ".join(result.stdout.split())
+    assert "xfp32" in words and "precisions fp32,fp16 apply to onnxruntime" in words
+    assert "timed round-robin (interleaved)" in words
+    fp32 = next(line for line in lines if line.strip().startswith("onnxruntime (fp32)"))
+    fp16 = next(line for line in lines if line.strip().startswith("onnxruntime (fp16)"))
+    assert fp32.split()[10:12] == ["1.00", "1.00"]
+    assert fp16.split()[10] != "-"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--precision", "fp8"], "error: unknown precision fp8 in --precision (choose fp32, fp16, int8)"),
+        (["--precisions", "fp32,fp8"], "error: unknown precision fp8 in --precisions (choose fp32, fp16, int8)"),
+        (["--precisions", "fp32,fp32"], "error: --precisions names a precision twice: fp32,fp32"),
+        (
+            ["--precision", "fp16", "--precisions", "fp32,fp16"],
+            "error: give either --precision or --precisions, not both",
+        ),
+        (
+            ["--backend", "pytorch", "--precisions", "fp32,int8"],
+            "error: a precision applies to onnxruntime and tensorrt, and no --backend given takes one",
+        ),
+    ],
+)
+def test_precision_messages_name_the_option_given(r18_model: Path, args: list[str], message: str) -> None:
+    for debug in ((), ("--debug",)):
+        result = invoke(*debug, "benchmark", "--onnx-path", str(r18_model), *args, *TINY)
+        assert result.exit_code == 2, result.output  # --debug adds the traceback, not another exit code
+    assert result.stderr.strip().splitlines()[-1].endswith(message.split("error: ")[1])
+    plain = _bench("--onnx-path", str(r18_model), *args, *TINY)
+    assert plain.stderr.startswith(message) and len(plain.stderr.strip().splitlines()) == 1

@@ -60,6 +60,10 @@ def test_dry_run_human_readable(no_gpu_stack, tiny_onnx: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "engine:    tiny-fp16-sm<arch>.plan" in result.stdout
     assert "pass --arch" in result.stdout
+    # the precision plan in words, one line per TensorRT version, never a raw dict
+    assert "  TensorRT 10.x: fp16-builder-flag (transform none; flags set FP16; weakly typed)" in result.stdout
+    assert "  TensorRT 11.x: fp16-mixed-precision-onnx (transform fp16-mixed-precision; strongly typed" in result.stdout
+    assert "{" not in result.stdout and "input spec: 112x112 RGB" in result.stdout
 
 
 def test_build_without_tensorrt_is_one_line_exit_2(no_gpu_stack, tiny_onnx: Path) -> None:

@@ -86,6 +86,16 @@ def test_images_and_npy_inputs(r18_model: Path, faces: np.ndarray, tmp_path: Pat
     result = _compare("--onnx-path", str(r18_model), "--npy", str(tmp_path / "crops.npy"), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n_samples"] == 3
+    # --n-samples with a folder: the first N images, and never silently fewer than asked for
+    two = _compare("--onnx-path", str(r18_model), "--images", str(tmp_path / "crops"), "--n-samples", "2", "--json")
+    assert two.exit_code == 0, two.output
+    assert json.loads(two.stdout)["n_samples"] == 2
+    many = _compare("--onnx-path", str(r18_model), "--images", str(tmp_path / "crops"), "--n-samples", "50")
+    assert many.exit_code == 2
+    assert many.stderr.strip().splitlines() == [
+        f"error: --n-samples 50 asks for more crops than {tmp_path / 'crops'} holds (4); "
+        "leave --n-samples out to use all of them"
+    ]
 
 
 def _bad_inputs(tmp_path: Path, r18_model: Path) -> list[tuple[list[str], str]]:
@@ -98,6 +108,8 @@ def _bad_inputs(tmp_path: Path, r18_model: Path) -> list[tuple[list[str], str]]:
     config.write_text("embedding:\n  colour: red\n")
     nan = tmp_path / "nan.npy"
     np.save(nan, np.full((2, 112, 112, 3), np.nan, dtype=np.float32))
+    four_channel = tmp_path / "chw.npy"
+    np.save(four_channel, np.zeros((4, 112, 112), dtype=np.uint8))
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "a.png").write_text("not an image")
     model = ["--onnx-path", str(r18_model)]
@@ -110,6 +122,8 @@ def _bad_inputs(tmp_path: Path, r18_model: Path) -> list[tuple[list[str], str]]:
         ([*model, "--images", str(tmp_path / "empty")], "no images"),
         ([*model, "--images", str(tmp_path / "junk")], "not a readable image"),
         ([*model, "--npy", str(nan)], "NaN"),
+        # the shape named is the file's, not the (1, ...) it would be read as
+        ([*model, "--npy", str(four_channel)], "got (4, 112, 112)"),
         ([*model, "--config", str(config)], "unknown key 'embedding.colour'"),
         ([*model, "--backend-b", "caffe"], "unknown backend 'caffe'"),
     ]
@@ -206,3 +220,14 @@ def test_compare_naming_tensorrt_overrides_a_disabled_config(
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["backend_b"]["backend"] == "tensorrt" and report["backend_b"]["fallback_reason"] is None
+
+
+def test_identical_backends_show_zero_drift_and_cosines_within_one(r18_model: Path) -> None:
+    args = ["--onnx-path", str(r18_model), "--backend-b", "insightface", "--n-samples", "3"]
+    data = json.loads(_compare(*args, "--json").stdout)
+    assert data["max_drift"] == 0.0 and data["cosine"]["max"] <= 1.0 and data["cosine"]["min"] > 1.0 - 1e-12
+    table = _compare(*args)
+    assert table.exit_code == 0, table.output
+    text = " ".join(table.stdout.split())
+    assert "worst drift (1 - min cosine) 0 vs" in text and "1.000000" in text and "1.00000007" not in text
+    assert "Parity: insightface fp32 vs insightface fp32" in text

@@ -13,7 +13,7 @@ BASE = ["compare", "--backend-a", "onnxruntime", "--backend-b", "onnxruntime", "
 #: The keys of plain ``compare --json`` (ParityResult.to_dict): --precision must keep them.
 COMPARE_KEYS = {
     "backend_a", "backend_b", "n_samples", "cosine", "l2", "nn_agreement", "throughput_a", "throughput_b",
-    "max_drift_cosine", "tolerance_key", "max_drift", "passed", "tolerance_applies_to", "collapse",
+    "speed_measured", "max_drift_cosine", "tolerance_key", "max_drift", "passed", "tolerance_applies_to", "collapse",
 }  # fmt: skip
 
 
@@ -39,6 +39,7 @@ def test_drift_report_judges_each_precision_by_its_own_tolerance(r18_model: Path
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["passed"] is True and report["n_samples"] == 12
+    assert "warm-up excluded" in report["speed_measured"] and "interleaved" in report["speed_measured"]
     rows = {row["precision"]: row for row in report["rows"]}
     assert list(rows) == ["fp32", "int8"]
     assert (rows["fp32"]["tolerance_key"], rows["fp32"]["max_drift_cosine"]) == ("validation.max_drift_cosine", 0.001)
@@ -72,8 +73,11 @@ def test_precision_options_are_checked(r18_model: Path) -> None:
     bad = invoke(*BASE, "--onnx-path", str(r18_model), "--precisions", "fp32,int4")
     assert bad.exit_code == 2
     assert bad.stderr.strip().splitlines() == [
-        "error: unknown precision(s) int4 in --precisions (choose fp32, fp16, int8)"
+        "error: unknown precision int4 in --precisions (choose fp32, fp16, int8)"
     ]
+    # the message names the option the user gave
+    one = invoke(*BASE, "--onnx-path", str(r18_model), "--precision", "fp8")
+    assert one.stderr.strip().splitlines() == ["error: unknown precision fp8 in --precision (choose fp32, fp16, int8)"]
 
 
 def test_drift_report_table_subprocess(r18_model: Path, r18_int8_engine) -> None:

@@ -109,3 +109,15 @@ def test_a_prepared_quantization_calibrates_once_and_quantizes_many_ways(
     assert len(full.weight_scales) == 7 and len(fewer.weight_scales) == 5 and len(only.weight_scales) == 1
     # With ONNX Runtime's calibration cache the crops run through the model once; without it, every time.
     assert len(passes) == (1 if cache else 3)
+
+
+def test_the_calibration_folder_is_keyed_by_its_resolved_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "faces").mkdir()
+    monkeypatch.chdir(tmp_path)
+    typed = CalibrationSettings(images="faces", reduce_range=True)
+    absolute = CalibrationSettings(images=str(tmp_path / "faces"), reduce_range=True)
+    dotted = CalibrationSettings(images=str(tmp_path / "faces" / ".." / "faces"), reduce_range=True)
+    assert typed.images == absolute.images == dotted.images == str(tmp_path.resolve() / "faces")
+    # one folder, one recipe (the manifest and the engine key's hash read to_dict): the same folder reuses the engine
+    assert typed.to_dict() == absolute.to_dict() == dotted.to_dict()
+    assert CalibrationSettings(images=str(tmp_path), reduce_range=True).to_dict() != typed.to_dict()

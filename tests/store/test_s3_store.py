@@ -510,3 +510,32 @@ def test_error_messages_never_carry_credentials():
     assert message.startswith("S3 error Teapot when trying to download s3://bkt/x: key *** secret ***")
     assert SECRET_KEY not in message and ACCESS_KEY not in message
     assert store.settings.endpoint_label == "http://***@127.0.0.1:9"
+
+
+def test_build_upload_takes_the_store_options(moto_server, bucket, tmp_path, s3, fake_stack_10, tiny_onnx):
+    built = tmp_path / "built"
+    args = ["build", "--onnx-path", tiny_onnx, "--precision", "fp32", "--cache-dir", built]
+    result = cli(*args, "--upload", *store(moto_server.url, bucket), "--prefix", "team/", "--json")
+    assert result.exit_code == 0, result.output
+    upload = json.loads(result.stdout)["upload"]
+    assert upload["uploaded"] is True and upload["plan_uri"].startswith(f"s3://{bucket}/team/trt10.")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {k.rsplit(".", 1)[-1] for k in keys} == {"plan", "json"} and all(k.startswith("team/") for k in keys)
+    # a store option without --upload is a mistake, said before building
+    lonely = cli(*args, "--bucket", bucket)
+    assert lonely.exit_code == 2 and lonely.stderr.strip() == "error: --bucket goes with --upload"
+
+
+def test_push_engine_of_a_cpu_engine_says_cpu_engines_are_not_shared(moto_server, bucket, tmp_path, tiny_onnx):
+    cache = tmp_path / "cache"
+    built = cli(
+        "build", "--target", "cpu", "--onnx-path", tiny_onnx, "--precision", "fp32", "--cache-dir", cache, "--json"
+    )
+    assert built.exit_code == 0, built.output
+    engine = json.loads(built.stdout)["path"]
+    result = cli("push-engine", engine, *store(moto_server.url, bucket))
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {engine} is a CPU engine (ONNX Runtime): CPU engines are not shared through the engine store; "
+        "build it where it runs with arcface-trt build --target cpu"
+    ]
