@@ -80,6 +80,23 @@ def _fold_long_words() -> None:
 
     folded.folds = True  # type: ignore[attr-defined]
     rich_utils._get_parameter_help = folded
+    # Option names too (``--hardware-compatibility``): Typer makes them with these highlighters, looked up when
+    # it renders, and their column cuts as the help column does.
+    for name in ("highlighter", "negative_highlighter"):
+        highlight = getattr(rich_utils, name, None)
+        if callable(highlight):
+            setattr(rich_utils, name, _folding(highlight))
+
+
+def _folding(highlight: Any) -> Any:
+    """``highlight`` (text -> rich ``Text``) with the result folding a word wider than its column."""
+
+    def folding(text: Any) -> Any:
+        result = highlight(text)
+        result.overflow = "fold"
+        return result
+
+    return folding
 
 
 class _PlainFlags:

@@ -57,7 +57,8 @@ def _precision_plan_line(version: str, plan: dict[str, Any]) -> str:
 def _human_dry_run(plan: dict[str, Any]) -> None:
     from arcface_trt.model.input_spec import describe_spec
 
-    settings = {k: v for k, v in plan["build_settings"].items() if k not in ("precision_plan", "precision_path")}
+    shown_apart = ("precision_plan", "precision_path", "portability")
+    settings = {k: v for k, v in plan["build_settings"].items() if k not in shown_apart}
     manifest = {k: v for k, v in plan["manifest"].items() if k != "input_spec"}
     spec = plan["manifest"].get("input_spec")
     lines = [
@@ -68,6 +69,7 @@ def _human_dry_run(plan: dict[str, Any]) -> None:
         f"GPU:       {plan['gpu']['name'] + ' (' + plan['gpu']['sm_arch'] + ')' if plan['gpu'] else 'none detected'}",
         f"cache:     {plan['cache']['status']} ({'; '.join(plan['cache']['reasons']) or 'manifest matches'})",
         "settings:  " + ", ".join(f"{k}={v}" for k, v in settings.items()),
+        f"travels:   {portability_line(plan['build_settings'].get('portability'))}",
         "precision plan:",
         *(_precision_plan_line(version, p) for version, p in plan["build_settings"]["precision_plan"].items()),
         "manifest fields: " + ", ".join(f"{k}={v}" for k, v in manifest.items()),
