@@ -15,6 +15,7 @@ that keeps up runs close to its slower stage alone, the ``bound_stage``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ from arcface_trt.embed.reader import default_threads, read_batches
 from arcface_trt.preprocess import l2_normalize
 from arcface_trt.records import Record
 
-#: Batches measured stage by stage at the start of a run (at most a quarter of the run's batches).
+#: Batches measured stage by stage at the start of a run (at most a quarter of the run's batches) ...
 PROBE_BATCHES = 8
+#: ... and at most this many images (their decoded crops are held until encoded), unless that is under 2 batches.
+PROBE_IMAGES = 1024
 
 
 def reader_threads(embedder: Embedder, threads: int | None) -> int:
@@ -59,10 +62,11 @@ class StageRates(Record):
 
     ``decode_only_img_s``: reading, decoding and preprocessing the first ``probe_images`` on the
     ``reader_threads`` threads, nothing else running. ``encode_only_img_s``: ``encode`` (preprocess,
-    ``forward``, L2 normalisation) of those decoded crops, nothing else running. ``embed_img_s``: the
-    overlapped pipeline on the ``pipelined_images`` after them, from its first batch on (committing
-    parts included, the final merge not). ``bound_stage``: the slower stage alone (``decode`` or
-    ``encode``); ``embed_vs_bound``: ``embed_img_s`` over that stage's images/s.
+    ``forward``, L2 normalisation) of those decoded crops batch by batch, nothing else running, from
+    the second batch on. ``embed_img_s``: the overlapped pipeline on the ``pipelined_images`` after
+    them, from its second batch on (committing parts included, the final merge not). ``bound_stage``:
+    the slower stage alone (``decode`` or ``encode``); ``embed_vs_bound``: ``embed_img_s`` over that
+    stage's images/s. Images are counted as read (unreadable ones too) and as encoded.
     """
 
     probe_images: int
@@ -76,12 +80,14 @@ class StageRates(Record):
 
 
 def probe_batches(images: int, batch_size: int) -> int:
-    """How many of a run's first batches are measured stage by stage: a quarter of them, 2 to 8.
+    """How many of a run's first batches are measured stage by stage: a quarter, 2 to 8, at most 1,024 images.
 
     0 when the run has fewer than 8 batches (too few to measure the stages and a pipelined part).
     """
     batches = -(-images // batch_size)
-    return min(PROBE_BATCHES, batches // 4) if batches >= 8 else 0
+    if batches < 8:
+        return 0
+    return max(2, min(PROBE_BATCHES, batches // 4, PROBE_IMAGES // batch_size))
 
 
 def _rate(images: int, seconds: float) -> float:
@@ -120,7 +126,9 @@ class MeasuredRun:
             return
         info = embedder.info()
         started = time.perf_counter()
-        read = list(read_batches(self.keys[:probed], self.load, embedder.preprocess, size, self.threads))
+        # Decoded and preprocessed as in the pipeline; the crops are kept for encode, the inputs let go at once.
+        reading = read_batches(self.keys[:probed], self.load, embedder.preprocess, size, self.threads)
+        read = [dataclasses.replace(batch, inputs=None) for batch in reading]
         decode = _rate(probed, time.perf_counter() - started)
         encoded, encode_s = 0, 0.0
         for i, batch in enumerate(read):

@@ -96,6 +96,7 @@ def test_the_summary_reports_each_stage_and_names_the_slower(embedder, faces: np
 
 def test_a_run_too_short_to_measure_has_no_stage_figures(embedder, faces: np.ndarray, tmp_path: Path) -> None:
     assert [probe_batches(n, 4) for n in (1, 28, 29, 32, 64, 1000)] == [0, 0, 2, 2, 4, 8]
+    assert [probe_batches(100_000, size) for size in (128, 256, 1024)] == [8, 4, 2]  # at most 1,024 images
     write_crops(tmp_path / "crops", faces[:6])
     summary = embed_to_file(tmp_path / "crops", tmp_path / "emb.parquet", embedder=embedder)
     assert summary.stages is None and summary.embedded == 6
