@@ -26,6 +26,7 @@
 
 Usage: python scripts/embed_throughput.py [--n 2000] [--models r18,r18:8] [--repeats 1] [--ab [--arch r18]
        [--slice-size 250]] [--kill-resume] [--ray [--ray-actors 1,2] [--threads-per-actor 1] [--ray-cpus 3]] [--json]
+       (``--models ''`` skips step 2, e.g. for the Ray figures alone)
 """
 
 from __future__ import annotations
@@ -332,7 +333,7 @@ def main() -> None:
     """Run the measurements and print them."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--models", default="r18,r18:8", help="ARCH or ARCH:WIDTH, comma-separated (step 2)")
+    parser.add_argument("--models", default="r18,r18:8", help="ARCH or ARCH:WIDTH, comma-separated; '' skips step 2")
     parser.add_argument("--repeats", type=int, default=1, help="runs of the whole command per model (step 2)")
     parser.add_argument("--arch", default="r18", help="the model of steps 3 to 5")
     parser.add_argument("--backend", default="onnxruntime")
@@ -367,7 +368,7 @@ def main() -> None:
         folder = work / "crops"
         slices = _write_images(folder, sample_faces(args.n, seed=0), args.slice_size)
         crops = _decoded(folder)
-        result["stages"] = _stages(args, crops, folder, work)
+        result["stages"] = _stages(args, crops, folder, work) if args.models else {}
         if args.ab or args.kill_resume or args.ray:
             model = write_model(work / f"arcface_{args.arch}.onnx", args.arch, 0)
             embedder = get_embedding_backend(args.backend, args.device, onnx_path=model, batch_size=args.batch_size)
@@ -388,7 +389,8 @@ def main() -> None:
 
 def _print(args: argparse.Namespace, result: dict) -> None:
     print(f"machine: {result['machine']}, {args.n} crops (PNG and JPEG), batch {args.batch_size}")
-    print("arcface-trt embed, its summary's figures (img/s): embed steady state | decode+preprocess | encode")
+    if result["stages"]:
+        print("arcface-trt embed, its summary's figures (img/s): embed steady state | decode+preprocess | encode")
     for spec, figures in result["stages"].items():
         for run in figures["runs"]:
             embed, decode, encode = (run[k] for k in ("embed_img_s", "decode_only_img_s", "encode_only_img_s"))
