@@ -253,7 +253,7 @@ class _LoopResult:
 def _commit_all(
     batches: Iterator[EmbeddedBatch], store: PartStore, chunk_size: int, progress: ProgressHook | None, todo: int
 ) -> _LoopResult:
-    """Drain ``batches`` into ``store``: parts of ``chunk_size`` rows, so fewer rows than that are ever uncommitted.
+    """Drain ``batches`` into ``store`` in parts of ``chunk_size`` rows: after each batch fewer rows wait uncommitted.
 
     A batch that crosses a part's end is split across parts; a part ends early only where the backend or
     precision of the batches changes, and at the end.
