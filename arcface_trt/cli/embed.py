@@ -65,9 +65,9 @@ def _stage_rows(stages: Any) -> list[tuple[str, str]]:
         return []
     threads = f"{stages.reader_threads} thread" + ("s" if stages.reader_threads > 1 else "")
     return [
-        ("decode+preprocess alone", f"{stages.decode_only_img_s:,.1f} img/s (first {stages.probe_images}, {threads})"),
+        ("overlapped, steady state", f"{stages.embed_img_s:,.1f} img/s (first {stages.pipelined_images})"),
+        ("decode+preprocess alone", f"{stages.decode_only_img_s:,.1f} img/s (last {stages.probe_images}, {threads})"),
         ("encode alone", f"{stages.encode_only_img_s:,.1f} img/s (the same {stages.probe_images})"),
-        ("overlapped, steady state", f"{stages.embed_img_s:,.1f} img/s (next {stages.pipelined_images})"),
         ("slower stage", f"{stages.bound_stage}: overlapped runs at {stages.embed_vs_bound:.2f} x it"),
     ]
 

@@ -5,11 +5,11 @@ while the calling thread runs ``forward`` and L2-normalises. Its results equal `
 same crops: the same ``preprocess``, the same ``forward`` on batches of ``batch_size``, the same
 ``l2_normalize``.
 
-:class:`MeasuredRun` first takes a run's first batches through the stages one after the other,
-each with nothing else running: decode + preprocess on the reader threads (``decode_only_img_s``),
-then ``encode`` of the decoded crops (``encode_only_img_s``). Those embeddings are the run's own,
-so measuring costs only the overlap lost on a few batches. The rest of the run goes through
-:func:`iter_embeddings`, whose images/s from its first batch on is ``embed_img_s``. A pipeline
+:class:`MeasuredRun` runs most of a run through :func:`iter_embeddings` (its images/s from its
+second batch on is ``embed_img_s``), then takes the last batches through the stages one after the
+other, each with nothing else running: decode + preprocess on the reader threads
+(``decode_only_img_s``), then ``encode`` of the decoded crops (``encode_only_img_s``). Those
+embeddings are the run's own, so measuring costs only the overlap lost on a few batches. A pipeline
 that keeps up runs close to its slower stage alone, the ``bound_stage``.
 """
 
@@ -60,11 +60,11 @@ def iter_embeddings(
 class StageRates(Record):
     """Images/s of each stage alone and of the overlapped pipeline, measured in one run on its own images.
 
-    ``decode_only_img_s``: reading, decoding and preprocessing the first ``probe_images`` on the
-    ``reader_threads`` threads, nothing else running. ``encode_only_img_s``: ``encode`` (preprocess,
-    ``forward``, L2 normalisation) of those decoded crops batch by batch, nothing else running, from
-    the second batch on. ``embed_img_s``: the overlapped pipeline on the ``pipelined_images`` after
-    them, from its second batch on (committing parts included, the final merge not). ``bound_stage``:
+    ``embed_img_s``: the overlapped pipeline on the first ``pipelined_images``, from its second batch
+    on (committing parts included, the final merge not). ``decode_only_img_s``: reading, decoding and
+    preprocessing the last ``probe_images`` on the ``reader_threads`` threads, nothing else running.
+    ``encode_only_img_s``: ``encode`` (preprocess, ``forward``, L2 normalisation) of those decoded
+    crops batch by batch, nothing else running. ``bound_stage``:
     the slower stage alone (``decode`` or ``encode``); ``embed_vs_bound``: ``embed_img_s`` over that
     stage's images/s. Images are counted as read (unreadable ones too) and as encoded.
     """
@@ -97,9 +97,10 @@ def _rate(images: int, seconds: float) -> float:
 class MeasuredRun:
     """Iterate it for the :class:`EmbeddedBatch` es of ``keys`` in order; then ``rates`` holds the stage figures.
 
-    The first batch through ``encode`` and the first through the pipeline are not timed: they carry
-    the backend's warm-up and the pipeline's fill. ``rates`` stays None when the run is too short to
-    measure (:func:`probe_batches` is 0) or is not iterated to its end.
+    The run's last batches are the measured ones: the overlapped part runs first and warms the
+    backend up, so ``encode`` alone is timed warm. The first overlapped batch is not timed (the
+    pipeline's fill). ``rates`` stays None when the run is too short to measure
+    (:func:`probe_batches` is 0) or is not iterated to its end.
     """
 
     def __init__(
@@ -124,36 +125,38 @@ class MeasuredRun:
         if probed == 0:
             yield from iter_embeddings(embedder, self.keys, self.load, size, self.threads)
             return
-        info = embedder.info()
-        started = time.perf_counter()
-        # Decoded and preprocessed as in the pipeline; the crops are kept for encode, the inputs let go at once.
-        reading = read_batches(self.keys[:probed], self.load, embedder.preprocess, size, self.threads)
-        read = [dataclasses.replace(batch, inputs=None) for batch in reading]
-        decode = _rate(probed, time.perf_counter() - started)
-        encoded, encode_s = 0, 0.0
-        for i, batch in enumerate(read):
-            started = time.perf_counter()
-            embeddings = embedder.encode(batch.crops) if batch.crops else _no_rows(embedder)
-            if i > 0:
-                encode_s += time.perf_counter() - started
-                encoded += len(batch.crops)
-            yield EmbeddedBatch(batch.keys, embeddings, batch.failures, info.backend, info.precision)
+        # The stages are measured alone on the last batches, once the overlapped part has warmed the backend
+        # up (its first batches run slower), and the batches still come out in input order.
+        pipelined, measured = self.keys[:-probed], self.keys[-probed:]
         first: float | None = None
         after_first = 0
-        for batch in iter_embeddings(embedder, self.keys[probed:], self.load, size, self.threads):
+        for batch in iter_embeddings(embedder, pipelined, self.load, size, self.threads):
             if first is None:
                 first = time.perf_counter()
             else:
                 after_first += len(batch.keys) + len(batch.failures)
             yield batch
-        # From the first pipelined batch's arrival to the consumer's return for more: the clock covers
+        # From the first overlapped batch's arrival to the consumer's return for more: the clock covers
         # what the consumer does with each later batch (committing parts included).
         embed = _rate(after_first, time.perf_counter() - first if first is not None else 0.0)
+        info = embedder.info()
+        started = time.perf_counter()
+        # Decoded and preprocessed as in the pipeline; the crops are kept for encode, the inputs let go at once.
+        reading = read_batches(measured, self.load, embedder.preprocess, size, self.threads)
+        read = [dataclasses.replace(batch, inputs=None) for batch in reading]
+        decode = _rate(probed, time.perf_counter() - started)
+        encoded, encode_s = 0, 0.0
+        for batch in read:
+            started = time.perf_counter()
+            embeddings = embedder.encode(batch.crops) if batch.crops else _no_rows(embedder)
+            encode_s += time.perf_counter() - started
+            encoded += len(batch.crops)
+            yield EmbeddedBatch(batch.keys, embeddings, batch.failures, info.backend, info.precision)
         encode = _rate(encoded, encode_s)
         bound = min(decode, encode)
         self.rates = StageRates(
             probe_images=probed,
-            pipelined_images=len(self.keys) - probed,
+            pipelined_images=len(pipelined),
             reader_threads=self.threads,
             decode_only_img_s=decode,
             encode_only_img_s=encode,

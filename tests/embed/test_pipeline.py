@@ -65,12 +65,13 @@ def test_reading_overlaps_forward_on_reader_threads_and_the_stages_are_measured_
     # every key is loaded once, on a reader thread, never on the thread that runs forward
     assert sorted(k for k, _ in recorder.loaded) == sorted(keys)
     assert {name.startswith("arcface-trt-read") for _, name in recorder.loaded} == {True}
-    probe, pipelined = recorder.forwards[:probed], recorder.forwards[probed:]
-    # stage by stage first: the probe's keys were all decoded before its encode, and nothing loads during it
-    assert probe == [{"loaded_before": 4, "loaded_during": 0}] * probed
-    # then overlapped: while forward runs on a batch, later batches are being read
-    still_to_read = [f for f in pipelined if f["loaded_before"] < len(keys)]
+    pipelined, probe = recorder.forwards[:-probed], recorder.forwards[-probed:]
+    # overlapped first: while forward runs on a batch, later batches are being read
+    still_to_read = [f for f in pipelined if f["loaded_before"] < len(keys) - 4]
     assert still_to_read and all(f["loaded_during"] > 0 for f in still_to_read), pipelined
+    assert max(f["loaded_before"] + f["loaded_during"] for f in pipelined) <= len(keys) - 4  # the last 4 wait
+    # then stage by stage: the last keys were all decoded before their encode, and nothing loads during it
+    assert probe == [{"loaded_before": len(keys), "loaded_during": 0}] * probed
     # and the results are encode's
     embeddings = np.concatenate([b.embeddings for b in batches])
     monkeypatch.undo()
@@ -82,7 +83,7 @@ def test_the_summary_reports_each_stage_and_names_the_slower(embedder, faces: np
     summary = embed_to_file(tmp_path / "crops", tmp_path / "emb.parquet", embedder=embedder, batch_size=1, threads=2)
     stages = summary.stages
     assert stages is not None and summary.threads == stages.reader_threads == 2
-    assert (stages.probe_images, stages.pipelined_images) == (3, 9)  # a quarter of 12 batches of 1
+    assert (stages.pipelined_images, stages.probe_images) == (9, 3)  # the last quarter of 12 batches of 1
     figures = (stages.decode_only_img_s, stages.encode_only_img_s, stages.embed_img_s)
     assert all(np.isfinite(f) and f > 0 for f in figures), figures
     slower = min(stages.decode_only_img_s, stages.encode_only_img_s)
