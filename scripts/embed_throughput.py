@@ -1,23 +1,32 @@
-"""Acceptance figures for ``arcface-trt embed`` (issue 8), measured side by side on this machine.
+"""Acceptance figures for ``arcface-trt embed`` (issues 8 and 16), measured on this machine.
 
-1. Writes N generated crops (``sample_faces``) as PNG files into a temp folder, one sub-folder per
-   slice of ``--slice-size`` crops.
-2. On one loaded backend, slice by slice and in A B B A order (so the changing load of a shared
-   machine hits both sides equally):
-   A  the bare backend on pre-loaded arrays: ``encode(crops)`` (preprocess + forward), and with
+1. Writes N generated crops (``sample_faces``: augmented crops of the real sample faces) as image
+   files into a temp folder, PNG and JPEG alternately, one sub-folder per slice of ``--slice-size``.
+2. For each of ``--models`` (``ARCH`` or ``ARCH:WIDTH``, a narrow IResNet from the project's own
+   generator; default ``r18`` and ``r18:8``, a slow and a fast model), ``--repeats`` times, models
+   alternating: runs the whole command, ``arcface-trt embed FOLDER --out OUT --json``, as a
+   subprocess, and reads from its summary the three figures it measures in the run (``stages``):
+   embed's steady state (the overlapped pipeline), decode + preprocess alone, ``encode`` alone on
+   the decoded crops, and embed over the slower of the two. Also prints the whole command's
+   images/s (N over its wall time, start-up included). Then, as a separate pass in this process,
+   ``encode`` of all N crops as decoded from the files, pre-loaded (the bare backend), and the min
+   cosine of the command's output against it.
+3. ``--ab`` (issue 8): on one loaded backend (``--arch``), slice by slice and in A B B A order (so
+   the changing load of a shared machine hits both sides equally):
+   A  the bare backend on the decoded crops, pre-loaded: ``encode(crops)`` (preprocess + forward), and with
       ``--forward-only`` also ``forward`` alone on preprocessed batches (the strictest baseline);
-   B  ``embed_to_file(slice folder, out.parquet)``: listing, decoding the PNGs in reader threads,
+   B  ``embed_to_file(slice folder, out.parquet)``: listing, decoding the files in reader threads,
       preprocessing, forward, committing parts, merging; timed wall to wall.
    and prints images/s of each (all crops / summed seconds) and B's share of A.
-3. Checks that B's embeddings equal ``encode`` on the same crops (min cosine).
 4. ``--kill-resume``: runs ``arcface-trt embed`` on the whole folder as a subprocess, SIGKILLs it
    once half of the rows are committed, reruns with ``--resume``, checks every path is there once.
-5. ``--ray``: runs the whole folder with ``--ray`` on a local Ray instance, once per count of
-   ``--ray-actors`` (``--threads-per-actor`` threads each, ``--ray-cpus`` logical CPUs), and
-   compares with the single-process outputs of step 2.
+5. ``--ray`` (with ``--ab``): runs the whole folder with ``--ray`` on a local Ray instance, once per
+   count of ``--ray-actors`` (``--threads-per-actor`` threads each, ``--ray-cpus`` logical CPUs),
+   and compares with the single-process outputs of step 3.
 
-Usage: python scripts/embed_throughput.py [--n 2000] [--arch r18] [--slice-size 250] [--kill-resume]
-       [--ray [--ray-actors 1,2] [--threads-per-actor 1] [--ray-cpus 3]] [--json]
+Usage: python scripts/embed_throughput.py [--n 2000] [--models r18,r18:8] [--repeats 1] [--ab [--arch r18]
+       [--slice-size 250]] [--kill-resume] [--ray [--ray-actors 1,2] [--threads-per-actor 1] [--ray-cpus 3]] [--json]
+       (``--models ''`` skips step 2, e.g. for the Ray figures alone)
 """
 
 from __future__ import annotations
@@ -37,8 +46,8 @@ from typing import Any
 import numpy as np
 
 
-def _write_pngs(folder: Path, crops: np.ndarray, slice_size: int) -> list[Path]:
-    """PNG files in one sub-folder per slice; the slice folders."""
+def _write_images(folder: Path, crops: np.ndarray, slice_size: int) -> list[Path]:
+    """PNG and JPEG files (alternately) in one sub-folder per slice; the slice folders."""
     import cv2
 
     slices = []
@@ -47,10 +56,18 @@ def _write_pngs(folder: Path, crops: np.ndarray, slice_size: int) -> list[Path]:
         if i % slice_size == 0:
             sub.mkdir(parents=True, exist_ok=True)
             slices.append(sub)
-        path = sub / f"face_{i:05d}.png"
+        path = sub / f"face_{i:05d}.{'png' if i % 2 == 0 else 'jpg'}"
         if not cv2.imwrite(str(path), crop):
             raise OSError(f"cannot write {path}")
     return slices
+
+
+def _decoded(folder: Path) -> np.ndarray:
+    """The crops as the files hold them (JPEG is lossy): what ``encode`` is compared with, in index order."""
+    from arcface_trt.inputs import read_image
+
+    files = sorted((p for p in folder.rglob("face_*") if p.is_file()), key=lambda p: _index_of(str(p)))
+    return np.stack([read_image(p) for p in files])
 
 
 def _index_of(key: str) -> int:
@@ -231,15 +248,96 @@ def _ray(args: argparse.Namespace, model: Path, folder: Path, work: Path, refere
     return {"runs": runs}
 
 
+def _model_spec(spec: str) -> tuple[str, int]:
+    """``r18`` or ``r18:8`` -> (arch, first-stage width)."""
+    from arcface_trt.model.iresnet import DEFAULT_WIDTH
+
+    arch, _, width = spec.partition(":")
+    return arch, int(width) if width else DEFAULT_WIDTH
+
+
+def _command_out(work: Path, spec: str) -> Path:
+    return work / f"command-{spec.replace(':', '-w')}.parquet"
+
+
+def _whole_command(args: argparse.Namespace, name: str, model: Path, folder: Path, out: Path, n: int) -> dict:
+    """``arcface-trt embed`` on the folder as a user runs it (a subprocess, ``--json``): its stage figures."""
+    command = ["embed", str(folder), "--out", str(out), "--onnx-path", str(model), "--backend", args.backend]
+    command += ["--device", args.device, "--batch-size", str(args.batch_size), "--json", "--overwrite"]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    started = time.perf_counter()
+    done = subprocess.run(_cli(*command), capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr)
+    summary = json.loads(done.stdout)
+    stages = summary["stages"]
+    if summary["embedded"] != n or stages is None:
+        raise RuntimeError(f"embedded {summary['embedded']} of {n}, stages {stages}")
+    return {
+        "model": name,
+        "embed_img_s": stages["embed_img_s"],
+        "decode_only_img_s": stages["decode_only_img_s"],
+        "encode_only_img_s": stages["encode_only_img_s"],
+        "bound_stage": stages["bound_stage"],
+        "embed_vs_bound": stages["embed_vs_bound"],
+        "meets_0_9": stages["embed_vs_bound"] >= 0.9,
+        "reader_threads": stages["reader_threads"],
+        "probe_images": stages["probe_images"],
+        "pipelined_images": stages["pipelined_images"],
+        "summary_images_per_s": summary["images_per_s"],
+        "whole_command_img_s": n / wall,
+        "wall_s": wall,
+        "load_average_after": os.getloadavg()[0],
+    }
+
+
+def _stages(args: argparse.Namespace, crops: np.ndarray, folder: Path, work: Path) -> dict:
+    """Step 2: the whole command per model (models alternating over the repeats), then a separate bare-encode pass."""
+    from arcface_trt.backends import get_embedding_backend
+    from arcface_trt.embed import read_embeddings
+    from arcface_trt.model.iresnet import write_model
+
+    models = {}
+    for spec in args.models.split(","):
+        arch, width = _model_spec(spec)
+        models[spec] = write_model(work / f"arcface_{arch}_w{width}.onnx", arch, 0, width)
+    runs: dict[str, list[dict]] = {spec: [] for spec in models}
+    for repeat in range(args.repeats):
+        for spec, model in models.items():
+            run = _whole_command(args, spec, model, folder, _command_out(work, spec), len(crops))
+            runs[spec].append(run)
+            print(f"repeat {repeat} {spec}: {json.dumps(run)}", file=sys.stderr)
+    result = {}
+    for spec, model in models.items():
+        embedder = get_embedding_backend(args.backend, args.device, onnx_path=model, batch_size=args.batch_size)
+        embedder.encode(crops[: args.batch_size])  # warm-up
+        started = time.perf_counter()
+        reference = embedder.encode(crops)
+        separate = len(crops) / (time.perf_counter() - started)
+        keys, embeddings = read_embeddings(_command_out(work, spec))
+        result[spec] = {
+            "runs": runs[spec],
+            "median_embed_vs_bound": statistics.median(r["embed_vs_bound"] for r in runs[spec]),
+            "separate_pass_bare_encode_img_s": separate,
+            "min_cosine_vs_encode": _min_cosine(keys, embeddings, reference),
+        }
+    return result
+
+
 def main() -> None:
     """Run the measurements and print them."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--arch", default="r18")
+    parser.add_argument("--models", default="r18,r18:8", help="ARCH or ARCH:WIDTH, comma-separated; '' skips step 2")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of the whole command per model (step 2)")
+    parser.add_argument("--arch", default="r18", help="the model of steps 3 to 5")
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="reader threads (default: embed's default)")
+    parser.add_argument("--ab", action="store_true", help="step 3 (implied by --kill-resume and --ray)")
     parser.add_argument("--rounds", type=int, default=1, help="passes over all slices")
     parser.add_argument("--slice-size", type=int, default=250, help="crops per A/B pair")
     parser.add_argument("--forward-only", action="store_true", help="also time forward() on preprocessed batches")
@@ -255,43 +353,66 @@ def main() -> None:
     from arcface_trt.faces import sample_faces
     from arcface_trt.model.iresnet import write_model
 
+    result: dict[str, Any] = {
+        "machine": f"{os.cpu_count()}-core CPU",
+        "load_average_at_start": os.getloadavg()[0],
+        "n": args.n,
+        "backend": args.backend,
+        "batch_size": args.batch_size,
+    }
     with tempfile.TemporaryDirectory(prefix="embed-throughput-") as tmp:
         work = Path(tmp)
-        model = write_model(work / f"arcface_{args.arch}.onnx", args.arch, 0)
-        crops = sample_faces(args.n, seed=0)
         folder = work / "crops"
-        slices = _write_pngs(folder, crops, args.slice_size)
-        embedder = get_embedding_backend(args.backend, args.device, onnx_path=model, batch_size=args.batch_size)
-        embedder.encode(crops[: args.batch_size])  # warm-up
-        result: dict[str, Any] = {
-            "machine": f"{os.cpu_count()}-core CPU",
-            "load_average_at_start": os.getloadavg()[0],
-            "n": args.n,
-            "arch": args.arch,
-            "backend": embedder.info().backend,
-            "providers": embedder.info().providers,
-            "batch_size": args.batch_size,
-        }
-        throughput = _throughput(args, embedder, crops, slices, work)
-        reference = throughput.pop("reference")
-        result["throughput"] = throughput
-        if args.kill_resume:
-            result["kill_resume"] = _kill_resume(args, model, folder, work, args.n, reference)
-        if args.ray:
-            result["ray"] = _ray(args, model, folder, work, reference)
+        slices = _write_images(folder, sample_faces(args.n, seed=0), args.slice_size)
+        crops = _decoded(folder)
+        result["stages"] = _stages(args, crops, folder, work) if args.models else {}
+        if args.ab or args.kill_resume or args.ray:
+            model = write_model(work / f"arcface_{args.arch}.onnx", args.arch, 0)
+            embedder = get_embedding_backend(args.backend, args.device, onnx_path=model, batch_size=args.batch_size)
+            embedder.encode(crops[: args.batch_size])  # warm-up
+            throughput = _throughput(args, embedder, crops, slices, work)
+            reference = throughput.pop("reference")
+            result["throughput"] = {"arch": args.arch, "providers": embedder.info().providers, **throughput}
+            if args.kill_resume:
+                result["kill_resume"] = _kill_resume(args, model, folder, work, args.n, reference)
+            if args.ray:
+                result["ray"] = _ray(args, model, folder, work, reference)
+    result["load_average_at_end"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    tp = result["throughput"]
-    print(f"machine: {result['machine']}, model {args.arch}, {args.n} crops, batch {args.batch_size}")
-    print(f"bare backend, encode(pre-loaded crops):   {tp['encode_img_s']:.1f} img/s")
-    if args.forward_only:
-        print(f"bare backend, forward(pre-processed):     {tp['forward_only_img_s']:.1f} img/s")
-    print(f"arcface-trt embed (PNG folder -> parquet): {tp['embed_img_s']:.1f} img/s (wall to wall)")
-    print(f"embed / encode: {tp['embed_vs_encode']:.1%} (per slice: {json.dumps(tp['slice_ratio_embed_vs_encode'])})")
-    if args.forward_only:
-        print(f"embed / forward only: {tp['embed_vs_forward_only']:.1%}")
-    print(f"min cosine embed vs encode: {tp['min_cosine_vs_encode']:.7f}")
+    _print(args, result)
+
+
+def _print(args: argparse.Namespace, result: dict) -> None:
+    print(f"machine: {result['machine']}, {args.n} crops (PNG and JPEG), batch {args.batch_size}")
+    if result["stages"]:
+        print("arcface-trt embed, its summary's figures (img/s): embed steady state | decode+preprocess | encode")
+    for spec, figures in result["stages"].items():
+        for run in figures["runs"]:
+            embed, decode, encode = (run[k] for k in ("embed_img_s", "decode_only_img_s", "encode_only_img_s"))
+            print(
+                f"  {spec:8s} {embed:8.1f} | {decode:8.1f} | {encode:8.1f}"
+                f"  embed / {run['bound_stage']} alone = {run['embed_vs_bound']:.3f}"
+                f"  (whole command {run['whole_command_img_s']:.1f} img/s, load {run['load_average_after']:.1f})"
+            )
+        separate = figures["separate_pass_bare_encode_img_s"]
+        print(
+            f"  {spec:8s} separate pass, bare encode of pre-loaded crops: {separate:.1f} img/s;"
+            f" min cosine embed vs encode {figures['min_cosine_vs_encode']:.7f}"
+        )
+    if "throughput" in result:
+        tp = result["throughput"]
+        print(f"A/B, model {tp['arch']}:")
+        print(f"bare backend, encode(pre-loaded crops):   {tp['encode_img_s']:.1f} img/s")
+        if args.forward_only:
+            print(f"bare backend, forward(pre-processed):     {tp['forward_only_img_s']:.1f} img/s")
+        print(f"arcface-trt embed (folder -> parquet):     {tp['embed_img_s']:.1f} img/s (wall to wall)")
+        slices = json.dumps(tp["slice_ratio_embed_vs_encode"])
+        print(f"embed / encode: {tp['embed_vs_encode']:.1%} (per slice: {slices})")
+        if args.forward_only:
+            print(f"embed / forward only: {tp['embed_vs_forward_only']:.1%}")
+        print(f"min cosine embed vs encode: {tp['min_cosine_vs_encode']:.7f}")
     for key in ("kill_resume", "ray"):
         if key in result:
             print(f"{key}: {json.dumps(result[key])}")

@@ -1,8 +1,9 @@
-"""Bounded reads of regular files, the clean-up of stale temporary files, and lock files that are never links."""
+"""Bounded reads of regular files, the clean-up of stale temporary files, and lock files: never links, removable."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -70,3 +71,31 @@ def test_a_lock_file_is_never_followed(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(InputError, match="not a regular file"), file_lock(fifo):
         pass
+
+
+def test_a_removed_lock_file_goes_when_the_block_ends_and_a_waiter_relocks_the_path(tmp_path: Path) -> None:
+    lock = tmp_path / "out.parquet.lock"
+    with pytest.raises(RuntimeError), file_lock(lock, remove=True):
+        assert lock.is_file()
+        raise RuntimeError("the run failed")
+    assert not lock.exists()  # gone after a failure too
+    lock.write_text("someone's notes")
+    with file_lock(lock, remove=True):
+        pass
+    assert lock.read_text() == "someone's notes"  # a file with content is not a lock file this made
+    lock.unlink()
+
+    seen: list[bool] = []
+
+    def waiter() -> None:
+        with file_lock(lock):
+            # the first holder deleted the file this thread first waited on: it must hold the path's lock now
+            seen.append(lock.is_file())
+
+    with file_lock(lock, remove=True):
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.5)  # let the waiter open the lock file and block on it
+    thread.join(5)
+    assert seen == [True]
+    assert lock.exists()  # the waiter's lock (remove=False) stays

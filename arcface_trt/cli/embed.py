@@ -59,6 +59,19 @@ def _where(summary: Any) -> str:
     return f" on Ray ({how}" + (f"; {summary.ray_actors}" if summary.ray_actors else "") + ")"
 
 
+def _stage_rows(stages: Any) -> list[tuple[str, str]]:
+    """Each stage alone and the pipeline's steady state, so the table shows which stage bounds the run."""
+    if stages is None:
+        return []
+    threads = f"{stages.reader_threads} thread" + ("s" if stages.reader_threads > 1 else "")
+    return [
+        ("overlapped, steady state", f"{stages.embed_img_s:,.1f} img/s (first {stages.pipelined_images})"),
+        ("decode+preprocess alone", f"{stages.decode_only_img_s:,.1f} img/s (last {stages.probe_images}, {threads})"),
+        ("encode alone", f"{stages.encode_only_img_s:,.1f} img/s (the same {stages.probe_images})"),
+        ("slower stage", f"{stages.bound_stage}: overlapped runs at {stages.embed_vs_bound:.2f} x it"),
+    ]
+
+
 def _table(summary: Any) -> Any:
     from rich.table import Table
 
@@ -80,6 +93,7 @@ def _table(summary: Any) -> Any:
         ("unreadable (skipped)", str(summary.unreadable_count)),
         ("throughput", f"{summary.images_per_s:,.1f} img/s over {summary.embed_elapsed_s:.1f} s"),
         ("elapsed (with model load and merge)", f"{summary.elapsed_s:.1f} s"),
+        *_stage_rows(summary.stages),
     ]
     if summary.input_spec:
         rows.append(("input spec", describe_spec(summary.input_spec)))
@@ -131,7 +145,11 @@ def embed(
     ] = None,
     threads: Annotated[
         int | None,
-        option("--threads", help="Reader threads that decode and preprocess ahead (default: half the cores, 1 to 4)."),
+        option(
+            "--threads",
+            help="Reader threads that decode and preprocess ahead (default: with a GPU backend every CPU but one, "
+            "at most 16; else half the CPUs, 1 to 4).",
+        ),
     ] = None,
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", help="Rows per committed part (what an interruption can lose at most).")

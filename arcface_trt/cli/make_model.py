@@ -16,6 +16,10 @@ def make_model(
     out: Annotated[Path, typer.Option("--out", help="Where to write the .onnx file.")],
     arch: Annotated[str, typer.Option("--arch", help="IResNet depth: r18 | r34 | r50 | r100.")] = "r50",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights (same seed, same model).")] = 0,
+    width: Annotated[
+        int,
+        typer.Option("--width", help="Channels of the first stage, doubled by each later one (64; 8: a fast model)."),
+    ] = 64,
     json_output: common.JsonOption = False,
 ) -> None:
     """Generate an ArcFace-architecture (InsightFace IResNet) ONNX model with RANDOM, seeded weights.
@@ -27,10 +31,18 @@ def make_model(
 
     if out.exists() and out.is_dir():
         raise InputError(f"--out is a folder, give a file path: {out}")
-    status(f"generating {arch} (seed {seed}) ...", enabled=not json_output)
-    write_model(out, arch, seed)
-    record = {"path": str(out), "arch": arch, "seed": seed, "bytes": out.stat().st_size, "sha256": sha256_file(out)}
+    status(f"generating {arch} (seed {seed}, width {width}) ...", enabled=not json_output)
+    write_model(out, arch, seed, width)
+    record = {
+        "path": str(out),
+        "arch": arch,
+        "seed": seed,
+        "width": width,
+        "bytes": out.stat().st_size,
+        "sha256": sha256_file(out),
+    }
     if json_output:
         emit_json(record)
     else:
-        typer.echo(f"wrote {out} ({record['bytes'] / 1e6:.1f} MB, IResNet {arch}, seed {seed}, random weights)")
+        size = f"{record['bytes'] / 1e6:.1f} MB"
+        typer.echo(f"wrote {out} ({size}, IResNet {arch}, width {width}, seed {seed}, random weights)")

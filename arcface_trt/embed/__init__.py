@@ -14,9 +14,9 @@ from arcface_trt.embed.job import (
     EmbedSummary,
     embed_paths,
     embed_to_file,
-    iter_embeddings,
 )
 from arcface_trt.embed.parts import read_embeddings
+from arcface_trt.embed.pipeline import StageRates, iter_embeddings
 from arcface_trt.embed.sources import Source, open_source
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "EmbeddedBatch",
     "EmbeddedPaths",
     "Source",
+    "StageRates",
     "embed_paths",
     "embed_to_file",
     "iter_embeddings",

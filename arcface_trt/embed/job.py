@@ -1,7 +1,6 @@
-"""Bulk embedding: a source of crops -> batches read ahead in threads -> the backend -> committed parts.
+"""Bulk embedding: a source of crops -> the pipeline (or Ray) -> committed parts -> the output, and its summary.
 
-The results equal ``embedder.encode`` on the same crops: the same ``preprocess``, the
-same ``forward`` on batches of ``batch_size``, the same ``l2_normalize``.
+The results equal ``embedder.encode`` on the same crops (see :mod:`arcface_trt.embed.pipeline`).
 """
 
 from __future__ import annotations
@@ -24,13 +23,12 @@ from arcface_trt.config import ValidationSection
 from arcface_trt.embed.batch import EmbeddedBatch
 from arcface_trt.embed.model_ref import fetch_model
 from arcface_trt.embed.parts import PartStore, check_output
+from arcface_trt.embed.pipeline import MeasuredRun, StageRates, iter_embeddings, reader_threads
 from arcface_trt.embed.ray_cluster import actor_range
 from arcface_trt.embed.ray_job import RayEmbedJob
-from arcface_trt.embed.reader import default_threads, read_batches
 from arcface_trt.embed.sources import open_source, source_from_paths
 from arcface_trt.errors import InputError
 from arcface_trt.objectstore import ObjectStore, is_uri
-from arcface_trt.preprocess import l2_normalize
 from arcface_trt.records import Record
 
 log = logging.getLogger("arcface_trt")
@@ -88,30 +86,14 @@ class EmbedSummary(Record):
     #: The actor pool, e.g. ``2 CPU actors x 4 threads``.
     ray_actors: str | None = None
     threads_per_actor: int | None = None
+    #: Each stage alone and the overlapped pipeline, measured in this run (single process; None with Ray
+    #: or when the run is too short to measure).
+    stages: StageRates | None = None
     unreadable: list[dict[str, str]] = field(default_factory=list)
     #: The input spec the embeddings were computed through (also in the output's metadata).
     input_spec: dict[str, Any] | None = None
     #: The collapse guard on the seven real sample faces (None: not run, on Ray).
     collapse: CollapseCheck | None = None
-
-
-def iter_embeddings(
-    embedder: Embedder,
-    keys: Sequence[str],
-    load: Callable[[str], Any],
-    batch_size: int | None = None,
-    threads: int | None = None,
-) -> Iterator[EmbeddedBatch]:
-    """Embed ``keys`` in order; reading and preprocessing run ahead in ``threads`` background threads."""
-    embedder.ensure_ready()
-    info = embedder.info()
-    size = batch_size or embedder.batch_size
-    for batch in read_batches(keys, load, embedder.preprocess, size, threads):
-        if batch.inputs is None:
-            embeddings = np.zeros((0, embedder.model.embedding_dim), dtype=np.float32)
-        else:
-            embeddings = l2_normalize(embedder.forward(batch.inputs))
-        yield EmbeddedBatch(batch.keys, embeddings, batch.failures, info.backend, info.precision)
 
 
 def _make_embedder(embedder: Embedder | None, spec: BackendSpec | None) -> Embedder:
@@ -242,10 +224,12 @@ def embed_to_file(
         todo = [key for key in source.keys if key not in parts.done]
         if progress is not None:
             progress(0, len(todo))
+        measured: MeasuredRun | None = None
         if use_ray:
             batches = job.run(source, todo) if todo else iter(())
         else:
-            batches = iter_embeddings(emb, todo, source.load, size, threads)
+            measured = MeasuredRun(emb, todo, source.load, size, threads)
+            batches = iter(measured)
         loop = _commit_all(batches, parts, chunk_size, progress, len(todo))
         rows = parts.finish()
 
@@ -270,7 +254,7 @@ def embed_to_file(
         images_per_s=loop.embedded / loop.elapsed if loop.elapsed > 0 else 0.0,
         duplicates=source.duplicates,
         batch_size=size,
-        threads=None if use_ray else threads or default_threads(),
+        threads=None if use_ray else reader_threads(emb, threads),
         fallback_reason=fallback_reason,
         ray=use_ray,
         # The address joined: --ray-address, or the cluster $RAY_ADDRESS named.
@@ -278,6 +262,7 @@ def embed_to_file(
         ray_cluster=ran_on.connection.how if ran_on and ran_on.connection else None,
         ray_actors=ran_on.plan.describe() if ran_on and ran_on.plan else None,
         threads_per_actor=ran_on.plan.threads if ran_on and ran_on.plan else None,
+        stages=measured.rates if measured is not None else None,
         unreadable=loop.unreadable,
         input_spec=model.input_spec.to_dict(),
         collapse=collapse,
@@ -297,17 +282,25 @@ class _LoopResult:
 def _commit_all(
     batches: Iterator[EmbeddedBatch], store: PartStore, chunk_size: int, progress: ProgressHook | None, todo: int
 ) -> _LoopResult:
-    """Drain ``batches`` into ``store``, one part per ``chunk_size`` rows."""
+    """Drain ``batches`` into ``store`` in parts of ``chunk_size`` rows: after each batch fewer rows wait uncommitted.
+
+    A batch that crosses a part's end is split across parts; a part ends early only where the backend or
+    precision of the batches changes, and at the end.
+    """
     result = _LoopResult()
     keys: list[str] = []
     chunks: list[np.ndarray] = []
     started = time.perf_counter()
 
-    def commit() -> None:
-        if keys:
-            store.commit(keys, np.concatenate(chunks, axis=0), result.backend or "", result.precision or "")
-            keys.clear()
-            chunks.clear()
+    def commit(rows: int | None = None) -> None:
+        """Commit the first ``rows`` pending rows (default: all of them) as one part."""
+        if not keys:
+            return
+        embeddings = np.concatenate(chunks, axis=0)
+        rows = len(keys) if rows is None else rows
+        store.commit(keys[:rows], embeddings[:rows], result.backend or "", result.precision or "")
+        del keys[:rows]
+        chunks[:] = [embeddings[rows:]] if keys else []
 
     for batch in batches:
         if result.first_batch is None:
@@ -319,8 +312,8 @@ def _commit_all(
         chunks.append(batch.embeddings)
         result.embedded += len(batch.keys)
         result.unreadable.extend({"path": k, "reason": r} for k, r in batch.failures)
-        if len(keys) >= chunk_size:
-            commit()
+        while len(keys) >= chunk_size:
+            commit(chunk_size)
         if progress is not None:
             progress(len(batch.keys) + len(batch.failures), todo)
     commit()

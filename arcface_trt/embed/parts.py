@@ -25,7 +25,7 @@ Rules that keep this exact:
 - ``.npy`` output is two files: ``<stem>.npy`` ``(N, D)`` float32 and ``<stem>.index.parquet``
   (the same columns without ``embedding``; row ``i`` describes row ``i``). The ``.npy`` is
   written first and the index last: an index means a complete pair.
-- ``<out>.lock`` serialises runs on the same local output.
+- ``<out>.lock`` serialises runs on the same local output; it is deleted when a run ends.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Read, decode and preprocess batches in background threads while the backend runs.
 
-A small thread pool works ahead of the consumer on at most ``prefetch`` batches (a
-bounded queue of futures, so memory stays flat however large the input); batches
-come out in input order. OpenCV's decoder and ``blobFromImages`` release the GIL,
+A thread pool (sized to the machine: :func:`default_threads`) works ahead of the consumer on at
+most ``prefetch`` batches (a bounded queue of futures, so memory stays flat however large the
+input); batches come out in input order. OpenCV's decoder and ``blobFromImages`` release the GIL,
 so the threads really overlap with each other and with the backend's ``forward``.
 """
 
@@ -25,20 +25,37 @@ Preprocessor = Callable[[list[np.ndarray]], np.ndarray]
 
 @dataclass
 class ReadBatch:
-    """One batch ready for ``forward``: the keys that decoded, their NCHW inputs, and the failures."""
+    """One batch ready for ``forward``: the keys that decoded, their NCHW inputs, and the failures.
+
+    ``crops`` are the decoded BGR crops the inputs were made from (``crops[i]`` is ``keys[i]``'s).
+    """
 
     keys: list[str]
     inputs: np.ndarray | None
     failures: list[tuple[str, str]] = field(default_factory=list)
+    crops: list[np.ndarray] = field(default_factory=list)
 
 
-def default_threads() -> int:
-    """Reader threads when not given: half the cores, 1 to 4.
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: a container's share, ``taskset``), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
-    Decoding a crop costs well under a millisecond against tens for the forward pass, so a few
-    threads keep any backend fed; more would only take cores from a CPU backend.
+
+def default_threads(on_gpu: bool = False, cpus: int | None = None) -> int:
+    """Reader threads when not given, sized to the machine (``cpus``: default :func:`usable_cpus`).
+
+    With a GPU backend the CPU only decodes and feeds the GPU: every CPU but the one that runs
+    ``forward`` and commits (1 to 16; a fast engine outruns a few decoding threads). With a CPU
+    backend decoding shares the cores with inference: half the CPUs, 1 to 4 (a crop decodes in a
+    fraction of a millisecond against milliseconds of CPU inference; the threads only run while
+    the bounded queue has room, so more would only compete with the backend's threads).
     """
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
+    cpus = cpus or usable_cpus()
+    if on_gpu:
+        return max(1, min(16, cpus - 1))
+    return max(1, min(4, cpus // 2))
 
 
 def _load_one(load: Loader, key: str) -> np.ndarray | Unreadable:
@@ -63,7 +80,7 @@ def read_batch(keys: Sequence[str], load: Loader, preprocess: Preprocessor) -> R
     if not crops:
         return ReadBatch([], None, failures)
     try:
-        return ReadBatch(ok_keys, preprocess(crops), failures)
+        return ReadBatch(ok_keys, preprocess(crops), failures, crops)
     except InputError:
         pass
     # Rare: one crop the preprocessor rejects; find it without losing the rest of the batch.
@@ -76,7 +93,7 @@ def read_batch(keys: Sequence[str], load: Loader, preprocess: Preprocessor) -> R
             continue
         good_keys.append(key)
         good.append(crop)
-    return ReadBatch(good_keys, preprocess(good) if good else None, failures)
+    return ReadBatch(good_keys, preprocess(good) if good else None, failures, good)
 
 
 def read_batches(

@@ -5,8 +5,8 @@ checked on ``--resume``, what is deleted); the two classes here carry them out o
 
 Local (:class:`LocalStorage`): the parts folder is ``<out>.parts/`` with the marker file in it,
 built aside and renamed into place; every file is written to a temporary file and renamed
-(after an fsync); ``<out>.lock`` serialises runs; a folder is removed by renaming it aside
-first, so a half-deleted folder never looks live.
+(after an fsync); ``<out>.lock`` serialises runs (and is deleted when a run ends); a folder is
+removed by renaming it aside first, so a half-deleted folder never looks live.
 
 Object store (:class:`ObjectStorage`, ``s3://...``): there is no rename and no lock, but one
 PUT is atomic (readers see the whole object or none). The marker object says what state the
@@ -175,9 +175,9 @@ class LocalStorage:
         self.parts = str(self.parts_path)
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
-        """``<out>.lock``, held for the whole run."""
+        """``<out>.lock``, held for the whole run and deleted when it ends."""
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        return file_lock(self.out_path.with_name(self.out_path.name + ".lock"))
+        return file_lock(self.out_path.with_name(self.out_path.name + ".lock"), remove=True)
 
     def check_writable(self) -> None:
         """The output's folder (or the nearest existing folder above it) must be a writable folder."""

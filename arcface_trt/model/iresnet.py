@@ -30,7 +30,8 @@ onnx = lazy_import("onnx")
 ort = lazy_import("onnxruntime")
 
 LAYERS = {"r18": (2, 2, 2, 2), "r34": (3, 4, 6, 3), "r50": (3, 4, 14, 3), "r100": (3, 13, 30, 3)}
-WIDTHS = (64, 128, 256, 512)
+#: Channels of the first stage; each later stage doubles them (InsightFace: 64, 128, 256, 512).
+DEFAULT_WIDTH = 64
 INPUT_NAME = "input.1"
 OUTPUT_NAME = "embedding"
 EMBEDDING_DIM = 512
@@ -105,16 +106,17 @@ def _block(g: _GraphBuilder, x: str, cin: int, cout: int, stride: int) -> str:
     return g.node("Add", [y, shortcut])
 
 
-def _build_graph(arch: str, seed: int, features_mean: np.ndarray | None, features_var: np.ndarray | None):
+def _build_graph(arch: str, seed: int, width: int, features_mean: np.ndarray | None, features_var: np.ndarray | None):
     helper, float_type = onnx.helper, onnx.TensorProto.FLOAT
     g = _GraphBuilder(rng=np.random.default_rng(seed), nodes=[], initializers=[])
-    x = g.conv(INPUT_NAME, 3, WIDTHS[0], 3, 1)
-    x = g.prelu(x, WIDTHS[0])
-    cin = WIDTHS[0]
-    for blocks, width in zip(LAYERS[arch], WIDTHS, strict=True):
+    widths = [width * 2**stage for stage in range(len(LAYERS[arch]))]
+    x = g.conv(INPUT_NAME, 3, widths[0], 3, 1)
+    x = g.prelu(x, widths[0])
+    cin = widths[0]
+    for blocks, stage_width in zip(LAYERS[arch], widths, strict=True):
         for i in range(blocks):
-            x = _block(g, x, cin, width, 2 if i == 0 else 1)
-            cin = width
+            x = _block(g, x, cin, stage_width, 2 if i == 0 else 1)
+            cin = stage_width
     x = g.bn(x, cin)
     x = g.node("Flatten", [x], axis=1)
     fan_in = cin * 7 * 7
@@ -131,11 +133,12 @@ def _build_graph(arch: str, seed: int, features_mean: np.ndarray | None, feature
         [helper.make_tensor_value_info(OUTPUT_NAME, float_type, ["N", EMBEDDING_DIM])],
         g.initializers,
     )
+    name = f"IResNet-{arch[1:]}" + ("" if width == DEFAULT_WIDTH else f" (width {width})")
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="arcface-trt",
-        doc_string=f"IResNet-{arch[1:]} ArcFace architecture, RANDOM weights (seed {seed}); not a trained model",
+        doc_string=f"{name} ArcFace architecture, RANDOM weights (seed {seed}); not a trained model",
     )
     model.ir_version = 8
     return model
@@ -151,20 +154,26 @@ def _features_statistics(model_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
     return out.mean(axis=0), out.var(axis=0) + 1e-3
 
 
-def make_model(arch: str = "r50", seed: int = 0):
-    """Return the ONNX ``ModelProto`` of IResNet ``arch`` with weights drawn from ``seed``."""
+def make_model(arch: str = "r50", seed: int = 0, width: int = DEFAULT_WIDTH):
+    """Return the ONNX ``ModelProto`` of IResNet ``arch`` with weights drawn from ``seed``.
+
+    ``width``: channels of the first stage (each later stage doubles them); a narrow model (8, 16)
+    is a fast one, for measuring what the pipeline around a model costs.
+    """
     if arch not in LAYERS:
         raise InputError(f"unknown architecture '{arch}' (choose one of {', '.join(LAYERS)})")
     if seed < 0:
         raise InputError(f"seed must be >= 0, got {seed}")
-    draft = _build_graph(arch, seed, None, None)
+    if width < 1:
+        raise InputError(f"width must be >= 1, got {width}")
+    draft = _build_graph(arch, seed, width, None, None)
     mean, var = _features_statistics(draft.SerializeToString())
-    return _build_graph(arch, seed, mean, var)
+    return _build_graph(arch, seed, width, mean, var)
 
 
-def write_model(path: Path, arch: str = "r50", seed: int = 0) -> Path:
+def write_model(path: Path, arch: str = "r50", seed: int = 0, width: int = DEFAULT_WIDTH) -> Path:
     """Generate the model and write it atomically to ``path``; returns the path."""
-    model = make_model(arch, seed)
+    model = make_model(arch, seed, width)
     onnx.checker.check_model(model)
     write_bytes_atomic(Path(path), model.SerializeToString())
     return Path(path)

@@ -39,9 +39,26 @@ def test_cli_json_summary_and_table(r18_model: Path, eight_crops: Path, tmp_path
     assert summary["backend"] == "onnxruntime" and summary["images_per_s"] > 0
     keys, embeddings = read_embeddings(out)
     assert_matches_encode(keys, embeddings, reference(r18_model))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.parquet"]  # no parts folder, no lock file left
     table = invoke("embed", str(eight_crops), "--out", str(out), *_model_args(r18_model), "--resume")
     assert table.exit_code == 0, table.output
     assert "already in output (skipped)" in table.stdout and "img/s" in table.stdout
+
+
+def test_cli_summary_has_each_stage_alone_and_the_pipeline(r18_model: Path, eight_crops: Path, tmp_path: Path) -> None:
+    out = tmp_path / "emb.parquet"
+    args = ["embed", str(eight_crops), "--out", str(out), *_model_args(r18_model), "--batch-size", "1"]
+    summary = json.loads(invoke(*args, "--json").stdout)
+    stages = summary["stages"]
+    assert stages["probe_images"] == 2 and stages["pipelined_images"] == 6 and stages["reader_threads"] >= 1
+    for key in ("embed_img_s", "decode_only_img_s", "encode_only_img_s", "embed_vs_bound"):
+        assert stages[key] > 0, key
+    assert stages["bound_stage"] in ("decode", "encode")
+    table = invoke(*args, "--overwrite")
+    assert table.exit_code == 0, table.output
+    for row in ("overlapped, steady state", "(first 6)", "decode+preprocess alone", "(last 2, ", "encode alone"):
+        assert row in table.stdout, row
+    assert "decode: overlapped runs at" in table.stdout or "encode: overlapped runs at" in table.stdout
 
 
 def test_bad_input_is_one_line_and_exit_2(r18_model: Path, eight_crops: Path, tmp_path: Path) -> None:

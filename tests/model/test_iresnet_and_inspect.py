@@ -52,6 +52,21 @@ def test_weights_follow_the_seed(r18_model: Path, r18_model_seed1: Path) -> None
     assert not np.array_equal(first(r18_model), first(r18_model_seed1))
 
 
+def test_a_narrow_model_has_the_width_asked_and_is_still_a_recognition_model(tmp_path: Path) -> None:
+    out = tmp_path / "narrow.onnx"
+    result = invoke("make-model", "--arch", "r18", "--width", "8", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model)
+    weights = {i.name: i for i in model.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert list(weights[convs[0].input[1]].dims) == [8, 3, 3, 3]  # the stem: 8 channels, not 64
+    gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
+    assert list(weights[gemm.input[1]].dims) == [512, 64 * 7 * 7]  # the last stage: 8 x 2**3 channels
+    emb = _embed(out, list(base_faces()[:2]))
+    assert inspect_model(out).embedding_dim == 512 and np.isfinite(emb).all() and float(emb[0] @ emb[1]) < 0.9
+
+
 def test_r100_is_a_valid_recognition_model_that_tells_faces_apart(tmp_path: Path) -> None:
     out = tmp_path / "m.onnx"
     result = invoke("make-model", "--arch", "r100", "--out", str(out))
