@@ -183,8 +183,10 @@ def measure(
     return np.concatenate(parts, axis=0)
 
 
-#: How a comparison times its backends: each warmed up, then all timed round-robin for about a second each.
-SPEED_PLAN = TimingPlan(duration_s=1.0, warmup_s=0.2)
+#: How a comparison times its backends: each warmed up, then all timed round-robin for 0.3 s each (at least three
+#: calls). A comparison's speed column shows the order of magnitude beside the drift; figures to quote come
+#: from ``benchmark``, which times for longer.
+SPEED_PLAN = TimingPlan(duration_s=0.3, warmup_s=0.1)
 
 
 def speeds(
