@@ -255,10 +255,6 @@ class CompareRequest:
     #: ``max_drift_cosine``). None: the engine without a budget.
     drift_budget: float | None = None
 
-    def loaded_config(self) -> EmbeddingConfig:
-        """The config this comparison runs under (naming a backend runs it: no switch to flip here)."""
-        return load_config(self.config)
-
     def spec_b(self, precision: str | None, cfg: EmbeddingConfig) -> BackendSpec:
         """The backend spec of B at ``precision`` under the loaded config ``cfg``."""
         return BackendSpec.resolve(
@@ -277,7 +273,7 @@ def _prepare(
     request: CompareRequest, crops: Sequence[np.ndarray] | None = None
 ) -> tuple[EmbeddingConfig, ValidationSection, Sequence[np.ndarray] | np.ndarray]:
     """The loaded config, its validation section with the request's overrides, and the crops (unless given)."""
-    cfg = request.loaded_config()
+    cfg = load_config(request.config)
     # --max-drift-cosine is checked here (range) and applied to every precision by drift_tolerance.
     validation = with_overrides(
         cfg.validation,

@@ -306,18 +306,18 @@ def backend_specs(request: BenchmarkRequest) -> list[BackendSpec]:
     """The spec of every engine to time, in table order (:meth:`BenchmarkRequest.variants`), drift budget included."""
     cfg = load_config(request.config)
     variants = request.variants()
-
-    def engine_precision(backend: str, precision: str | None) -> str | None:
-        # tensorrt without a precision runs the configured one; onnxruntime the ONNX as it is (no budget then).
-        return cfg.tensorrt.tensorrt.precision if backend == "tensorrt" and precision is None else precision
-
-    engines = [engine_precision(b, p) for b, p in variants if b in PRECISION_BACKENDS]
+    # The precision each engine runs at: tensorrt without one runs the configured one; onnxruntime the ONNX as it
+    # is (no budget then). Other backends have no engine precision.
+    engines = {
+        (b, p): cfg.tensorrt.tensorrt.precision if b == "tensorrt" and p is None else p
+        for b, p in variants
+        if b in PRECISION_BACKENDS
+    }
     if request.drift_budget is not None and not engines:
         raise InputError("--drift-budget selects onnxruntime CPU engines and TensorRT plans: add such a --backend")
-    budgets = budgets_for(engines, request.drift_budget)
+    budgets = budgets_for(list(engines.values()), request.drift_budget)
     return [
-        variant_spec(request, cfg, b, p, budgets.get(engine_precision(b, p)) if b in PRECISION_BACKENDS else None)
-        for b, p in variants
+        variant_spec(request, cfg, b, p, budgets.get(engines[b, p]) if (b, p) in engines else None) for b, p in variants
     ]
 
 

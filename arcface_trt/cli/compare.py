@@ -311,11 +311,12 @@ def compare(
 def _select_budget(request: Any, json_output: bool) -> None:
     """``--drift-budget``: B's engine of that budget, from the cache or built by a search (before any embedding)."""
     from arcface_trt.budget.request import budgets_for
+    from arcface_trt.config import load_config
     from arcface_trt.names import canonical_backend
 
     if request.precisions is not None:
         raise InputError("--drift-budget goes with --precision (one precision), not --precisions")
-    cfg = request.loaded_config()
+    cfg = load_config(request.config)
     tensorrt = canonical_backend(request.backend_b) == "tensorrt"
     precision = cfg.tensorrt.tensorrt.precision if tensorrt else request.precision_b
     budgets_for([precision], request.drift_budget)
