@@ -95,3 +95,18 @@ def test_an_answer_without_a_speedup_builds_no_plan(fake_stack: FakeStack, resid
     assert result.build is None and result.search["status"] == "no-speedup"
     assert result.search["message"].startswith("no speedup available within")
     assert fake_stack.builds == []
+
+
+def test_a_budgets_plan_is_never_weight_stripped(fake_stack: FakeStack, residual_onnx: Path, tmp_path: Path) -> None:
+    """A stripped plan is refit from an ONNX derived again from the model; a budget's comes from its search."""
+    settings = TensorrtSection(
+        precision="int8",
+        min_batch_size=1,
+        opt_batch_size=4,
+        max_batch_size=4,
+        cache_dir=str(tmp_path / "engines"),
+        strip_weights=True,
+    )
+    with pytest.raises(InputError, match="cannot be weight-stripped"):
+        build_engine(BuildRequest(residual_onnx, settings, drift_budget=0.01))
+    assert fake_stack.builds == []
