@@ -6,6 +6,7 @@ imports its heavy work inside its function, so ``--help`` stays fast.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import traceback
@@ -112,7 +113,19 @@ class _PlainFlags:
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         _fold_long_words()  # here, not at start-up: only help needs typer's rich renderer
+        self.help = reflowed(self.help)  # type: ignore[attr-defined]
         super().format_help(ctx, formatter)  # type: ignore[misc]
+
+
+def reflowed(text: str | None) -> str | None:
+    """``text`` with each paragraph on one line, so that help wraps at the terminal's width only.
+
+    A docstring's own line breaks would otherwise stay: Typer 0.29 keeps the single newlines of
+    every paragraph after the first, which reads as ragged lines at 80 columns.
+    """
+    if text is None:
+        return None
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in inspect.cleandoc(text).split("\n\n"))
 
 
 class _Command(_PlainFlags, TyperCommand):

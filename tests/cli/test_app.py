@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from tests.support.cli import run_cli, run_python
@@ -102,3 +103,27 @@ def test_every_help_reads_whole_at_80_columns() -> None:
         assert "…" not in result.stdout, (args, [line for line in lines if "…" in line])
         assert "<bool>" not in result.stdout, args
         assert "--help" in result.stdout and ("--json" in result.stdout or args != ["compare"])
+        assert not _ragged(lines), (args, _ragged(lines))
+
+
+def _ragged(lines: list[str]) -> list[str]:
+    """Description lines (above the option boxes) broken early: the next line's first word would have fitted."""
+    usage = next(i for i, line in enumerate(lines) if line.lstrip().startswith("Usage:"))
+    description = []
+    for line in lines[usage + 1 :]:
+        if line.lstrip().startswith("╭"):
+            break
+        description.append(line.strip())
+    return [
+        line
+        for line, after in itertools.pairwise(description)
+        if line and after and len(line) + 1 + len(after.split()[0]) <= 76
+    ]
+
+
+def test_reflowed_joins_lines_and_keeps_paragraphs() -> None:
+    from arcface_trt.cli.app import reflowed
+
+    text = "First line\n    goes on.\n\n    Second\n    paragraph."
+    assert reflowed(text) == "First line goes on.\n\nSecond paragraph."
+    assert reflowed(None) is None
