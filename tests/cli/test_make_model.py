@@ -19,5 +19,5 @@ def test_make_model_subprocess(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unknown architecture 'r7'" in bad.stderr
     assert not (tmp_path / "x.onnx").exists()
     bad_width = run_cli("make-model", "--arch", "r18", "--width", "0", "--out", str(tmp_path / "x.onnx"))
-    assert bad_width.returncode == 2 and bad_width.stderr.strip() == "error: width must be >= 1, got 0"
+    assert bad_width.returncode == 2 and bad_width.stderr.strip() == "error: --width must be at least 1, got 0"
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no temporary file left behind
