@@ -16,12 +16,14 @@
 # takes it from a local S3 server. It exits non-zero when any step fails, any parity check fails, a
 # plan is mislabelled or backend B was not TensorRT.
 #
-# Environment: MODEL_ARCH (r50), N_SAMPLES (100), BATCH (32: the profile's opt and max batch),
+# Environment: MODEL_ARCH (r50), MODEL_WIDTH (64, the built-in width; 8 or 16 for a quick run), N_SAMPLES (100),
+# BATCH (32: the profile's opt and max batch),
 # BENCH_SECONDS (3), REPORT_DIR (a folder that receives every step's JSON and stderr, pass or fail),
 # KEEP_WORK=1 to keep the work folder, ARCFACE_TRT (command to run, default "python -m arcface_trt").
 set -uo pipefail
 
 MODEL_ARCH=${MODEL_ARCH:-r50}
+MODEL_WIDTH=${MODEL_WIDTH:-64}
 N_SAMPLES=${N_SAMPLES:-100}
 BATCH=${BATCH:-32}
 BENCH_SECONDS=${BENCH_SECONDS:-3}
@@ -50,7 +52,7 @@ step() {  # step NAME OUTPUT_JSON COMMAND...: run, keep its JSON, remember a fai
   fi
 }
 
-step make-model "$WORK/model.json" "${CLI[@]}" make-model --out "$WORK/model.onnx" --arch "$MODEL_ARCH" --json
+step make-model "$WORK/model.json" "${CLI[@]}" make-model --out "$WORK/model.onnx" --arch "$MODEL_ARCH" --width "$MODEL_WIDTH" --json
 
 write_configs() {  # write_configs NAME PRECISION [tensorrt: lines...]: $WORK/embedding-NAME.yaml + its TensorRT config
   local name=$1 precision=$2

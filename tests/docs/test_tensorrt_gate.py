@@ -93,6 +93,7 @@ def test_the_gpu_smoke_script_passes_on_the_fake_gpu(tmp_path: Path, isolated_ca
             "ARCFACE_TRT": f"{sys.executable} -m tests.support.fake_cli",
             "PYTHON": sys.executable,
             "MODEL_ARCH": "r18",
+            "MODEL_WIDTH": "16",
             "N_SAMPLES": "4",
             "BATCH": "4",
             "BENCH_SECONDS": "0.2",

@@ -13,7 +13,7 @@ from arcface_trt.faces import base_faces
 from arcface_trt.model.inspect import inspect_model
 from arcface_trt.model.iresnet import LAYERS, make_model
 from tests.support.cli import invoke
-from tests.support.tiny_models import make_tiny_model, write_tiny_model
+from tests.support.tiny_models import R18_WIDTH, make_tiny_model, write_tiny_model
 
 
 def _embed(path: Path, crops: list[np.ndarray]) -> np.ndarray:
@@ -47,7 +47,7 @@ def test_r18_structure_and_inspection(r18_model: Path) -> None:
 
 def test_weights_follow_the_seed(r18_model: Path, r18_model_seed1: Path) -> None:
     # the same seed gives the same bytes; another seed other weights
-    assert make_model("r18", 0).SerializeToString() == r18_model.read_bytes()
+    assert make_model("r18", 0, R18_WIDTH).SerializeToString() == r18_model.read_bytes()
     first = lambda path: onnx.numpy_helper.to_array(onnx.load(str(path)).graph.initializer[0])  # noqa: E731
     assert not np.array_equal(first(r18_model), first(r18_model_seed1))
 
