@@ -8,6 +8,7 @@ Every reader returns None where the figure cannot be had; nothing is estimated.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from collections.abc import Callable
@@ -77,12 +78,28 @@ class GpuMemoryTracker:
         return value
 
 
+def release_freed_heap() -> None:
+    """Return the heap pages this process has freed to the OS (glibc's ``malloc_trim``; elsewhere nothing).
+
+    Without it, a backend loaded after others were freed (a second backend, a long-lived process)
+    reuses resident pages and its RSS delta reads near 0: measured here, 0.0 and 0.6 MiB for two
+    backends that add 72 and 31 MiB in a fresh process.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows)
+        return
+    trim(0)
+
+
 def rss_added_mb(make: Callable[[], T]) -> tuple[T, float | None]:
     """``make()`` and the resident memory it added to the process (MiB, /proc; None where unreadable).
 
     What a backend allocates and keeps when it is loaded and run once is its own memory; the
-    process's peak RSS counts every backend loaded before it.
+    process's peak RSS counts every backend loaded before it. Freed heap is returned to the OS
+    first (:func:`release_freed_heap`), so that reused pages do not hide what ``make()`` allocates.
     """
+    release_freed_heap()
     before = current_rss_mb()
     made = make()
     after = current_rss_mb()

@@ -53,7 +53,8 @@ NOTES = {
     "latency_ms": "time of one batch; throughput_fps = images / total timed time; warm-up excluded",
     "peak_rss_mb": "process peak since start (getrusage), the same for every row: the whole process",
     "rss_added_mb": "this backend's own memory: resident memory (/proc) after loading it and encoding one batch of "
-    "the largest size, minus before; each backend is loaded and measured alone, before any timing",
+    "the largest size, minus before (freed heap returned to the OS first); each backend is loaded and measured "
+    "alone, before any timing",
     "speedup_vs_reference": "throughput over the reference backend's at the same batch size",
     "vs_first_precision": "throughput over the same backend's at the first of --precisions, same batch size",
 }
