@@ -31,8 +31,6 @@ def make_model(
 
     if out.exists() and out.is_dir():
         raise InputError(f"--out is a folder, give a file path: {out}")
-    if width < 1:
-        raise InputError(f"--width must be at least 1, got {width}")
     status(f"generating {arch} (seed {seed}, width {width}) ...", enabled=not json_output)
     write_model(out, arch, seed, width)
     record = {

@@ -165,7 +165,7 @@ def make_model(arch: str = "r50", seed: int = 0, width: int = DEFAULT_WIDTH):
     if seed < 0:
         raise InputError(f"seed must be >= 0, got {seed}")
     if width < 1:
-        raise InputError(f"width must be >= 1, got {width}")
+        raise InputError(f"--width must be at least 1, got {width}")
     draft = _build_graph(arch, seed, width, None, None)
     mean, var = _features_statistics(draft.SerializeToString())
     return _build_graph(arch, seed, width, mean, var)
